@@ -1,0 +1,389 @@
+/**
+ * A recording {@link Syscall} for unit tests: it runs no system call, keeps a
+ * small model of the files, mounts and processes the calls create, records
+ * every call in order, and can be told to fail the Nth call (or every call to
+ * a given function) with a chosen errno.
+ *
+ * @example
+ * ```ts
+ * const sys = new FakeSyscall();
+ * sys.failAt(3, "EBUSY");
+ * // run the code under test with `sys`, then inspect sys.calls / sys.mounts
+ * ```
+ *
+ * @module
+ */
+
+import { ERRNO, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "./constants.ts";
+import type { CapSets, FileStat, Syscall, WaitResult, WinSize } from "./syscall.ts";
+import { SyscallError } from "./syscall.ts";
+
+/** One recorded call: the Syscall method name and its arguments. */
+export interface FakeCall {
+  name: string;
+  args: unknown[];
+}
+
+interface FakeFile {
+  mode: number;
+  content: Uint8Array;
+  target?: string;
+  rdev?: [number, number];
+}
+
+/** A recording fake of {@link Syscall}. */
+export class FakeSyscall implements Syscall {
+  /** Every call, in order. */
+  readonly calls: FakeCall[] = [];
+  /** Files that exist, by absolute path. `/` exists from the start. */
+  readonly files = new Map<string, FakeFile>([["/", { mode: S_IFDIR | 0o755, content: new Uint8Array() }]]);
+  /** Mount targets, in mount order. */
+  readonly mounts: string[] = [];
+  /** Open fds. */
+  readonly fds = new Set<number>();
+  /** Pids the fake forked and that have not been reaped. */
+  readonly children = new Set<number>();
+  /** Current capability sets. */
+  caps: CapSets = { effective: (1n << 41n) - 1n, permitted: (1n << 41n) - 1n, inheritable: 0n };
+
+  #failures: { at?: number; name?: string; errno: number }[] = [];
+  #nextFd = 10;
+  #nextPid = 1000;
+  #umask = 0o022;
+
+  /** Makes the `n`th call (1-based, counting every method) fail with `errno`. */
+  failAt(n: number, errno: keyof typeof ERRNO | number = "EIO"): this {
+    this.#failures.push({ at: n, errno: typeof errno === "number" ? errno : ERRNO[errno]! });
+    return this;
+  }
+
+  /** Makes every call to the method `name` fail with `errno`. */
+  failOn(name: keyof Syscall, errno: keyof typeof ERRNO | number = "EIO"): this {
+    this.#failures.push({ name, errno: typeof errno === "number" ? errno : ERRNO[errno]! });
+    return this;
+  }
+
+  /** Adds a file (or, with a mode of S_IFDIR, a directory) and its parents. */
+  addFile(path: string, mode = S_IFREG | 0o644, content: string | Uint8Array = ""): this {
+    this.#ensureParents(path);
+    this.files.set(path, {
+      mode,
+      content: typeof content === "string" ? new TextEncoder().encode(content) : content,
+    });
+    return this;
+  }
+
+  /** Names of the calls made, in order. */
+  names(): string[] {
+    return this.calls.map((c) => c.name);
+  }
+
+  #ensureParents(path: string): void {
+    const parts = path.split("/").filter(Boolean);
+    let p = "";
+    for (const part of parts.slice(0, -1)) {
+      p += "/" + part;
+      if (!this.files.has(p)) this.files.set(p, { mode: S_IFDIR | 0o755, content: new Uint8Array() });
+    }
+  }
+
+  #record(name: string, args: unknown[], subject?: string): void {
+    this.calls.push({ name, args });
+    const n = this.calls.length;
+    for (const f of this.#failures) {
+      if (f.at === n || f.name === name) throw new SyscallError(name, f.errno, subject);
+    }
+  }
+
+  #fail(name: string, errno: keyof typeof ERRNO, subject: string): never {
+    throw new SyscallError(name, ERRNO[errno]!, subject);
+  }
+
+  #parentExists(path: string, call: string): void {
+    const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+    const p = this.files.get(parent);
+    if (!p) this.#fail(call, "ENOENT", path);
+    if ((p.mode & S_IFMT) !== S_IFDIR) this.#fail(call, "ENOTDIR", path);
+  }
+
+  #create(path: string, call: string, file: FakeFile): void {
+    this.#parentExists(path, call);
+    if (this.files.has(path)) this.#fail(call, "EEXIST", path);
+    this.files.set(path, file);
+  }
+
+  #newFd(): number {
+    const fd = this.#nextFd++;
+    this.fds.add(fd);
+    return fd;
+  }
+
+  unshare(flags: number): void {
+    this.#record("unshare", [flags]);
+  }
+  setns(fd: number, nstype: number): void {
+    this.#record("setns", [fd, nstype]);
+  }
+  mount(
+    source: string | null,
+    target: string,
+    fstype: string | null,
+    flags: number,
+    data: string | null,
+  ): void {
+    this.#record("mount", [source, target, fstype, flags, data], target);
+    this.mounts.push(target);
+  }
+  umount2(target: string, flags: number): void {
+    this.#record("umount2", [target, flags], target);
+    const i = this.mounts.lastIndexOf(target);
+    if (i < 0) this.#fail("umount", "EINVAL", target);
+    this.mounts.splice(i, 1);
+  }
+  pivotRoot(newRoot: string, putOld: string): void {
+    this.#record("pivotRoot", [newRoot, putOld], newRoot);
+  }
+  chdir(path: string): void {
+    this.#record("chdir", [path], path);
+  }
+  fchdir(fd: number): void {
+    this.#record("fchdir", [fd]);
+  }
+  chroot(path: string): void {
+    this.#record("chroot", [path], path);
+  }
+  sethostname(name: string): void {
+    this.#record("sethostname", [name], name);
+  }
+  setdomainname(name: string): void {
+    this.#record("setdomainname", [name], name);
+  }
+  setresuid(ruid: number, euid: number, suid: number): void {
+    this.#record("setresuid", [ruid, euid, suid]);
+  }
+  setresgid(rgid: number, egid: number, sgid: number): void {
+    this.#record("setresgid", [rgid, egid, sgid]);
+  }
+  setgroups(gids: readonly number[]): void {
+    this.#record("setgroups", [[...gids]]);
+  }
+  capget(): CapSets {
+    this.#record("capget", []);
+    return { ...this.caps };
+  }
+  capset(sets: CapSets): void {
+    this.#record("capset", [{ ...sets }]);
+    this.caps = { ...sets };
+  }
+  prctl(option: number, arg2 = 0, arg3 = 0, arg4 = 0, arg5 = 0): number {
+    this.#record("prctl", [option, arg2, arg3, arg4, arg5]);
+    return 0;
+  }
+  setrlimit(resource: number, soft: bigint, hard: bigint): void {
+    this.#record("setrlimit", [resource, soft, hard]);
+  }
+  umask(mask: number): number {
+    this.#record("umask", [mask]);
+    const old = this.#umask;
+    this.#umask = mask;
+    return old;
+  }
+  open(path: string, flags: number, mode = 0): number {
+    this.#record("open", [path, flags, mode], path);
+    if (!this.files.has(path)) {
+      if (flags & 0o100 /* O_CREAT */) this.#create(path, "open", { mode: S_IFREG | mode, content: new Uint8Array() });
+      else this.#fail("open", "ENOENT", path);
+    }
+    return this.#newFd();
+  }
+  openat(dirfd: number, path: string, flags: number, mode = 0): number {
+    this.#record("openat", [dirfd, path, flags, mode], path);
+    return this.#newFd();
+  }
+  close(fd: number): void {
+    this.#record("close", [fd]);
+    this.fds.delete(fd);
+  }
+  closeRange(first: number, last: number, flags = 0): void {
+    this.#record("closeRange", [first, last, flags]);
+    for (const fd of [...this.fds]) if (fd >= first && fd <= (last >>> 0)) this.fds.delete(fd);
+  }
+  dup2(oldfd: number, newfd: number): void {
+    this.#record("dup2", [oldfd, newfd]);
+  }
+  read(fd: number, buf: Uint8Array): number {
+    this.#record("read", [fd, buf.length]);
+    return 0;
+  }
+  write(fd: number, buf: Uint8Array): number {
+    this.#record("write", [fd, buf.length]);
+    return buf.length;
+  }
+  mkdir(path: string, mode: number): void {
+    this.#record("mkdir", [path, mode], path);
+    this.#create(path, "mkdir", { mode: S_IFDIR | mode, content: new Uint8Array() });
+  }
+  rmdir(path: string): void {
+    this.#record("rmdir", [path], path);
+    const f = this.files.get(path);
+    if (!f) this.#fail("rmdir", "ENOENT", path);
+    for (const other of this.files.keys()) if (other.startsWith(path + "/")) this.#fail("rmdir", "ENOTEMPTY", path);
+    this.files.delete(path);
+  }
+  unlink(path: string): void {
+    this.#record("unlink", [path], path);
+    if (!this.files.delete(path)) this.#fail("unlink", "ENOENT", path);
+  }
+  mknod(path: string, mode: number, major: number, minor: number): void {
+    this.#record("mknod", [path, mode, major, minor], path);
+    this.#create(path, "mknod", { mode: mode || S_IFCHR, content: new Uint8Array(), rdev: [major, minor] });
+  }
+  mkfifo(path: string, mode: number): void {
+    this.#record("mkfifo", [path, mode], path);
+    this.#create(path, "mkfifo", { mode: S_IFIFO | mode, content: new Uint8Array() });
+  }
+  symlink(target: string, path: string): void {
+    this.#record("symlink", [target, path], path);
+    this.#create(path, "symlink", { mode: S_IFLNK | 0o777, content: new Uint8Array(), target });
+  }
+  readlink(path: string): string {
+    this.#record("readlink", [path], path);
+    const f = this.files.get(path);
+    if (!f) this.#fail("readlink", "ENOENT", path);
+    if (f.target === undefined) this.#fail("readlink", "EINVAL", path);
+    return f.target;
+  }
+  chown(path: string, uid: number, gid: number): void {
+    this.#record("chown", [path, uid, gid], path);
+  }
+  chmod(path: string, mode: number): void {
+    this.#record("chmod", [path, mode], path);
+    const f = this.files.get(path);
+    if (f) f.mode = (f.mode & S_IFMT) | mode;
+  }
+  stat(path: string, followSymlinks = true, dirfd = -100): FileStat {
+    this.#record("stat", [path, followSymlinks, dirfd], path);
+    const f = this.files.get(path);
+    if (!f) this.#fail("stat", "ENOENT", path);
+    return {
+      mode: f.mode,
+      uid: 0,
+      gid: 0,
+      size: BigInt(f.content.length),
+      rdevMajor: f.rdev?.[0] ?? 0,
+      rdevMinor: f.rdev?.[1] ?? 0,
+      devMajor: 0,
+      devMinor: 0,
+      ino: 0n,
+    };
+  }
+  fstat(fd: number): FileStat {
+    this.#record("fstat", [fd]);
+    return { mode: S_IFREG, uid: 0, gid: 0, size: 0n, rdevMajor: 0, rdevMinor: 0, devMajor: 0, devMinor: 0, ino: 0n };
+  }
+  writeFile(
+    path: string,
+    data: string | Uint8Array,
+    options: { create?: boolean; mode?: number; append?: boolean } = {},
+  ): void {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    this.#record("writeFile", [path, typeof data === "string" ? data : `<${bytes.length} bytes>`, options], path);
+    const f = this.files.get(path);
+    if (!f) {
+      if (!options.create) this.#fail("open", "ENOENT", path);
+      this.#create(path, "open", { mode: S_IFREG | (options.mode ?? 0o644), content: bytes });
+    } else if (options.append) {
+      const joined = new Uint8Array(f.content.length + bytes.length);
+      joined.set(f.content);
+      joined.set(bytes, f.content.length);
+      f.content = joined;
+    } else {
+      f.content = bytes;
+    }
+  }
+  readFile(path: string): Uint8Array {
+    this.#record("readFile", [path], path);
+    const f = this.files.get(path);
+    if (!f) this.#fail("open", "ENOENT", path);
+    return f.content;
+  }
+  ioctl(fd: number, request: number, arg: number | Uint8Array): number {
+    this.#record("ioctl", [fd, request, typeof arg === "number" ? arg : "<buffer>"]);
+    return 0;
+  }
+  getpid(): number {
+    this.#record("getpid", []);
+    return 1;
+  }
+  fork(): number {
+    this.#record("fork", []);
+    const pid = this.#nextPid++;
+    this.children.add(pid);
+    return pid;
+  }
+  waitpid(pid: number, options: number): WaitResult {
+    this.#record("waitpid", [pid, options]);
+    if (!this.children.delete(pid)) this.#fail("waitpid", "ECHILD", `pid ${pid}`);
+    return { pid, status: 0 };
+  }
+  kill(pid: number, signal: number): void {
+    this.#record("kill", [pid, signal]);
+  }
+  setsid(): number {
+    this.#record("setsid", []);
+    return 1;
+  }
+  execve(path: string, argv: readonly string[], envp: readonly string[]): never {
+    this.#record("execve", [path, [...argv], [...envp]], path);
+    throw new FakeExec(path, argv, envp);
+  }
+  exit(code: number): never {
+    this.#record("exit", [code]);
+    throw new FakeExit(code);
+  }
+  resetSignals(): void {
+    this.#record("resetSignals", []);
+  }
+  socketpair(type: number): [number, number] {
+    this.#record("socketpair", [type]);
+    return [this.#newFd(), this.#newFd()];
+  }
+  connectUnix(path: string): number {
+    this.#record("connectUnix", [path], path);
+    return this.#newFd();
+  }
+  sendFds(sock: number, data: Uint8Array, fds: readonly number[]): void {
+    this.#record("sendFds", [sock, data.length, [...fds]]);
+  }
+  recvFds(sock: number, maxData: number): { data: Uint8Array; fds: number[] } {
+    this.#record("recvFds", [sock, maxData]);
+    return { data: new Uint8Array(), fds: [] };
+  }
+  openPty(ptmx: string): { master: number; slavePath: string } {
+    this.#record("openPty", [ptmx], ptmx);
+    return { master: this.#newFd(), slavePath: "/dev/pts/0" };
+  }
+  getWinsize(fd: number): WinSize {
+    this.#record("getWinsize", [fd]);
+    return { rows: 24, cols: 80 };
+  }
+  setWinsize(fd: number, size: WinSize): void {
+    this.#record("setWinsize", [fd, size]);
+  }
+}
+
+/** Thrown by `FakeSyscall.execve`, which cannot replace the process: the test catches it. */
+export class FakeExec extends Error {
+  constructor(readonly path: string, readonly argv: readonly string[], readonly envp: readonly string[]) {
+    super(`execve ${path}`);
+    this.name = "FakeExec";
+  }
+}
+
+/** Thrown by `FakeSyscall.exit`, which cannot end the process: the test catches it. */
+export class FakeExit extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+    this.name = "FakeExit";
+  }
+}

@@ -1,0 +1,581 @@
+/**
+ * The real {@link Syscall}: glibc's functions called through `Deno.dlopen`.
+ *
+ * Rules this file keeps (see DESIGN.md, "Facts about Deno FFI"):
+ * - every symbol is synchronous, so errno is read on the calling thread
+ *   through `__errno_location()` right after the call;
+ * - variadic functions (open, ioctl, prctl) are declared with fixed integer
+ *   arguments, which is how the SysV x86_64 and AAPCS64 ABIs pass them anyway.
+ *
+ * `fork()` needs care in a V8 process: V8 marks its heap MADV_DONTFORK, so a
+ * plain fork gives a child without its heap. `LibcSyscall.fork` first applies
+ * MADV_DOFORK to every mapping. tug runs V8 with `--single-threaded`, so no
+ * V8 worker thread holds a lock at the moment of the fork, and the child can
+ * run synchronous JavaScript (and garbage-collect) until it calls execve.
+ *
+ * @module
+ */
+
+import {
+  AF_UNIX,
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
+  LINUX_CAPABILITY_VERSION_3,
+  MADV_DOFORK,
+  O_APPEND,
+  O_CLOEXEC,
+  O_CREAT,
+  O_NOCTTY,
+  O_RDONLY,
+  O_RDWR,
+  O_TRUNC,
+  O_WRONLY,
+  SCM_RIGHTS,
+  SIG_SETMASK,
+  SOCK_CLOEXEC,
+  SOCK_STREAM,
+  SOL_SOCKET,
+  STATX_BASIC_STATS,
+  TIOCGWINSZ,
+  TIOCSPTLCK,
+  TIOCSWINSZ,
+} from "./constants.ts";
+import type { CapSets, FileStat, Syscall, WaitResult, WinSize } from "./syscall.ts";
+import { SyscallError } from "./syscall.ts";
+
+const SYMBOLS = {
+  __errno_location: { parameters: [], result: "pointer" },
+  unshare: { parameters: ["i32"], result: "i32" },
+  setns: { parameters: ["i32", "i32"], result: "i32" },
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  pivot_root: { parameters: ["buffer", "buffer"], result: "i32" },
+  chdir: { parameters: ["buffer"], result: "i32" },
+  fchdir: { parameters: ["i32"], result: "i32" },
+  chroot: { parameters: ["buffer"], result: "i32" },
+  sethostname: { parameters: ["buffer", "usize"], result: "i32" },
+  setdomainname: { parameters: ["buffer", "usize"], result: "i32" },
+  setresuid: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  setresgid: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  setgroups: { parameters: ["usize", "buffer"], result: "i32" },
+  capget: { parameters: ["buffer", "buffer"], result: "i32" },
+  capset: { parameters: ["buffer", "buffer"], result: "i32" },
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  umask: { parameters: ["u32"], result: "u32" },
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  close_range: { parameters: ["u32", "u32", "i32"], result: "i32" },
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  mkdir: { parameters: ["buffer", "u32"], result: "i32" },
+  rmdir: { parameters: ["buffer"], result: "i32" },
+  unlink: { parameters: ["buffer"], result: "i32" },
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+  symlink: { parameters: ["buffer", "buffer"], result: "i32" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  chown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  chmod: { parameters: ["buffer", "u32"], result: "i32" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  ioctl_ptr: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
+  ioctl_int: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
+  getpid: { parameters: [], result: "i32" },
+  fork: { parameters: [], result: "i32" },
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  setsid: { parameters: [], result: "i32" },
+  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  _exit: { parameters: ["i32"], result: "void" },
+  signal: { parameters: ["i32", "pointer"], result: "pointer" },
+  sigprocmask: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+
+/** Opens glibc once and returns its symbols. */
+function libc(): Libc {
+  library ??= Deno.dlopen("libc.so.6", SYMBOLS);
+  return library.symbols;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A NUL-terminated copy of `s` for passing as `const char *`. */
+export function cString(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(encoder.encode(s).length + 1);
+  encoder.encodeInto(s, bytes);
+  return bytes;
+}
+
+/** A NULL-terminated `char *[]` and the buffers it points into (keep both alive). */
+function cStringArray(strings: readonly string[]): { array: Uint8Array<ArrayBuffer>; keep: Uint8Array[] } {
+  const keep = strings.map(cString);
+  const pointers = new BigUint64Array(strings.length + 1);
+  keep.forEach((b, i) => {
+    pointers[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
+  });
+  return { array: new Uint8Array(pointers.buffer), keep };
+}
+
+function pointerValue(buf: Uint8Array): bigint {
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+}
+
+/** The calling thread's errno. */
+export function errno(): number {
+  const p = libc().__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+/** Throws a SyscallError when `result` is negative. */
+function check(result: number | bigint, call: string, subject?: string): number {
+  if (result < 0) throw new SyscallError(call, errno(), subject);
+  return Number(result);
+}
+
+function quote(path: string): string {
+  return JSON.stringify(path);
+}
+
+function parseStatx(buf: Uint8Array): FileStat {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  return {
+    mode: v.getUint16(28, true),
+    uid: v.getUint32(20, true),
+    gid: v.getUint32(24, true),
+    ino: v.getBigUint64(32, true),
+    size: v.getBigUint64(40, true),
+    rdevMajor: v.getUint32(128, true),
+    rdevMinor: v.getUint32(132, true),
+    devMajor: v.getUint32(136, true),
+    devMinor: v.getUint32(140, true),
+  };
+}
+
+/** Linux's encoding of a device number (makedev). */
+function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major), mi = BigInt(minor);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) |
+    (mi & 0xffn);
+}
+
+/** Applies MADV_DOFORK to every mapping of this process (see the module doc). */
+function inheritAllMappings(lib: Libc): number {
+  const maps = Deno.readTextFileSync("/proc/self/maps");
+  let count = 0;
+  for (const line of maps.split("\n")) {
+    const dash = line.indexOf("-");
+    const space = line.indexOf(" ");
+    if (dash <= 0 || space <= dash) continue;
+    const start = BigInt("0x" + line.slice(0, dash));
+    const end = BigInt("0x" + line.slice(dash + 1, space));
+    lib.madvise(Deno.UnsafePointer.create(start), end - start, MADV_DOFORK);
+    count++;
+  }
+  return count;
+}
+
+/** {@link Syscall} over glibc. One instance serves the whole process. */
+export class LibcSyscall implements Syscall {
+  unshare(flags: number): void {
+    check(libc().unshare(flags), "unshare", `0x${flags.toString(16)}`);
+  }
+  setns(fd: number, nstype: number): void {
+    check(libc().setns(fd, nstype), "setns", `fd ${fd}`);
+  }
+  mount(
+    source: string | null,
+    target: string,
+    fstype: string | null,
+    flags: number,
+    data: string | null,
+  ): void {
+    const r = libc().mount(
+      source === null ? null : cString(source),
+      cString(target),
+      fstype === null ? null : cString(fstype),
+      BigInt(flags),
+      data === null ? null : cString(data),
+    );
+    check(r, "mount", `${quote(source ?? fstype ?? "none")} on ${quote(target)}`);
+  }
+  umount2(target: string, flags: number): void {
+    check(libc().umount2(cString(target), flags), "umount", quote(target));
+  }
+  pivotRoot(newRoot: string, putOld: string): void {
+    check(libc().pivot_root(cString(newRoot), cString(putOld)), "pivot_root", quote(newRoot));
+  }
+  chdir(path: string): void {
+    check(libc().chdir(cString(path)), "chdir", quote(path));
+  }
+  fchdir(fd: number): void {
+    check(libc().fchdir(fd), "fchdir", `fd ${fd}`);
+  }
+  chroot(path: string): void {
+    check(libc().chroot(cString(path)), "chroot", quote(path));
+  }
+  sethostname(name: string): void {
+    const b = encoder.encode(name);
+    check(libc().sethostname(b, BigInt(b.length)), "sethostname", quote(name));
+  }
+  setdomainname(name: string): void {
+    const b = encoder.encode(name);
+    check(libc().setdomainname(b, BigInt(b.length)), "setdomainname", quote(name));
+  }
+  setresuid(ruid: number, euid: number, suid: number): void {
+    check(libc().setresuid(ruid, euid, suid), "setresuid", String(euid));
+  }
+  setresgid(rgid: number, egid: number, sgid: number): void {
+    check(libc().setresgid(rgid, egid, sgid), "setresgid", String(egid));
+  }
+  setgroups(gids: readonly number[]): void {
+    const list = new Uint32Array(Math.max(gids.length, 1));
+    list.set(gids);
+    check(libc().setgroups(BigInt(gids.length), new Uint8Array(list.buffer)), "setgroups");
+  }
+  capget(): CapSets {
+    const header = new Uint32Array([LINUX_CAPABILITY_VERSION_3, 0]);
+    const data = new Uint32Array(6);
+    check(libc().capget(new Uint8Array(header.buffer), new Uint8Array(data.buffer)), "capget");
+    const join = (lo: number, hi: number) => BigInt(lo) | (BigInt(hi) << 32n);
+    return {
+      effective: join(data[0]!, data[3]!),
+      permitted: join(data[1]!, data[4]!),
+      inheritable: join(data[2]!, data[5]!),
+    };
+  }
+  capset(sets: CapSets): void {
+    const header = new Uint32Array([LINUX_CAPABILITY_VERSION_3, 0]);
+    const lo = (v: bigint) => Number(v & 0xffffffffn);
+    const hi = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
+    const data = new Uint32Array([
+      lo(sets.effective),
+      lo(sets.permitted),
+      lo(sets.inheritable),
+      hi(sets.effective),
+      hi(sets.permitted),
+      hi(sets.inheritable),
+    ]);
+    check(libc().capset(new Uint8Array(header.buffer), new Uint8Array(data.buffer)), "capset");
+  }
+  prctl(option: number, arg2 = 0, arg3 = 0, arg4 = 0, arg5 = 0): number {
+    const r = libc().prctl(option, BigInt(arg2), BigInt(arg3), BigInt(arg4), BigInt(arg5));
+    return check(r, "prctl", String(option));
+  }
+  setrlimit(resource: number, soft: bigint, hard: bigint): void {
+    const limit = new BigUint64Array([soft, hard]);
+    check(libc().setrlimit(resource, new Uint8Array(limit.buffer)), "setrlimit", String(resource));
+  }
+  umask(mask: number): number {
+    return libc().umask(mask);
+  }
+  open(path: string, flags: number, mode = 0): number {
+    return check(libc().open(cString(path), flags, mode), "open", quote(path));
+  }
+  openat(dirfd: number, path: string, flags: number, mode = 0): number {
+    return check(libc().openat(dirfd, cString(path), flags, mode), "openat", quote(path));
+  }
+  close(fd: number): void {
+    check(libc().close(fd), "close", `fd ${fd}`);
+  }
+  closeRange(first: number, last: number, flags = 0): void {
+    check(libc().close_range(first, last >>> 0, flags), "close_range", `${first}..${last >>> 0}`);
+  }
+  dup2(oldfd: number, newfd: number): void {
+    check(libc().dup2(oldfd, newfd), "dup2", `fd ${oldfd} to ${newfd}`);
+  }
+  read(fd: number, buf: Uint8Array): number {
+    for (;;) {
+      const r = libc().read(fd, buf, BigInt(buf.length));
+      if (r >= 0) return Number(r);
+      const e = errno();
+      if (e !== 4 /* EINTR */) throw new SyscallError("read", e, `fd ${fd}`);
+    }
+  }
+  write(fd: number, buf: Uint8Array): number {
+    for (;;) {
+      const r = libc().write(fd, buf, BigInt(buf.length));
+      if (r >= 0) return Number(r);
+      const e = errno();
+      if (e !== 4 /* EINTR */) throw new SyscallError("write", e, `fd ${fd}`);
+    }
+  }
+  mkdir(path: string, mode: number): void {
+    check(libc().mkdir(cString(path), mode), "mkdir", quote(path));
+  }
+  rmdir(path: string): void {
+    check(libc().rmdir(cString(path)), "rmdir", quote(path));
+  }
+  unlink(path: string): void {
+    check(libc().unlink(cString(path)), "unlink", quote(path));
+  }
+  mknod(path: string, mode: number, major: number, minor: number): void {
+    check(libc().mknod(cString(path), mode, makedev(major, minor)), "mknod", quote(path));
+  }
+  mkfifo(path: string, mode: number): void {
+    check(libc().mkfifo(cString(path), mode), "mkfifo", quote(path));
+  }
+  symlink(target: string, path: string): void {
+    check(libc().symlink(cString(target), cString(path)), "symlink", quote(path));
+  }
+  readlink(path: string): string {
+    const buf = new Uint8Array(4096);
+    const n = check(libc().readlink(cString(path), buf, BigInt(buf.length)), "readlink", quote(path));
+    return decoder.decode(buf.subarray(0, n));
+  }
+  chown(path: string, uid: number, gid: number): void {
+    check(libc().chown(cString(path), uid, gid), "chown", quote(path));
+  }
+  chmod(path: string, mode: number): void {
+    check(libc().chmod(cString(path), mode), "chmod", quote(path));
+  }
+  stat(path: string, followSymlinks = true, dirfd = AT_FDCWD): FileStat {
+    const buf = new Uint8Array(256);
+    const flags = followSymlinks ? 0 : AT_SYMLINK_NOFOLLOW;
+    check(libc().statx(dirfd, cString(path), flags, STATX_BASIC_STATS, buf), "stat", quote(path));
+    return parseStatx(buf);
+  }
+  fstat(fd: number): FileStat {
+    const buf = new Uint8Array(256);
+    check(libc().statx(fd, cString(""), AT_EMPTY_PATH, STATX_BASIC_STATS, buf), "stat", `fd ${fd}`);
+    return parseStatx(buf);
+  }
+  writeFile(
+    path: string,
+    data: string | Uint8Array,
+    options: { create?: boolean; mode?: number; append?: boolean } = {},
+  ): void {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    let flags = O_WRONLY | O_CLOEXEC | (options.append ? O_APPEND : O_TRUNC);
+    if (options.create) flags |= O_CREAT;
+    const fd = this.open(path, flags, options.mode ?? 0o644);
+    try {
+      let off = 0;
+      while (off < bytes.length) {
+        const n = libc().write(fd, bytes.subarray(off), BigInt(bytes.length - off));
+        if (n < 0) {
+          const e = errno();
+          if (e === 4) continue;
+          throw new SyscallError("write", e, quote(path));
+        }
+        off += Number(n);
+      }
+    } finally {
+      libc().close(fd);
+    }
+  }
+  readFile(path: string): Uint8Array {
+    const fd = this.open(path, O_RDONLY | O_CLOEXEC);
+    try {
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      for (;;) {
+        const buf = new Uint8Array(65536);
+        const n = this.read(fd, buf);
+        if (n === 0) break;
+        chunks.push(buf.subarray(0, n));
+        total += n;
+      }
+      const out = new Uint8Array(total);
+      let off = 0;
+      for (const c of chunks) {
+        out.set(c, off);
+        off += c.length;
+      }
+      return out;
+    } finally {
+      libc().close(fd);
+    }
+  }
+  ioctl(fd: number, request: number, arg: number | Uint8Array): number {
+    const r = typeof arg === "number"
+      ? libc().ioctl_int(fd, BigInt(request), BigInt(arg))
+      : libc().ioctl_ptr(fd, BigInt(request), arg);
+    return check(r, "ioctl", `fd ${fd} 0x${request.toString(16)}`);
+  }
+  getpid(): number {
+    return libc().getpid();
+  }
+  fork(): number {
+    const lib = libc();
+    // A second pass catches mappings V8 made while the first pass ran.
+    let before = inheritAllMappings(lib);
+    for (let i = 0; i < 3; i++) {
+      const after = inheritAllMappings(lib);
+      if (after === before) break;
+      before = after;
+    }
+    return check(lib.fork(), "fork");
+  }
+  waitpid(pid: number, options: number): WaitResult {
+    const status = new Int32Array(1);
+    for (;;) {
+      const r = libc().waitpid(pid, new Uint8Array(status.buffer), options);
+      if (r >= 0) return { pid: r, status: status[0]! };
+      const e = errno();
+      if (e !== 4 /* EINTR */) throw new SyscallError("waitpid", e, `pid ${pid}`);
+    }
+  }
+  kill(pid: number, signal: number): void {
+    check(libc().kill(pid, signal), "kill", `pid ${pid}`);
+  }
+  setsid(): number {
+    return check(libc().setsid(), "setsid");
+  }
+  execve(path: string, argv: readonly string[], envp: readonly string[]): never {
+    const file = cString(path);
+    const args = cStringArray(argv);
+    const env = cStringArray(envp);
+    libc().execve(file, args.array, env.array);
+    const e = errno();
+    // Keep the pointed-to buffers reachable until after the call.
+    void args.keep, env.keep;
+    throw new SyscallError("execve", e, quote(path));
+  }
+  exit(code: number): never {
+    libc()._exit(code);
+    throw new Error("unreachable: _exit returned");
+  }
+  resetSignals(): void {
+    const lib = libc();
+    for (let sig = 1; sig <= 64; sig++) {
+      if (sig === 9 || sig === 19 || sig === 32 || sig === 33) continue;
+      lib.signal(sig, null); // SIG_DFL is the null pointer
+    }
+    const empty = new Uint8Array(128);
+    check(lib.sigprocmask(SIG_SETMASK, empty, null), "sigprocmask");
+  }
+  socketpair(type: number): [number, number] {
+    const fds = new Int32Array(2);
+    check(
+      libc().socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, new Uint8Array(fds.buffer)),
+      "socketpair",
+    );
+    return [fds[0]!, fds[1]!];
+  }
+  connectUnix(path: string): number {
+    const fd = check(libc().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket");
+    const addr = new Uint8Array(110);
+    new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+    const p = encoder.encode(path);
+    if (p.length > 107) {
+      libc().close(fd);
+      throw new SyscallError("connect", 36 /* ENAMETOOLONG */, quote(path));
+    }
+    addr.set(p, 2);
+    const r = libc().connect(fd, addr, 2 + p.length + 1);
+    if (r < 0) {
+      const e = errno();
+      libc().close(fd);
+      throw new SyscallError("connect", e, quote(path));
+    }
+    return fd;
+  }
+  sendFds(sock: number, data: Uint8Array, fds: readonly number[]): void {
+    const payload = data.length > 0 ? data : new Uint8Array(1);
+    const iov = new BigUint64Array([pointerValue(payload), BigInt(payload.length)]);
+    const iovBytes = new Uint8Array(iov.buffer);
+    const cmsgLen = 16 + 4 * fds.length;
+    const control = new Uint8Array((cmsgLen + 7) & ~7);
+    const cv = new DataView(control.buffer);
+    cv.setBigUint64(0, BigInt(cmsgLen), true);
+    cv.setInt32(8, SOL_SOCKET, true);
+    cv.setInt32(12, SCM_RIGHTS, true);
+    fds.forEach((fd, i) => cv.setInt32(16 + 4 * i, fd, true));
+    const msg = new Uint8Array(56);
+    const mv = new DataView(msg.buffer);
+    mv.setBigUint64(16, pointerValue(iovBytes), true);
+    mv.setBigUint64(24, 1n, true);
+    if (fds.length > 0) {
+      mv.setBigUint64(32, pointerValue(control), true);
+      mv.setBigUint64(40, BigInt(control.length), true);
+    }
+    for (;;) {
+      const r = libc().sendmsg(sock, msg, 0);
+      if (r >= 0) break;
+      const e = errno();
+      if (e !== 4) throw new SyscallError("sendmsg", e, `fd ${sock}`);
+    }
+    void payload, control;
+  }
+  recvFds(sock: number, maxData: number): { data: Uint8Array; fds: number[] } {
+    const payload = new Uint8Array(Math.max(maxData, 1));
+    const iov = new BigUint64Array([pointerValue(payload), BigInt(payload.length)]);
+    const iovBytes = new Uint8Array(iov.buffer);
+    const control = new Uint8Array(16 + 4 * 16);
+    const msg = new Uint8Array(56);
+    const mv = new DataView(msg.buffer);
+    mv.setBigUint64(16, pointerValue(iovBytes), true);
+    mv.setBigUint64(24, 1n, true);
+    mv.setBigUint64(32, pointerValue(control), true);
+    mv.setBigUint64(40, BigInt(control.length), true);
+    let n: number;
+    for (;;) {
+      const r = libc().recvmsg(sock, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */);
+      if (r >= 0) {
+        n = Number(r);
+        break;
+      }
+      const e = errno();
+      if (e !== 4) throw new SyscallError("recvmsg", e, `fd ${sock}`);
+    }
+    const fds: number[] = [];
+    const controlLen = Number(mv.getBigUint64(40, true));
+    const cv = new DataView(control.buffer);
+    let off = 0;
+    while (off + 16 <= controlLen) {
+      const len = Number(cv.getBigUint64(off, true));
+      if (len < 16) break;
+      if (cv.getInt32(off + 8, true) === SOL_SOCKET && cv.getInt32(off + 12, true) === SCM_RIGHTS) {
+        for (let p = off + 16; p + 4 <= off + len; p += 4) fds.push(cv.getInt32(p, true));
+      }
+      off += (len + 7) & ~7;
+    }
+    return { data: payload.subarray(0, n), fds };
+  }
+  openPty(ptmx: string): { master: number; slavePath: string } {
+    const master = this.open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    try {
+      this.ioctl(master, TIOCSPTLCK, new Uint8Array(4));
+      const name = new Uint8Array(128);
+      const r = libc().ptsname_r(master, name, BigInt(name.length));
+      if (r !== 0) throw new SyscallError("ptsname", r, quote(ptmx));
+      const slavePath = decoder.decode(name.subarray(0, name.indexOf(0)));
+      return { master, slavePath };
+    } catch (err) {
+      libc().close(master);
+      throw err;
+    }
+  }
+  getWinsize(fd: number): WinSize {
+    const ws = new Uint16Array(4);
+    this.ioctl(fd, TIOCGWINSZ, new Uint8Array(ws.buffer));
+    return { rows: ws[0]!, cols: ws[1]! };
+  }
+  setWinsize(fd: number, size: WinSize): void {
+    const ws = new Uint16Array([size.rows, size.cols, 0, 0]);
+    this.ioctl(fd, TIOCSWINSZ, new Uint8Array(ws.buffer));
+  }
+}
+
+let shared: LibcSyscall | undefined;
+
+/** The process-wide real Syscall. */
+export function libcSyscall(): LibcSyscall {
+  shared ??= new LibcSyscall();
+  return shared;
+}

@@ -1,0 +1,19 @@
+/**
+ * How tug starts another copy of itself (the shim, hooks helpers): the
+ * compiled binary is just `Deno.execPath()`; under `deno run` (the bundle
+ * launcher or a source checkout) it is the Deno binary with the same flags
+ * and the main module.
+ *
+ * @module
+ */
+
+/** The permission and V8 flags every tug process runs with. `--single-threaded` is what makes fork() safe (ffi/libc.ts). */
+export const RUN_FLAGS: readonly string[] = ["--allow-all", "--no-prompt", "--v8-flags=--single-threaded"];
+
+/** The argv prefix that runs tug again: append the subcommand and its arguments. */
+export function selfCommand(): string[] {
+  if (Deno.build.standalone) return [Deno.execPath()];
+  const main = Deno.mainModule;
+  const extra = main.endsWith(".js") ? ["--no-config"] : [];
+  return [Deno.execPath(), "run", ...RUN_FLAGS, ...extra, main];
+}
