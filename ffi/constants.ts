@@ -294,6 +294,20 @@ export const ERRNO_NAMES: Readonly<Record<number, string>> = {
   125: "ECANCELED",
 };
 
+// bpf(2), for cgroup v2 device filters.
+/** The bpf system call's number (glibc has no wrapper for it). */
+export const SYS_BPF = ARM64 ? 280 : 321;
+export const BPF_PROG_LOAD = 5;
+export const BPF_PROG_ATTACH = 8;
+export const BPF_PROG_DETACH = 9;
+export const BPF_PROG_GET_FD_BY_ID = 13;
+export const BPF_PROG_QUERY = 16;
+export const BPF_PROG_TYPE_CGROUP_DEVICE = 15;
+export const BPF_CGROUP_DEVICE = 6;
+export const BPF_F_ALLOW_MULTI = 2;
+/** Size of the `union bpf_attr` buffer tug passes (the kernel accepts any size up to a page). */
+export const BPF_ATTR_SIZE = 128;
+
 /** errno numbers by name, the inverse of ERRNO_NAMES. */
 export const ERRNO: Readonly<Record<string, number>> = Object.fromEntries(
   Object.entries(ERRNO_NAMES).map(([n, name]) => [name, Number(n)]),

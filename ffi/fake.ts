@@ -311,6 +311,12 @@ export class FakeSyscall implements Syscall {
     this.#record("ioctl", [fd, request, typeof arg === "number" ? arg : "<buffer>"]);
     return 0;
   }
+  /** Records the command and a copy of `attr`; commands that make an fd return a fresh one. */
+  bpf(cmd: number, attr: Uint8Array): number {
+    this.#record("bpf", [cmd, attr.slice()]);
+    const makesFd = cmd === 5 /* BPF_PROG_LOAD */ || cmd === 13 /* BPF_PROG_GET_FD_BY_ID */;
+    return makesFd ? this.#newFd() : 0;
+  }
   getpid(): number {
     this.#record("getpid", []);
     return 1;

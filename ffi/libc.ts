@@ -36,6 +36,7 @@ import {
   SOCK_CLOEXEC,
   SOCK_STREAM,
   SOL_SOCKET,
+  SYS_BPF,
   STATX_BASIC_STATS,
   TIOCGWINSZ,
   TIOCSPTLCK,
@@ -83,6 +84,7 @@ const SYMBOLS = {
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   ioctl_ptr: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
   ioctl_int: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
+  syscall_bpf: { name: "syscall", parameters: ["i64", "i64", "buffer", "u64"], result: "i64" },
   getpid: { parameters: [], result: "i32" },
   fork: { parameters: [], result: "i32" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
@@ -406,6 +408,10 @@ export class LibcSyscall implements Syscall {
       ? libc().ioctl_int(fd, BigInt(request), BigInt(arg))
       : libc().ioctl_ptr(fd, BigInt(request), arg);
     return check(r, "ioctl", `fd ${fd} 0x${request.toString(16)}`);
+  }
+  bpf(cmd: number, attr: Uint8Array): number {
+    const r = libc().syscall_bpf(BigInt(SYS_BPF), BigInt(cmd), attr, BigInt(attr.length));
+    return check(r, "bpf", `command ${cmd}`);
   }
   getpid(): number {
     return libc().getpid();

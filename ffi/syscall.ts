@@ -135,6 +135,11 @@ export interface Syscall {
   /** Reads a whole (small) file. */
   readFile(path: string): Uint8Array;
   ioctl(fd: number, request: number, arg: number | Uint8Array): number;
+  /**
+   * bpf(2): runs `cmd` with `attr` as its `union bpf_attr` (the kernel may write results into
+   * `attr`); returns the call's result (an fd for the commands that make one).
+   */
+  bpf(cmd: number, attr: Uint8Array): number;
 
   // Processes.
   getpid(): number;
