@@ -52,6 +52,11 @@ export class NotImplemented extends TugError {
   override readonly code = "not_implemented";
 }
 
+/** The caller's credentials are missing or were refused (e.g. by a registry). */
+export class Unauthenticated extends TugError {
+  override readonly code = "unauthenticated";
+}
+
 /** Something failed inside tug or the kernel that the caller cannot fix. */
 export class Internal extends TugError {
   override readonly code = "internal";
@@ -66,6 +71,7 @@ export const ERROR_CLASSES: Readonly<Record<string, new (message: string) => Tug
   conflict: Conflict,
   unavailable: Unavailable,
   not_implemented: NotImplemented,
+  unauthenticated: Unauthenticated,
   internal: Internal,
 };
 
