@@ -1,0 +1,145 @@
+/**
+ * Disk usage of a namespace: per image (its blobs and its unpacked snapshots,
+ * each counted once), and in total, with the bytes images share counted once
+ * and the bytes garbage collection would free.
+ *
+ * @module
+ */
+
+import { NotFound } from "../../errors.ts";
+import type { ContentStore, Snapshotter } from "../types.ts";
+import { allRoots, type ChildrenCache, imageRoots, mark, markFully, type State } from "./_graph.ts";
+import type { MetadataStore } from "./db.ts";
+
+/** Disk usage of one image. */
+export interface ImageUsage {
+  name: string;
+  /** Bytes of the image's blobs present in the content store. */
+  content: number;
+  /** Bytes of the image's unpacked snapshots (every snapshotter). */
+  snapshots: number;
+  /** `content + snapshots`. */
+  size: number;
+  /** Bytes of `size` that another image of the namespace uses too. */
+  shared: number;
+  /** `size - shared`: what removing only this image could free. */
+  unique: number;
+}
+
+/** A number of objects and their bytes. */
+export interface UsageTotal {
+  count: number;
+  size: number;
+}
+
+/** Disk usage of a namespace. */
+export interface DiskUsage {
+  images: ImageUsage[];
+  /** Every blob the namespace records, each once. */
+  content: UsageTotal;
+  /** Every snapshot the namespace records, each once. */
+  snapshots: UsageTotal;
+  /** `content.size + snapshots.size`. */
+  size: number;
+  /** Bytes garbage collection would free in this namespace now (blobs other namespaces also record excluded). */
+  reclaimable: number;
+}
+
+/** Options for {@link diskUsage}. */
+export interface DiskUsageOptions {
+  /** The backing content store. */
+  content: ContentStore;
+  /** The backing snapshotters. */
+  snapshotters?: Snapshotter[];
+  now?: Date;
+}
+
+/** Measures the disk usage of `namespace` (see the module documentation). */
+export async function diskUsage(
+  db: MetadataStore,
+  namespace: string,
+  options: DiskUsageOptions,
+): Promise<DiskUsage> {
+  const now = options.now ?? new Date();
+  const cache: ChildrenCache = new Map();
+  // Mark from every root so the cache holds every manifest any image needs.
+  const { state, live } = await markFully(db.sql, {
+    content: options.content,
+    cache,
+    roots: (s) => allRoots(s, now).roots,
+  }, (state, marked) => ({ state, live: marked }));
+
+  const sizes = new Map<string, number>();
+  const snapshotters = new Map((options.snapshotters ?? []).map((s) => [s.name, s]));
+  for (const [key, rec] of state.content) {
+    if (rec.namespace !== namespace) continue;
+    try {
+      sizes.set(key, (await options.content.info(rec.digest)).size);
+    } catch (err) {
+      if (!(err instanceof NotFound)) throw err;
+    }
+  }
+  for (const [key, rec] of state.snapshots) {
+    if (rec.namespace !== namespace) continue;
+    const sn = snapshotters.get(rec.snapshotter);
+    if (!sn) continue;
+    try {
+      sizes.set(key, (await sn.usage(rec.backendKey)).size);
+    } catch (err) {
+      if (!(err instanceof NotFound)) throw err;
+    }
+  }
+
+  const perImage = imagesOf(state, namespace).map((image) => ({
+    name: image.name,
+    keys: mark(state, imageRoots(image), cache).marked,
+  }));
+  const users = new Map<string, number>();
+  for (const { keys } of perImage) for (const k of keys) users.set(k, (users.get(k) ?? 0) + 1);
+
+  const images: ImageUsage[] = perImage.map(({ name, keys }) => {
+    let content = 0, snapshots = 0, shared = 0;
+    for (const k of keys) {
+      const size = sizes.get(k) ?? 0;
+      if (k.startsWith("c\0")) content += size;
+      else snapshots += size;
+      if ((users.get(k) ?? 0) > 1) shared += size;
+    }
+    return {
+      name,
+      content,
+      snapshots,
+      size: content + snapshots,
+      shared,
+      unique: content + snapshots - shared,
+    };
+  });
+
+  const total = (prefix: string): UsageTotal => {
+    let count = 0, size = 0;
+    for (const [k, s] of sizes) {
+      if (k.startsWith(prefix)) {
+        count++;
+        size += s;
+      }
+    }
+    return { count, size };
+  };
+  const content = total("c\0");
+  const snapshots = total("s\0");
+  const recordedElsewhere = new Set<string>();
+  for (const rec of state.content.values()) {
+    if (rec.namespace !== namespace) recordedElsewhere.add(rec.digest);
+  }
+  let reclaimable = 0;
+  for (const [k, s] of sizes) {
+    if (live.has(k)) continue;
+    if (k.startsWith("c\0") && recordedElsewhere.has(k.split("\0")[2]!)) continue;
+    reclaimable += s;
+  }
+  return { images, content, snapshots, size: content.size + snapshots.size, reclaimable };
+}
+
+function imagesOf(state: State, namespace: string) {
+  return state.images.filter((i) => i.namespace === namespace);
+}
