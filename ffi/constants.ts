@@ -241,6 +241,24 @@ export const MADV_DOFORK = 11;
 // sigprocmask(2).
 export const SIG_SETMASK = 2;
 
+// seccomp(2).
+/** The seccomp system call's number (glibc has no wrapper for it). */
+export const SYS_SECCOMP = ARM64 ? 277 : 317;
+export const SECCOMP_SET_MODE_FILTER = 1;
+export const SECCOMP_FILTER_FLAG_TSYNC = 1 << 0;
+export const SECCOMP_FILTER_FLAG_LOG = 1 << 1;
+export const SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1 << 2;
+export const SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3;
+export const SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 1 << 4;
+export const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5;
+/** AUDIT_ARCH_* values (linux/audit.h): what seccomp_data.arch holds. */
+export const AUDIT_ARCH_X86_64 = 0xc000003e;
+export const AUDIT_ARCH_I386 = 0x40000003;
+export const AUDIT_ARCH_S390 = 0x00000016;
+export const AUDIT_ARCH_S390X = 0x80000016;
+/** Bit 30 of the syscall number marks an x32 call on x86_64. */
+export const X32_SYSCALL_BIT = 0x40000000;
+
 /** errno values by number (asm-generic numbering, shared by x86_64 and aarch64). */
 export const ERRNO_NAMES: Readonly<Record<number, string>> = {
   1: "EPERM",
