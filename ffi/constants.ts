@@ -335,3 +335,18 @@ export const ERRNO: Readonly<Record<string, number>> = Object.fromEntries(
 export function errnoName(errno: number): string {
   return ERRNO_NAMES[errno] ?? `errno ${errno}`;
 }
+
+// *at(2) calls, openat2(2), xattrs (used by images/unpack and images/snapshots).
+export const AT_REMOVEDIR = 0x200;
+export const AT_SYMLINK_FOLLOW = 0x400;
+/** The openat2 system call's number (the same on x86_64 and aarch64; glibc has no wrapper for it). */
+export const SYS_OPENAT2 = 437;
+/** openat2(2) `resolve` flags. */
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const RESOLVE_IN_ROOT = 0x10;
+/** setxattr(2) flags. */
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;

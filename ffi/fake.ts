@@ -29,6 +29,9 @@ interface FakeFile {
   content: Uint8Array;
   target?: string;
   rdev?: [number, number];
+  xattrs?: Map<string, Uint8Array>;
+  /** Access and modification times in nanoseconds, once set. */
+  times?: [bigint, bigint];
 }
 
 /** A recording fake of {@link Syscall}. */
@@ -203,6 +206,7 @@ export class FakeSyscall implements Syscall {
   close(fd: number): void {
     this.#record("close", [fd]);
     this.fds.delete(fd);
+    this.#fdPaths.delete(fd);
   }
   closeRange(first: number, last: number, flags = 0): void {
     this.#record("closeRange", [first, last, flags]);
@@ -275,11 +279,29 @@ export class FakeSyscall implements Syscall {
       devMajor: 0,
       devMinor: 0,
       ino: 0n,
+      nlink: 1,
+      blocks: 0n,
+      atimeNs: f.times?.[0] ?? 0n,
+      mtimeNs: f.times?.[1] ?? 0n,
     };
   }
   fstat(fd: number): FileStat {
     this.#record("fstat", [fd]);
-    return { mode: S_IFREG, uid: 0, gid: 0, size: 0n, rdevMajor: 0, rdevMinor: 0, devMajor: 0, devMinor: 0, ino: 0n };
+    return {
+      mode: S_IFREG,
+      uid: 0,
+      gid: 0,
+      size: 0n,
+      rdevMajor: 0,
+      rdevMinor: 0,
+      devMajor: 0,
+      devMinor: 0,
+      ino: 0n,
+      nlink: 1,
+      blocks: 0n,
+      atimeNs: 0n,
+      mtimeNs: 0n,
+    };
   }
   writeFile(
     path: string,
@@ -375,6 +397,111 @@ export class FakeSyscall implements Syscall {
   }
   setWinsize(fd: number, size: WinSize): void {
     this.#record("setWinsize", [fd, size]);
+  }
+
+  // Files relative to a directory fd, and extended attributes. An fd the fake
+  // opened by path resolves relative paths against that path; others against `fd<N>`.
+  #fdPaths = new Map<number, string>();
+
+  #at(dirfd: number, path: string): string {
+    if (path.startsWith("/")) return path;
+    const base = dirfd === -100 ? "/" : this.#fdPaths.get(dirfd) ?? `/fd${dirfd}`;
+    if (path === "") return base;
+    return base === "/" ? `/${path}` : `${base}/${path}`;
+  }
+
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+    this.#record("openat2", [dirfd, path, flags, mode, resolve], path);
+    const abs = this.#at(dirfd, path);
+    if (!this.files.has(abs)) {
+      if (flags & 0o100 /* O_CREAT */) this.#create(abs, "openat2", { mode: S_IFREG | mode, content: new Uint8Array() });
+      else this.#fail("openat2", "ENOENT", path);
+    }
+    const fd = this.#newFd();
+    this.#fdPaths.set(fd, abs);
+    return fd;
+  }
+  mkdirat(dirfd: number, path: string, mode: number): void {
+    this.#record("mkdirat", [dirfd, path, mode], path);
+    this.#create(this.#at(dirfd, path), "mkdirat", { mode: S_IFDIR | mode, content: new Uint8Array() });
+  }
+  mknodat(dirfd: number, path: string, mode: number, major: number, minor: number): void {
+    this.#record("mknodat", [dirfd, path, mode, major, minor], path);
+    this.#create(this.#at(dirfd, path), "mknodat", { mode, content: new Uint8Array(), rdev: [major, minor] });
+  }
+  symlinkat(target: string, dirfd: number, path: string): void {
+    this.#record("symlinkat", [target, dirfd, path], path);
+    this.#create(this.#at(dirfd, path), "symlinkat", { mode: S_IFLNK | 0o777, content: new Uint8Array(), target });
+  }
+  linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): void {
+    this.#record("linkat", [olddirfd, oldpath, newdirfd, newpath, flags], newpath);
+    const source = this.files.get(this.#at(olddirfd, oldpath));
+    if (!source) this.#fail("linkat", "ENOENT", oldpath);
+    this.#create(this.#at(newdirfd, newpath), "linkat", source);
+  }
+  unlinkat(dirfd: number, path: string, flags: number): void {
+    this.#record("unlinkat", [dirfd, path, flags], path);
+    const abs = this.#at(dirfd, path);
+    const f = this.files.get(abs);
+    if (!f) this.#fail("unlinkat", "ENOENT", path);
+    const isDir = (f.mode & S_IFMT) === S_IFDIR;
+    if (isDir && !(flags & 0x200 /* AT_REMOVEDIR */)) this.#fail("unlinkat", "EISDIR", path);
+    if (!isDir && flags & 0x200) this.#fail("unlinkat", "ENOTDIR", path);
+    if (isDir) {
+      for (const other of this.files.keys()) if (other.startsWith(abs + "/")) this.#fail("unlinkat", "ENOTEMPTY", path);
+    }
+    this.files.delete(abs);
+  }
+  fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): void {
+    this.#record("fchownat", [dirfd, path, uid, gid, flags], path);
+  }
+  fchmodat(dirfd: number, path: string, mode: number): void {
+    this.#record("fchmodat", [dirfd, path, mode], path);
+    const f = this.files.get(this.#at(dirfd, path));
+    if (f) f.mode = (f.mode & S_IFMT) | mode;
+  }
+  fchmod(fd: number, mode: number): void {
+    this.#record("fchmod", [fd, mode]);
+    const f = this.files.get(this.#fdPaths.get(fd) ?? "");
+    if (f) f.mode = (f.mode & S_IFMT) | mode;
+  }
+  utimensat(dirfd: number, path: string, atimeNs: bigint, mtimeNs: bigint, flags: number): void {
+    this.#record("utimensat", [dirfd, path, atimeNs, mtimeNs, flags], path);
+    const f = this.files.get(this.#at(dirfd, path));
+    if (f) f.times = [atimeNs, mtimeNs];
+  }
+  futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void {
+    this.#record("futimens", [fd, atimeNs, mtimeNs]);
+    const f = this.files.get(this.#fdPaths.get(fd) ?? "");
+    if (f) f.times = [atimeNs, mtimeNs];
+  }
+  lsetxattr(path: string, name: string, value: Uint8Array, flags = 0): void {
+    this.#record("lsetxattr", [path, name, value.length, flags], path);
+    const f = this.files.get(path);
+    if (!f) this.#fail("lsetxattr", "ENOENT", path);
+    (f.xattrs ??= new Map()).set(name, value.slice());
+  }
+  fsetxattr(fd: number, name: string, value: Uint8Array, flags = 0): void {
+    this.#record("fsetxattr", [fd, name, value.length, flags]);
+    const f = this.files.get(this.#fdPaths.get(fd) ?? "");
+    if (f) (f.xattrs ??= new Map()).set(name, value.slice());
+  }
+  lgetxattr(path: string, name: string): Uint8Array {
+    this.#record("lgetxattr", [path, name], path);
+    const f = this.files.get(path);
+    if (!f) this.#fail("lgetxattr", "ENOENT", path);
+    const value = f.xattrs?.get(name);
+    if (!value) this.#fail("lgetxattr", "ENODATA", path);
+    return value;
+  }
+  llistxattr(path: string): string[] {
+    this.#record("llistxattr", [path], path);
+    const f = this.files.get(path);
+    if (!f) this.#fail("llistxattr", "ENOENT", path);
+    return [...(f.xattrs?.keys() ?? [])];
+  }
+  syncfs(fd: number): void {
+    this.#record("syncfs", [fd]);
   }
 }
 

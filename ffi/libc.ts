@@ -38,6 +38,7 @@ import {
   SOL_SOCKET,
   SYS_BPF,
   STATX_BASIC_STATS,
+  SYS_OPENAT2,
   TIOCGWINSZ,
   TIOCSPTLCK,
   TIOCSWINSZ,
@@ -101,6 +102,22 @@ const SYMBOLS = {
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  syscall_openat2: { name: "syscall", parameters: ["i64", "i32", "buffer", "buffer", "usize"], result: "i64" },
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: "i32" },
+  symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
+  linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  fchownat: { parameters: ["i32", "buffer", "u32", "u32", "i32"], result: "i32" },
+  fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
+  fsetxattr: { parameters: ["i32", "buffer", "buffer", "usize", "i32"], result: "i32" },
+  lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
+  llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  syncfs: { parameters: ["i32"], result: "i32" },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -161,6 +178,10 @@ function parseStatx(buf: Uint8Array): FileStat {
     gid: v.getUint32(24, true),
     ino: v.getBigUint64(32, true),
     size: v.getBigUint64(40, true),
+    nlink: v.getUint32(16, true),
+    blocks: v.getBigUint64(48, true),
+    atimeNs: v.getBigInt64(64, true) * 1_000_000_000n + BigInt(v.getUint32(72, true)),
+    mtimeNs: v.getBigInt64(112, true) * 1_000_000_000n + BigInt(v.getUint32(120, true)),
     rdevMajor: v.getUint32(128, true),
     rdevMinor: v.getUint32(132, true),
     devMajor: v.getUint32(136, true),
@@ -576,6 +597,97 @@ export class LibcSyscall implements Syscall {
     const ws = new Uint16Array([size.rows, size.cols, 0, 0]);
     this.ioctl(fd, TIOCSWINSZ, new Uint8Array(ws.buffer));
   }
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+    const how = new BigUint64Array([BigInt(flags), BigInt(mode), BigInt(resolve)]);
+    const r = libc().syscall_openat2(
+      BigInt(SYS_OPENAT2),
+      dirfd,
+      cString(path),
+      new Uint8Array(how.buffer),
+      BigInt(how.byteLength),
+    );
+    return check(r, "openat2", quote(path));
+  }
+  mkdirat(dirfd: number, path: string, mode: number): void {
+    check(libc().mkdirat(dirfd, cString(path), mode), "mkdirat", quote(path));
+  }
+  mknodat(dirfd: number, path: string, mode: number, major: number, minor: number): void {
+    check(libc().mknodat(dirfd, cString(path), mode, makedev(major, minor)), "mknodat", quote(path));
+  }
+  symlinkat(target: string, dirfd: number, path: string): void {
+    check(libc().symlinkat(cString(target), dirfd, cString(path)), "symlinkat", quote(path));
+  }
+  linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): void {
+    const r = libc().linkat(olddirfd, cString(oldpath), newdirfd, cString(newpath), flags);
+    check(r, "linkat", `${quote(newpath)} to ${quote(oldpath)}`);
+  }
+  unlinkat(dirfd: number, path: string, flags: number): void {
+    check(libc().unlinkat(dirfd, cString(path), flags), "unlinkat", quote(path));
+  }
+  fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): void {
+    check(libc().fchownat(dirfd, cString(path), uid, gid, flags), "fchownat", quote(path));
+  }
+  fchmodat(dirfd: number, path: string, mode: number): void {
+    check(libc().fchmodat(dirfd, cString(path), mode, 0), "fchmodat", quote(path));
+  }
+  fchmod(fd: number, mode: number): void {
+    check(libc().fchmod(fd, mode), "fchmod", `fd ${fd}`);
+  }
+  utimensat(dirfd: number, path: string, atimeNs: bigint, mtimeNs: bigint, flags: number): void {
+    const times = timespecPair(atimeNs, mtimeNs);
+    check(libc().utimensat(dirfd, cString(path), times, flags), "utimensat", quote(path));
+  }
+  futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void {
+    check(libc().futimens(fd, timespecPair(atimeNs, mtimeNs)), "futimens", `fd ${fd}`);
+  }
+  lsetxattr(path: string, name: string, value: Uint8Array, flags = 0): void {
+    const r = libc().lsetxattr(cString(path), cString(name), value, BigInt(value.length), flags);
+    check(r, "lsetxattr", `${quote(path)} ${name}`);
+  }
+  fsetxattr(fd: number, name: string, value: Uint8Array, flags = 0): void {
+    const r = libc().fsetxattr(fd, cString(name), value, BigInt(value.length), flags);
+    check(r, "fsetxattr", `fd ${fd} ${name}`);
+  }
+  lgetxattr(path: string, name: string): Uint8Array {
+    const p = cString(path), n = cString(name);
+    for (;;) {
+      const size = check(libc().lgetxattr(p, n, null, 0n), "lgetxattr", `${quote(path)} ${name}`);
+      const buf = new Uint8Array(size);
+      const r = libc().lgetxattr(p, n, buf, BigInt(size));
+      if (r >= 0) return buf.subarray(0, Number(r));
+      const e = errno();
+      if (e !== 34 /* ERANGE: it grew in between */) throw new SyscallError("lgetxattr", e, `${quote(path)} ${name}`);
+    }
+  }
+  llistxattr(path: string): string[] {
+    const p = cString(path);
+    for (;;) {
+      const size = check(libc().llistxattr(p, null, 0n), "llistxattr", quote(path));
+      if (size === 0) return [];
+      const buf = new Uint8Array(size);
+      const r = libc().llistxattr(p, buf, BigInt(size));
+      if (r >= 0) return decoder.decode(buf.subarray(0, Number(r))).split("\0").filter((n) => n !== "");
+      const e = errno();
+      if (e !== 34 /* ERANGE */) throw new SyscallError("llistxattr", e, quote(path));
+    }
+  }
+  syncfs(fd: number): void {
+    check(libc().syncfs(fd), "syncfs", `fd ${fd}`);
+  }
+}
+
+/** A `struct timespec[2]` for utimensat/futimens from nanoseconds since the epoch. */
+function timespecPair(atimeNs: bigint, mtimeNs: bigint): Uint8Array<ArrayBuffer> {
+  const split = (ns: bigint): [bigint, bigint] => {
+    let sec = ns / 1_000_000_000n;
+    let nsec = ns % 1_000_000_000n;
+    if (nsec < 0n) {
+      sec -= 1n;
+      nsec += 1_000_000_000n;
+    }
+    return [sec, nsec];
+  };
+  return new Uint8Array(new BigInt64Array([...split(atimeNs), ...split(mtimeNs)]).buffer);
 }
 
 let shared: LibcSyscall | undefined;

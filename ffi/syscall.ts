@@ -59,6 +59,13 @@ export interface FileStat {
   devMajor: number;
   devMinor: number;
   ino: bigint;
+  /** Number of hard links. */
+  nlink: number;
+  /** 512-byte blocks allocated. */
+  blocks: bigint;
+  /** Last access and modification, in nanoseconds since the epoch. */
+  atimeNs: bigint;
+  mtimeNs: bigint;
 }
 
 /** The result of waitpid(2). */
@@ -167,6 +174,30 @@ export interface Syscall {
   openPty(ptmx: string): { master: number; slavePath: string };
   getWinsize(fd: number): WinSize;
   setWinsize(fd: number, size: WinSize): void;
+
+  // Files relative to a directory fd, and extended attributes (images/unpack, images/snapshots).
+  /** openat2(2): opens `path` under `dirfd` with `resolve` (RESOLVE_*) restricting how it is walked. */
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
+  mkdirat(dirfd: number, path: string, mode: number): void;
+  mknodat(dirfd: number, path: string, mode: number, major: number, minor: number): void;
+  symlinkat(target: string, dirfd: number, path: string): void;
+  linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): void;
+  unlinkat(dirfd: number, path: string, flags: number): void;
+  fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): void;
+  /** fchmodat(2) without flags: follows a final symlink, so use it on non-symlinks only. */
+  fchmodat(dirfd: number, path: string, mode: number): void;
+  fchmod(fd: number, mode: number): void;
+  /** utimensat(2) with nanosecond times since the epoch. */
+  utimensat(dirfd: number, path: string, atimeNs: bigint, mtimeNs: bigint, flags: number): void;
+  futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void;
+  /** lsetxattr(2): sets an attribute on `path` without following a final symlink. */
+  lsetxattr(path: string, name: string, value: Uint8Array, flags?: number): void;
+  fsetxattr(fd: number, name: string, value: Uint8Array, flags?: number): void;
+  /** lgetxattr(2); throws ENODATA when the attribute is not set. */
+  lgetxattr(path: string, name: string): Uint8Array;
+  /** llistxattr(2): the attribute names of `path`. */
+  llistxattr(path: string): string[];
+  syncfs(fd: number): void;
 }
 
 /** Decodes a wait status: the exit code, or 128 + signal for a killed process (shell convention). */
