@@ -245,7 +245,7 @@ export class NamespacedSnapshotter implements Snapshotter {
     options: { labels?: Record<string, string> } = {},
   ): Promise<void> {
     validateKey("name", name);
-    const labels = encodeLabels(options.labels);
+    encodeLabels(options.labels);
     await this.#lock.shared(async () => {
       const { backendName, backendKey } = this.#sql.tx(() => {
         const active = this.#require(key, `Commit snapshot ${name}: active`);
@@ -259,6 +259,8 @@ export class NamespacedSnapshotter implements Snapshotter {
             `Commit snapshot ${name}: it exists already in namespace ${this.namespace}`,
           );
         }
+        // The committed snapshot keeps the active one's labels, with the given ones on top.
+        const labels = encodeLabels({ ...decodeLabels(active.labels), ...options.labels });
         const backendName = this.#insert({
           key: name,
           kind: "committed",

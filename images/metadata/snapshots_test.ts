@@ -1,6 +1,8 @@
 import { join } from "node:path";
 import { AlreadyExists, FailedPrecondition, NotFound } from "../../errors.ts";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { requires } from "../../tests/harness.ts";
+import { snapshotterConformance } from "../snapshots/conformance.ts";
 import { openNativeSnapshotter } from "../snapshots/native.ts";
 import { openOverlaySnapshotter } from "../snapshots/overlay.ts";
 import type { Snapshotter } from "../types.ts";
@@ -10,6 +12,37 @@ const BACKENDS: Record<string, (root: string) => Promise<Snapshotter>> = {
   native: (root) => openNativeSnapshotter(root),
   overlayfs: (root) => openOverlaySnapshotter(root),
 };
+
+/** The namespaced view as a Snapshotter that owns its database and backing snapshotter (closing closes them). */
+function owning(db: MetadataStore, backend: Snapshotter): Snapshotter {
+  const view = db.snapshotter("conformance", backend);
+  return {
+    name: view.name,
+    stat: (key) => view.stat(key),
+    update: (info) => view.update(info),
+    usage: (key) => view.usage(key),
+    mounts: (key) => view.mounts(key),
+    prepare: (key, parent, options) => view.prepare(key, parent, options),
+    view: (key, parent, options) => view.view(key, parent, options),
+    commit: (name, key, options) => view.commit(name, key, options),
+    remove: (key) => view.remove(key),
+    walk: (fn) => view.walk(fn),
+    close: async () => {
+      await backend.close();
+      db.close();
+    },
+  };
+}
+
+for (const [name, open] of Object.entries(BACKENDS)) {
+  snapshotterConformance(`NamespacedSnapshotter over ${name}`, async (root) => {
+    const db = MetadataStore.open(join(root, "meta.db"));
+    return owning(db, await open(join(root, name)));
+  }, {
+    ignore: requires("root", ...(name === "overlayfs" ? ["overlayfs" as const] : [])),
+    bookkeeping: /(^|\/)(metadata|meta)\.db(-wal|-shm)?$/,
+  });
+}
 
 interface Env {
   db: MetadataStore;
@@ -55,6 +88,7 @@ each("prepare, commit and view work in namespace keys and parents", async ({ db,
     "committed",
     undefined,
     {
+      a: "1",
       committed: "yes",
     },
   ]);
