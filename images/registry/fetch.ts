@@ -1,0 +1,625 @@
+/**
+ * Fetching an image into a content store: resolve the reference, walk the
+ * index (choosing platforms) and manifests, and download configs and layers,
+ * layers in parallel (default 3 at a time), each streamed from the response
+ * body into a content store ingest that verifies size and digest on commit.
+ *
+ * - Committed blobs are never fetched again (the store is checked first).
+ * - A partial ingest (a pull killed half-way) resumes with `Range:
+ *   bytes=<offset>-`; a server that answers 200 instead of 206 restarts the
+ *   blob from zero. When a resumed blob fails verification it is fetched
+ *   once more from the start.
+ * - Manifests and indexes are committed after everything they reference, so
+ *   a failed pull leaves no manifest whose content is missing; each gets
+ *   containerd's GC labels (`containerd.io/gc.ref.content.*`), and every blob
+ *   `containerd.io/distribution.source.<registry>=<repository>`.
+ * - `onLayer(layer, stream)` hands each layer's compressed bytes to the
+ *   caller while they download (so the unpacker can work during the
+ *   download): the stream is fed from the same chunks that go to the store,
+ *   with at most `teeBufferBytes` (default 1 MiB) buffered; a slow consumer
+ *   slows that layer's download rather than growing memory. The stream ends
+ *   only after the blob is verified and committed, and errors when the
+ *   download fails. Layers already in the store, and resumed ones, are handed
+ *   over as a stream read from the store (for resumed ones, once committed).
+ *
+ * @module
+ */
+
+import { AlreadyExists, Conflict, InvalidArgument, NotFound, TugError } from "../../errors.ts";
+import { parseDigest } from "../content/digest.ts";
+import type { ContentStore, Descriptor, Platform } from "../types.ts";
+import { MEDIA_TYPES } from "../types.ts";
+import {
+  isIndexType,
+  isManifestType,
+  refuseSchema1,
+  type RegistryClient,
+  verifyBytes,
+} from "./client.ts";
+import {
+  defaultPlatform,
+  formatPlatform,
+  type PlatformMatcher,
+  platformMatcher,
+} from "./platforms.ts";
+import { type ProgressFn, ProgressTracker } from "./progress.ts";
+import { formatReference, parseReference, type Reference, referenceName } from "./reference.ts";
+
+/** Receives a layer's (compressed) bytes while it downloads; it must read or cancel the stream. */
+export type LayerHandler = (layer: Descriptor, stream: ReadableStream<Uint8Array>) => void;
+
+/** Options for {@link fetchImage}. */
+export interface FetchImageOptions {
+  store: ContentStore;
+  /** The platform to fetch (default: this machine's), or `all`. */
+  platform?: Platform | "all";
+  /** Layers downloaded at once (default 3). */
+  concurrency?: number;
+  /** Gets each layer's stream while it downloads; called once per distinct layer, in manifest order. */
+  onLayer?: LayerHandler;
+  /** Progress of the layer downloads. */
+  onProgress?: ProgressFn;
+  signal?: AbortSignal;
+  /** Bytes a layer stream handed to `onLayer` may hold before its download waits (default 1 MiB). */
+  teeBufferBytes?: number;
+}
+
+/** One manifest of a fetched image (one per chosen platform). */
+export interface FetchedManifest {
+  descriptor: Descriptor;
+  /** The platform the index gave it, if any. */
+  platform?: Platform;
+  config: Descriptor;
+  layers: Descriptor[];
+}
+
+/** Counts of a fetch. */
+export interface FetchStats {
+  /** Blobs downloaded from the start. */
+  fetched: number;
+  /** Blobs continued from a partial ingest. */
+  resumed: number;
+  /** Blobs the store had already. */
+  existing: number;
+  /** Bytes received from the registry. */
+  bytes: number;
+}
+
+/** The result of {@link fetchImage}. */
+export interface FetchedImage {
+  reference: Reference;
+  /** The normalised reference, e.g. `docker.io/library/busybox:latest`. */
+  name: string;
+  /** What the reference resolved to (index or manifest): the image's target. */
+  target: Descriptor;
+  manifests: FetchedManifest[];
+  stats: FetchStats;
+}
+
+/** How {@link fetchBlob} got a blob into the store. */
+export type FetchOutcome = "fetched" | "resumed" | "exists";
+
+/** Options for {@link fetchBlob}. */
+export interface FetchBlobOptions {
+  store: ContentStore;
+  /** Labels for the committed blob (merged into an existing blob's labels). */
+  labels?: Record<string, string>;
+  /** Gets the blob's bytes while it downloads (see the module documentation). */
+  onStream?: (stream: ReadableStream<Uint8Array>) => void;
+  progress?: ProgressTracker;
+  signal?: AbortSignal;
+  teeBufferBytes?: number;
+  /** Counts received bytes. */
+  onBytes?: (n: number) => void;
+}
+
+const MAX_CONFIG_SIZE = 16 << 20;
+const SOURCE_LABEL = "containerd.io/distribution.source.";
+
+/** The ingest ref tug uses for a blob: `<kind>-<digest>` as containerd's MakeRefKey. */
+export function ingestRef(desc: Descriptor): string {
+  if (isManifestType(desc.mediaType)) {
+    return `${isIndexType(desc.mediaType) ? "index" : "manifest"}-${desc.digest}`;
+  }
+  if (desc.mediaType === MEDIA_TYPES.ociConfig || desc.mediaType === MEDIA_TYPES.dockerConfig) {
+    return `config-${desc.digest}`;
+  }
+  return `layer-${desc.digest}`;
+}
+
+/** A readable stream fed by a producer that waits while the consumer is `highWater` bytes behind. */
+class Tee {
+  readonly stream: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #wake: (() => void) | undefined;
+  #cancelled = false;
+  #closed = false;
+
+  constructor(highWater: number) {
+    this.stream = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        this.#controller = c;
+      },
+      pull: () => this.#wakeUp(),
+      cancel: () => {
+        this.#cancelled = true;
+        this.#wakeUp();
+      },
+    }, new ByteLengthQueuingStrategy({ highWaterMark: highWater }));
+  }
+
+  #wakeUp(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  async push(chunk: Uint8Array): Promise<void> {
+    if (this.#cancelled || this.#closed) return;
+    this.#controller.enqueue(chunk);
+    while (!this.#cancelled && (this.#controller.desiredSize ?? 1) <= 0) {
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+  }
+
+  close(): void {
+    if (this.#cancelled || this.#closed) return;
+    this.#closed = true;
+    this.#controller.close();
+  }
+
+  error(err: unknown): void {
+    if (this.#cancelled || this.#closed) return;
+    this.#closed = true;
+    this.#controller.error(err);
+  }
+}
+
+function sourceLabels(ref: Reference): Record<string, string> {
+  return { [`${SOURCE_LABEL}${ref.domain}`]: ref.path };
+}
+
+async function hasBlob(store: ContentStore, desc: Descriptor): Promise<boolean> {
+  let size: number;
+  try {
+    size = (await store.info(desc.digest)).size;
+  } catch (err) {
+    if (err instanceof NotFound) return false;
+    throw err;
+  }
+  if (size !== desc.size) {
+    throw new InvalidArgument(
+      `fetch ${desc.digest} failed: the descriptor says ${desc.size} bytes, the stored blob has ${size}`,
+    );
+  }
+  return true;
+}
+
+/** Adds labels missing from an existing blob. */
+async function ensureLabels(
+  store: ContentStore,
+  desc: Descriptor,
+  labels: Record<string, string>,
+): Promise<void> {
+  const info = await store.info(desc.digest);
+  const missing = Object.entries(labels).filter(([k, v]) => info.labels[k] !== v);
+  if (missing.length > 0) await store.update(desc.digest, Object.fromEntries(missing));
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
+
+/**
+ * Gets one blob into the store: nothing when it is there already, a resumed
+ * download when a partial ingest exists, else a full download. Verifies size
+ * and digest (the store's commit); a mismatch fails with InvalidArgument
+ * naming the blob and both digests, and nothing is kept.
+ */
+export async function fetchBlob(
+  client: RegistryClient,
+  ref: Reference,
+  desc: Descriptor,
+  options: FetchBlobOptions,
+): Promise<FetchOutcome> {
+  const { store, progress, signal } = options;
+  const labels = options.labels ?? {};
+  const key = ingestRef(desc);
+  const name = referenceName(ref);
+  const handOver = async () => options.onStream?.(await store.read(desc.digest));
+  for (let attempt = 0;; attempt++) {
+    signal?.throwIfAborted();
+    if (await hasBlob(store, desc)) {
+      await ensureLabels(store, desc, labels);
+      progress?.status(desc.digest, "exists");
+      await handOver();
+      return "exists";
+    }
+    let writer;
+    try {
+      writer = await store.writer(key, { expected: desc.digest, total: desc.size });
+    } catch (err) {
+      if (err instanceof AlreadyExists) continue;
+      if (err instanceof Conflict) {
+        // Another fetch in this process is writing it: wait for it to finish.
+        await sleep(50, signal);
+        attempt--;
+        continue;
+      }
+      throw err;
+    }
+    let tee: Tee | undefined;
+    let resumed = false;
+    try {
+      let offset = writer.offset;
+      if (offset > desc.size) {
+        await writer.close();
+        await store.abort(key);
+        continue;
+      }
+      resumed = offset > 0;
+      if (offset < desc.size) {
+        const res = await client.fetchBlob(ref, desc, { offset, ...(signal ? { signal } : {}) });
+        if (res.offset !== offset) {
+          // The server ignored the range: start again from zero with its full answer.
+          await writer.close();
+          await store.abort(key);
+          writer = await store.writer(key, { expected: desc.digest, total: desc.size });
+          offset = 0;
+          resumed = false;
+        }
+        if (offset === 0 && options.onStream) {
+          tee = new Tee(options.teeBufferBytes ?? 1 << 20);
+          options.onStream(tee.stream);
+        }
+        progress?.status(desc.digest, resumed ? "resuming" : "downloading", offset);
+        for await (const chunk of res.body) {
+          if (writer.offset + chunk.length > desc.size) {
+            throw new InvalidArgument(
+              `fetch blob ${desc.digest} of ${name} failed: the registry sent more than the ${desc.size} bytes the descriptor gives`,
+            );
+          }
+          await writer.write(chunk);
+          options.onBytes?.(chunk.length);
+          progress?.bytes(desc.digest, chunk.length);
+          if (tee) await tee.push(chunk);
+        }
+      }
+      try {
+        await writer.commit(desc.size, desc.digest, { labels });
+      } catch (err) {
+        if (!(err instanceof AlreadyExists)) throw err;
+        await ensureLabels(store, desc, labels);
+      }
+      progress?.status(desc.digest, "done");
+      if (tee) tee.close();
+      else await handOver();
+      return resumed ? "resumed" : "fetched";
+    } catch (err) {
+      await writer.close();
+      if (
+        err instanceof InvalidArgument && /mismatch/.test(err.message) && resumed && attempt === 0
+      ) {
+        // The partial data may be what was wrong: the commit removed it; fetch the blob once more from zero.
+        continue;
+      }
+      // An ingest that cannot be right is dropped; an interrupted one stays for the next pull to resume.
+      if (err instanceof InvalidArgument) await store.abort(key).catch(() => {});
+      progress?.status(desc.digest, "failed");
+      const wrapped = err instanceof InvalidArgument && /^commit /.test(err.message)
+        ? new InvalidArgument(
+          `fetch blob ${desc.digest} of ${name} failed: ${
+            err.message.replace(/^commit \S+ failed: /, "")
+          }`,
+          { cause: err },
+        )
+        : err;
+      tee?.error(wrapped);
+      throw wrapped;
+    }
+  }
+}
+
+/** Reads a small blob (manifest, index, config) from the store, or fetches and verifies it. */
+async function readSmall(
+  client: RegistryClient,
+  ref: Reference,
+  desc: Descriptor,
+  options: { store: ContentStore; signal?: AbortSignal; preloaded?: Uint8Array | undefined },
+): Promise<{ bytes: Uint8Array; stored: boolean }> {
+  if (await hasBlob(options.store, desc)) {
+    return { bytes: await options.store.readBytes(desc.digest), stored: true };
+  }
+  if (options.preloaded) return { bytes: options.preloaded, stored: false };
+  const sig = options.signal ? { signal: options.signal } : {};
+  if (isManifestType(desc.mediaType)) {
+    return { bytes: await client.fetchManifest(ref, desc, sig), stored: false };
+  }
+  if (desc.size > MAX_CONFIG_SIZE) {
+    throw new InvalidArgument(
+      `fetch ${desc.digest} of ${
+        referenceName(ref)
+      } failed: ${desc.size} bytes is too large for a config`,
+    );
+  }
+  const res = await client.fetchBlob(ref, desc, sig);
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += chunk.length;
+    if (size > desc.size) break;
+    parts.push(chunk);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p.subarray(0, Math.min(p.length, size - at)), at);
+    at += p.length;
+  }
+  verifyBytes(bytes, desc, `blob ${desc.digest} of ${referenceName(ref)}`);
+  return { bytes, stored: false };
+}
+
+/** Writes verified bytes into the store (or adds the labels when the blob exists). */
+async function storeSmall(
+  store: ContentStore,
+  desc: Descriptor,
+  bytes: Uint8Array,
+  labels: Record<string, string>,
+): Promise<void> {
+  if (await hasBlob(store, desc)) {
+    await ensureLabels(store, desc, labels);
+    return;
+  }
+  const key = ingestRef(desc);
+  let w;
+  try {
+    w = await store.writer(key, { expected: desc.digest, total: desc.size });
+  } catch (err) {
+    if (err instanceof AlreadyExists) return await ensureLabels(store, desc, labels);
+    throw err;
+  }
+  try {
+    if (w.offset > 0) {
+      // A leftover partial ingest of a small blob: start it again.
+      await w.close();
+      await store.abort(key);
+      w = await store.writer(key, { expected: desc.digest, total: desc.size });
+    }
+    await w.write(bytes);
+    await w.commit(desc.size, desc.digest, { labels });
+  } catch (err) {
+    await w.close();
+    if (err instanceof AlreadyExists) return await ensureLabels(store, desc, labels);
+    throw err;
+  }
+}
+
+function parseJson(bytes: Uint8Array, what: string): Record<string, unknown> {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(bytes));
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+      throw new Error("not a JSON object");
+    }
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new InvalidArgument(`parse ${what} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function checkDescriptor(value: unknown, what: string): Descriptor {
+  const d = value as Descriptor;
+  if (
+    typeof d !== "object" || d === null || typeof d.mediaType !== "string" ||
+    typeof d.digest !== "string" || !Number.isSafeInteger(d.size) || d.size < 0
+  ) {
+    throw new InvalidArgument(`parse ${what} failed: a descriptor lacks mediaType, digest or size`);
+  }
+  parseDigest(d.digest);
+  return d;
+}
+
+function platformRank(matcher: PlatformMatcher, a: Descriptor, b: Descriptor): number {
+  if (a.platform && b.platform) {
+    return matcher.less(a.platform, b.platform) ? -1 : matcher.less(b.platform, a.platform) ? 1 : 0;
+  }
+  if (a.platform) return -1;
+  if (b.platform) return 1;
+  return 0;
+}
+
+/** Picks the manifests of an index to fetch: the best match for one platform, or all. */
+export function selectManifests(
+  list: Descriptor[],
+  platform: Platform | "all",
+  what: string,
+): Descriptor[] {
+  if (platform === "all") return list;
+  const matcher = platformMatcher(platform);
+  const candidates = list.filter((d) => !d.platform || matcher.match(d.platform));
+  if (candidates.length === 0) {
+    const available = list.map((d) =>
+      d.platform ? formatPlatform(d.platform) : "unknown"
+    ).join(", ") || "none";
+    throw new NotFound(
+      `${what} has no manifest for platform ${formatPlatform(platform)} (available: ${available})`,
+    );
+  }
+  return [[...candidates].sort((a, b) => platformRank(matcher, a, b))[0]!];
+}
+
+async function pool<T>(
+  items: T[],
+  concurrency: number,
+  fn: (item: T) => Promise<void>,
+  abort: AbortController,
+): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (err) {
+        if (failure === undefined) {
+          failure = err;
+          abort.abort(err);
+        }
+      }
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker),
+  );
+  if (failure !== undefined) throw failure;
+}
+
+/**
+ * Fetches the image `ref` into `options.store` and returns what it fetched.
+ * Throws NotFound for unknown repositories and tags, InvalidArgument for
+ * digest mismatches, Unauthenticated for refused credentials, Unavailable
+ * when the registry cannot be reached, NotImplemented for schema 1.
+ */
+export async function fetchImage(
+  client: RegistryClient,
+  ref: string | Reference,
+  options: FetchImageOptions,
+): Promise<FetchedImage> {
+  const reference = typeof ref === "string" ? parseReference(ref) : ref;
+  const name = formatReference(reference);
+  const { store } = options;
+  const platform = options.platform ?? defaultPlatform();
+  const abort = new AbortController();
+  const outer = options.signal;
+  const onOuterAbort = () => abort.abort(outer!.reason);
+  if (outer?.aborted) abort.abort(outer.reason);
+  outer?.addEventListener("abort", onOuterAbort, { once: true });
+  const signal = abort.signal;
+  const source = sourceLabels(reference);
+  const stats: FetchStats = { fetched: 0, resumed: 0, existing: 0, bytes: 0 };
+  const count = (o: FetchOutcome) => {
+    if (o === "fetched") stats.fetched++;
+    else if (o === "resumed") stats.resumed++;
+    else stats.existing++;
+  };
+  try {
+    const resolved = await client.resolve(reference, { signal });
+    const target = resolved.descriptor;
+    const manifests: FetchedManifest[] = [];
+    /** Manifests/indexes to commit once their content is in, children before parents. */
+    const pending: {
+      desc: Descriptor;
+      bytes: Uint8Array;
+      labels: Record<string, string>;
+      stored: boolean;
+    }[] = [];
+
+    const walk = async (desc: Descriptor, preloaded?: Uint8Array, depth = 0): Promise<void> => {
+      const what = `${name}@${desc.digest}`;
+      if (depth > 4) throw new InvalidArgument(`fetch ${name} failed: indexes nested too deep`);
+      refuseSchema1(desc.mediaType, name);
+      const { bytes, stored } = await readSmall(client, reference, desc, {
+        store,
+        signal,
+        preloaded,
+      });
+      const json = parseJson(bytes, `manifest ${what}`);
+      const labels: Record<string, string> = { ...source };
+      if (isIndexType(desc.mediaType)) {
+        if (!Array.isArray(json.manifests)) {
+          throw new InvalidArgument(`parse index ${what} failed: it has no manifests list`);
+        }
+        const list = json.manifests.map((m, i) =>
+          checkDescriptor(m, `index ${what} manifest ${i}`)
+        );
+        const chosen = selectManifests(
+          list,
+          platform === "all" ? "all" : platform,
+          `index ${name}`,
+        );
+        chosen.forEach((c, i) => labels[`containerd.io/gc.ref.content.m.${i}`] = c.digest);
+        for (const child of chosen) {
+          if (!isManifestType(child.mediaType)) continue; // artifacts other than images
+          await walk(child, undefined, depth + 1);
+        }
+        pending.push({ desc, bytes, labels, stored });
+        return;
+      }
+      if (
+        desc.mediaType === MEDIA_TYPES.ociManifest || desc.mediaType === MEDIA_TYPES.dockerManifest
+      ) {
+        const config = checkDescriptor(json.config, `manifest ${what} config`);
+        if (!Array.isArray(json.layers)) {
+          throw new InvalidArgument(`parse manifest ${what} failed: it has no layers list`);
+        }
+        const layers = json.layers.map((l, i) => checkDescriptor(l, `manifest ${what} layer ${i}`));
+        labels["containerd.io/gc.ref.content.config"] = config.digest;
+        layers.forEach((l, i) => labels[`containerd.io/gc.ref.content.l.${i}`] = l.digest);
+        manifests.push({
+          descriptor: desc,
+          ...(desc.platform ? { platform: desc.platform } : {}),
+          config,
+          layers,
+        });
+        pending.push({ desc, bytes, labels, stored });
+        return;
+      }
+      throw new InvalidArgument(
+        `fetch ${name} failed: unsupported manifest media type "${desc.mediaType}"`,
+      );
+    };
+    await walk(target, resolved.manifest);
+
+    // Configs (small, one request each), then layers in parallel.
+    for (const m of manifests) {
+      const { bytes, stored } = await readSmall(client, reference, m.config, { store, signal });
+      await storeSmall(store, m.config, bytes, source);
+      count(stored ? "exists" : "fetched");
+    }
+    const seen = new Set<string>();
+    const layers: Descriptor[] = [];
+    for (const m of manifests) {
+      for (const l of m.layers) {
+        if (seen.has(l.digest)) continue;
+        seen.add(l.digest);
+        layers.push(l);
+      }
+    }
+    const progress = new ProgressTracker(options.onProgress);
+    for (const l of layers) progress.add(l.digest, l.mediaType, l.size);
+    await pool(layers, options.concurrency ?? 3, async (layer) => {
+      const outcome = await fetchBlob(client, reference, layer, {
+        store,
+        labels: source,
+        progress,
+        signal,
+        onBytes: (n) => stats.bytes += n,
+        ...(options.onLayer
+          ? { onStream: (s: ReadableStream<Uint8Array>) => options.onLayer!(layer, s) }
+          : {}),
+        ...(options.teeBufferBytes ? { teeBufferBytes: options.teeBufferBytes } : {}),
+      });
+      count(outcome);
+    }, abort);
+    progress.finish();
+
+    for (const p of pending) {
+      await storeSmall(store, p.desc, p.bytes, p.labels);
+      count(p.stored ? "exists" : "fetched");
+    }
+    return { reference, name, target, manifests, stats };
+  } catch (err) {
+    if (err instanceof TugError) throw err;
+    if (signal.aborted && outer?.aborted) throw outer.reason ?? err;
+    throw err;
+  } finally {
+    outer?.removeEventListener("abort", onOuterAbort);
+  }
+}

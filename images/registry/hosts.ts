@@ -1,0 +1,377 @@
+/**
+ * Registry hosts: which servers serve a registry namespace (`docker.io`,
+ * `myregistry:5000`), in which order, with which capabilities and TLS
+ * settings. Compatible with containerd's `certs.d/<host>/hosts.toml`
+ * (docs/hosts.md):
+ *
+ * - the directory for a namespace is the first of `<host>_<port>_`,
+ *   `<host>:<port>` and `_default` that exists under the hosts directory;
+ * - `[host."…"]` tables are mirrors tried first, in file order; `server` is
+ *   tried last (when absent, the namespace's own server);
+ * - `capabilities` (`pull`, `resolve`, `push`; all when absent), `ca`
+ *   (path or paths, relative to the file), `client` (cert path, paths, or
+ *   `[cert, key]` pairs), `skip_verify`, `[header]`, `override_path`;
+ * - a directory without hosts.toml uses Docker's certificate files
+ *   (`*.crt` CAs, `*.cert` + `*.key` client pairs);
+ * - a mirror (a host other than the namespace's server) gets `?ns=<namespace>`.
+ *
+ * Without configuration, `docker.io` is served by `https://registry-1.docker.io`,
+ * localhost and loopback addresses by HTTPS with a fallback to plain HTTP
+ * (as containerd does), and other hosts by HTTPS (HTTP with `plainHttp`).
+ *
+ * @module
+ */
+
+import { isAbsolute, join } from "node:path";
+import { parse as parseToml } from "smol-toml";
+import { InvalidArgument } from "../../errors.ts";
+
+/** What a host may be used for. */
+export type HostCapability = "pull" | "resolve" | "push";
+
+/** One server that can answer for a registry namespace. */
+export interface RegistryHost {
+  /** The namespace it serves (the reference's domain), e.g. `docker.io`. */
+  namespace: string;
+  scheme: "http" | "https";
+  /** `host[:port]` to connect to, e.g. `registry-1.docker.io`. */
+  host: string;
+  /** API root path, `/v2` unless `override_path` says otherwise. */
+  path: string;
+  capabilities: HostCapability[];
+  /** Extra request headers (`[header]`). */
+  header: Record<string, string[]>;
+  /** PEM files of extra CAs (`ca`). */
+  caFiles: string[];
+  /** Client certificate and key files; an empty key means the key is in the certificate file. */
+  clientPairs: [string, string][];
+  /** Do not verify the server's certificate (`skip_verify`). */
+  skipVerify: boolean;
+  /** Try HTTPS first and fall back to plain HTTP when the TLS handshake fails (defaulted localhost). */
+  httpFallback: boolean;
+  /** True for a host other than the namespace's own server: requests carry `?ns=<namespace>`. */
+  mirror: boolean;
+}
+
+/** Options for {@link registryHosts}. */
+export interface HostsOptions {
+  /** A certs.d-style directory (containerd's `--hosts-dir`); none by default. */
+  hostsDir?: string;
+  /** Use plain HTTP for the namespace's default server (`ctr --plain-http`). */
+  plainHttp?: boolean;
+  /** Skip certificate verification for the namespace's default server (`ctr --skip-verify`). */
+  skipVerify?: boolean;
+}
+
+const ALL_CAPABILITIES: HostCapability[] = ["pull", "resolve", "push"];
+
+interface HostConfig {
+  scheme?: "http" | "https";
+  host?: string;
+  path?: string;
+  capabilities: HostCapability[];
+  caFiles?: string[];
+  clientPairs?: [string, string][];
+  skipVerify?: boolean;
+  header?: Record<string, string[]>;
+}
+
+/** True for `localhost` and loopback addresses (with or without a port). */
+export function isLocalhost(host: string): boolean {
+  let name = host;
+  const bracket = /^\[([^\]]+)\](?::\d+)?$/.exec(host);
+  if (bracket) name = bracket[1]!;
+  else if (/^[^:]+:\d+$/.test(host)) name = host.slice(0, host.lastIndexOf(":"));
+  return name === "localhost" || /^127\.\d+\.\d+\.\d+$/.test(name) || name === "::1";
+}
+
+function portOf(host: string): string {
+  const m = /:(\d+)$/.exec(host);
+  return m && !/^\[[^\]]*$/.test(host) ? m[1]! : "";
+}
+
+/** The directories (in order) where the configuration of `namespace` may be, under `hostsDir`. */
+export function hostDirectories(hostsDir: string, namespace: string): string[] {
+  const dirs: string[] = [];
+  const colon = namespace.lastIndexOf(":");
+  if (colon > 0 && !namespace.endsWith("]")) {
+    dirs.push(join(hostsDir, `${namespace.slice(0, colon)}_${namespace.slice(colon + 1)}_`));
+  }
+  dirs.push(join(hostsDir, namespace), join(hostsDir, "_default"));
+  return dirs;
+}
+
+function fail(file: string, why: string): InvalidArgument {
+  return new InvalidArgument(`read registry hosts file ${file} failed: ${why}`);
+}
+
+function stringList(value: unknown, what: string, file: string): string[] {
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value as string[];
+  throw fail(file, `${what} must be a string or an array of strings`);
+}
+
+function absolute(path: string, base: string): string {
+  return isAbsolute(path) ? path : join(base, path);
+}
+
+function parseHostConfig(
+  server: string,
+  table: Record<string, unknown>,
+  dir: string,
+  file: string,
+): HostConfig {
+  const result: HostConfig = { capabilities: ALL_CAPABILITIES };
+  if (server !== "") {
+    const withScheme = /^https?:\/\//.test(server) ? server : `https://${server}`;
+    let url: URL;
+    try {
+      url = new URL(withScheme);
+    } catch {
+      throw fail(file, `server "${server}" is not a URL`);
+    }
+    result.scheme = url.protocol === "http:" ? "http" : "https";
+    result.host = url.host;
+    let path = url.pathname.replace(/\/+$/, "");
+    const override = table.override_path === true;
+    if (path !== "") {
+      path = path.replace(/\/{2,}/g, "/");
+      if (!path.endsWith("/v2") && !override) path += "/v2";
+    } else if (!override) {
+      path = "/v2";
+    }
+    result.path = path;
+  }
+  if (table.skip_verify !== undefined) {
+    if (typeof table.skip_verify !== "boolean") {
+      throw fail(file, "skip_verify must be true or false");
+    }
+    result.skipVerify = table.skip_verify;
+  }
+  if (table.capabilities !== undefined) {
+    const caps = stringList(table.capabilities, "capabilities", file);
+    if (caps.length > 0) {
+      result.capabilities = caps.map((c) => {
+        const lower = c.toLowerCase();
+        if (lower !== "pull" && lower !== "resolve" && lower !== "push") {
+          throw fail(file, `unknown capability "${c}" (want pull, resolve or push)`);
+        }
+        return lower;
+      });
+    }
+  }
+  if (table.ca !== undefined) {
+    result.caFiles = stringList(table.ca, "ca", file).map((p) => absolute(p, dir));
+  }
+  if (table.client !== undefined) {
+    const client = table.client;
+    const pairs: [string, string][] = [];
+    if (typeof client === "string") {
+      pairs.push([absolute(client, dir), ""]);
+    } else if (Array.isArray(client)) {
+      for (const item of client) {
+        if (typeof item === "string") {
+          pairs.push([absolute(item, dir), ""]);
+        } else if (
+          Array.isArray(item) && item.length === 2 && item.every((x) => typeof x === "string")
+        ) {
+          pairs.push([
+            absolute(item[0] as string, dir),
+            item[1] === "" ? "" : absolute(item[1] as string, dir),
+          ]);
+        } else {
+          throw fail(
+            file,
+            "client must be a path, an array of paths, or an array of [cert, key] pairs",
+          );
+        }
+      }
+    } else {
+      throw fail(
+        file,
+        "client must be a path, an array of paths, or an array of [cert, key] pairs",
+      );
+    }
+    result.clientPairs = pairs;
+  }
+  if (table.header !== undefined) {
+    if (typeof table.header !== "object" || table.header === null || Array.isArray(table.header)) {
+      throw fail(file, "header must be a table");
+    }
+    const header: Record<string, string[]> = {};
+    for (const [key, value] of Object.entries(table.header as Record<string, unknown>)) {
+      header[key] = stringList(value, `header "${key}"`, file);
+    }
+    result.header = header;
+  }
+  return result;
+}
+
+/**
+ * Parses the text of a hosts.toml: the mirrors in file order, then the
+ * server (`host` undefined when the file names none). Paths are made
+ * absolute against `dir`. Throws InvalidArgument naming the file.
+ */
+function parseHostsFile(text: string, dir: string, file: string): HostConfig[] {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(text) as Record<string, unknown>;
+  } catch (err) {
+    throw fail(file, (err as Error).message.split("\n")[0] ?? "invalid TOML");
+  }
+  const hosts: HostConfig[] = [];
+  const tables = doc.host;
+  if (tables !== undefined) {
+    if (typeof tables !== "object" || tables === null || Array.isArray(tables)) {
+      throw fail(file, 'host must be a table of [host."<url>"] tables');
+    }
+    // smol-toml keeps keys in file order (string keys of a plain object keep insertion order).
+    for (const [url, table] of Object.entries(tables as Record<string, unknown>)) {
+      if (typeof table !== "object" || table === null || Array.isArray(table)) {
+        throw fail(file, `host "${url}" must be a table`);
+      }
+      hosts.push(parseHostConfig(url, table as Record<string, unknown>, dir, file));
+    }
+  }
+  const server = doc.server;
+  if (server !== undefined && typeof server !== "string") {
+    throw fail(file, "server must be a string");
+  }
+  hosts.push(parseHostConfig(server ?? "", doc, dir, file));
+  return hosts;
+}
+
+async function loadCertFiles(dir: string): Promise<HostConfig[]> {
+  const caFiles: string[] = [];
+  const clientPairs: [string, string][] = [];
+  try {
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) if (!e.isDirectory) names.push(e.name);
+    names.sort();
+    for (const name of names) {
+      if (name.endsWith(".crt")) caFiles.push(join(dir, name));
+      if (name.endsWith(".cert")) {
+        const key = name.slice(0, -".cert".length) + ".key";
+        clientPairs.push([join(dir, name), names.includes(key) ? join(dir, key) : ""]);
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return [{
+    capabilities: ALL_CAPABILITIES,
+    ...(caFiles.length ? { caFiles } : {}),
+    ...(clientPairs.length ? { clientPairs } : {}),
+  }];
+}
+
+async function findHostDir(hostsDir: string, namespace: string): Promise<string | undefined> {
+  for (const dir of hostDirectories(hostsDir, namespace)) {
+    try {
+      if ((await Deno.stat(dir)).isDirectory) return dir;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Parses a hosts.toml text for `namespace` and returns the hosts to try, in
+ * order (what {@link registryHosts} returns for a directory holding it).
+ */
+export function parseHostsToml(
+  text: string,
+  options: { namespace: string; dir: string; plainHttp?: boolean; skipVerify?: boolean },
+): RegistryHost[] {
+  return finish(
+    options.namespace,
+    parseHostsFile(text, options.dir, join(options.dir, "hosts.toml")),
+    options,
+  );
+}
+
+function finish(namespace: string, configs: HostConfig[], options: HostsOptions): RegistryHost[] {
+  const last = configs[configs.length - 1];
+  let defaultedLocalhost = false;
+  if (last && last.host === undefined) {
+    // The namespace's own server, with containerd's defaults.
+    last.path = "/v2";
+    last.capabilities = ALL_CAPABILITIES;
+    if (namespace === "docker.io") {
+      last.scheme = "https";
+      last.host = "registry-1.docker.io";
+    } else {
+      last.host = namespace;
+      if (options.plainHttp) {
+        last.scheme = "http";
+      } else if (isLocalhost(namespace)) {
+        // containerd: HTTPS without verification on 443 or no port, plain HTTP on 80,
+        // and on any other port HTTPS first with a fallback to plain HTTP.
+        const port = portOf(namespace);
+        last.scheme = port === "80" ? "http" : "https";
+        if (port !== "80") last.skipVerify ??= true;
+        defaultedLocalhost = port !== "" && port !== "443" && port !== "80";
+      } else {
+        last.scheme = "https";
+      }
+    }
+    if (options.skipVerify) last.skipVerify ??= true;
+  }
+  return configs.map((c) => {
+    const host = c.host!;
+    let scheme = c.scheme ?? "https";
+    let httpFallback = c === last && defaultedLocalhost;
+    const explicitTls = c.caFiles !== undefined || c.clientPairs !== undefined ||
+      c.skipVerify !== undefined;
+    if (scheme === "http" && explicitTls && portOf(host) !== "80") {
+      // containerd: an http host with TLS settings tries HTTPS first.
+      scheme = "https";
+      httpFallback = true;
+    }
+    return {
+      namespace,
+      scheme,
+      host,
+      path: c.path ?? "/v2",
+      capabilities: c.capabilities,
+      header: c.header ?? {},
+      caFiles: c.caFiles ?? [],
+      clientPairs: c.clientPairs ?? [],
+      skipVerify: c.skipVerify ?? false,
+      httpFallback,
+      mirror: host !== namespace && !(namespace === "docker.io" && host === "registry-1.docker.io"),
+    };
+  });
+}
+
+/**
+ * The hosts to try for registry `namespace`, in order: configured mirrors
+ * first, the server last. Reads `<hostsDir>/<namespace>/hosts.toml` (or the
+ * Docker certificate files there, or `_default`) when `hostsDir` is given.
+ */
+export async function registryHosts(
+  namespace: string,
+  options: HostsOptions = {},
+): Promise<RegistryHost[]> {
+  let configs: HostConfig[] | undefined;
+  if (options.hostsDir) {
+    const dir = await findHostDir(options.hostsDir, namespace);
+    if (dir !== undefined) {
+      const file = join(dir, "hosts.toml");
+      let text: string | undefined;
+      try {
+        text = await Deno.readTextFile(file);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+      configs = text ? parseHostsFile(text, dir, file) : await loadCertFiles(dir);
+    }
+  }
+  return finish(namespace, configs ?? [{ capabilities: ALL_CAPABILITIES }], options);
+}
+
+/** The hosts of `hosts` that have `capability`, in order. */
+export function hostsWith(hosts: RegistryHost[], capability: HostCapability): RegistryHost[] {
+  return hosts.filter((h) => h.capabilities.includes(capability));
+}

@@ -1,0 +1,173 @@
+import { join } from "node:path";
+import { InvalidArgument } from "../../errors.ts";
+import { assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
+import { hostDirectories, hostsWith, isLocalhost, parseHostsToml, registryHosts } from "./hosts.ts";
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "tug-hosts-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const brief = (
+  h: { scheme: string; host: string; path: string; capabilities: string[]; mirror: boolean },
+) => `${h.scheme}://${h.host}${h.path} [${h.capabilities.join(",")}]${h.mirror ? " mirror" : ""}`;
+
+Deno.test("registryHosts() defaults: docker.io is registry-1.docker.io, others are HTTPS", async () => {
+  assertEquals((await registryHosts("docker.io")).map(brief), [
+    "https://registry-1.docker.io/v2 [pull,resolve,push]",
+  ]);
+  assertEquals((await registryHosts("quay.io")).map(brief), [
+    "https://quay.io/v2 [pull,resolve,push]",
+  ]);
+  assertEquals((await registryHosts("example.com:5000", { plainHttp: true })).map(brief), [
+    "http://example.com:5000/v2 [pull,resolve,push]",
+  ]);
+  const [local] = await registryHosts("localhost:5000");
+  assertEquals([local!.scheme, local!.httpFallback, local!.skipVerify], ["https", true, true]);
+  const [loop] = await registryHosts("127.0.0.1:5000", { plainHttp: true });
+  assertEquals([loop!.scheme, loop!.httpFallback], ["http", false]);
+  const [skip] = await registryHosts("example.com", { skipVerify: true });
+  assertEquals(skip!.skipVerify, true);
+});
+
+Deno.test("registryHosts() reads mirrors in file order, then the server, with their settings", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(join(dir, "docker.io"));
+    await Deno.writeTextFile(
+      join(dir, "docker.io", "hosts.toml"),
+      `server = "https://registry-1.docker.io"
+
+[host."https://public-mirror.example.com"]
+  capabilities = ["pull"]
+[host."http://docker-mirror.internal:5000"]
+  capabilities = ["pull", "resolve"]
+  ca = "docker-mirror.crt"
+  [host."http://docker-mirror.internal:5000".header]
+    x-custom = ["a", "b"]
+[host."https://a-mirror.example.com/prefix"]
+  skip_verify = true
+  client = [["/etc/certs/c.cert", "c.key"], "both.pem"]
+[host."https://nonstandard.example.com/v2/upstream"]
+  override_path = true
+`,
+    );
+    const hosts = await registryHosts("docker.io", { hostsDir: dir });
+    assertEquals(hosts.map(brief), [
+      "https://public-mirror.example.com/v2 [pull] mirror",
+      "https://docker-mirror.internal:5000/v2 [pull,resolve] mirror",
+      "https://a-mirror.example.com/prefix/v2 [pull,resolve,push] mirror",
+      "https://nonstandard.example.com/v2/upstream [pull,resolve,push] mirror",
+      "https://registry-1.docker.io/v2 [pull,resolve,push]",
+    ]);
+    // An http host with TLS settings tries HTTPS first, then HTTP.
+    assertEquals(hosts[1]!.httpFallback, true);
+    assertEquals(hosts[1]!.caFiles, [join(dir, "docker.io", "docker-mirror.crt")]);
+    assertEquals(hosts[1]!.header, { "x-custom": ["a", "b"] });
+    assertEquals(hosts[2]!.skipVerify, true);
+    assertEquals(hosts[2]!.clientPairs, [["/etc/certs/c.cert", join(dir, "docker.io", "c.key")], [
+      join(dir, "docker.io", "both.pem"),
+      "",
+    ]]);
+    assertEquals(hostsWith(hosts, "resolve").map((h) => h.host), [
+      "docker-mirror.internal:5000",
+      "a-mirror.example.com",
+      "nonstandard.example.com",
+      "registry-1.docker.io",
+    ]);
+  });
+});
+
+Deno.test("registryHosts() looks in host_port_, host:port, then _default", async () => {
+  assertEquals(hostDirectories("/c", "reg.io:5000"), [
+    "/c/reg.io_5000_",
+    "/c/reg.io:5000",
+    "/c/_default",
+  ]);
+  assertEquals(hostDirectories("/c", "reg.io"), ["/c/reg.io", "/c/_default"]);
+  await withDir(async (dir) => {
+    await Deno.mkdir(join(dir, "_default"));
+    await Deno.writeTextFile(
+      join(dir, "_default", "hosts.toml"),
+      `[host."http://mirror.local:5000"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
+    assertEquals((await registryHosts("quay.io", { hostsDir: dir })).map(brief), [
+      "http://mirror.local:5000/v2 [pull,resolve] mirror",
+      "https://quay.io/v2 [pull,resolve,push]",
+    ]);
+    await Deno.mkdir(join(dir, "reg.io_5000_"));
+    await Deno.writeTextFile(
+      join(dir, "reg.io_5000_", "hosts.toml"),
+      `server = "http://reg.io:5000"\n[header]\n  authorization-hint = "x"\n`,
+    );
+    const [only] = await registryHosts("reg.io:5000", { hostsDir: dir });
+    assertEquals(brief(only!), "http://reg.io:5000/v2 [pull,resolve,push]");
+    assertEquals(only!.header, { "authorization-hint": ["x"] });
+  });
+});
+
+Deno.test("registryHosts() uses Docker's certificate files when there is no hosts.toml", async () => {
+  await withDir(async (dir) => {
+    const d = join(dir, "reg.io");
+    await Deno.mkdir(d);
+    for (const f of ["ca.crt", "client.cert", "client.key", "other.cert"]) {
+      await Deno.writeTextFile(join(d, f), "");
+    }
+    const [host] = await registryHosts("reg.io", { hostsDir: dir });
+    assertEquals(host!.caFiles, [join(d, "ca.crt")]);
+    assertEquals(host!.clientPairs, [[join(d, "client.cert"), join(d, "client.key")], [
+      join(d, "other.cert"),
+      "",
+    ]]);
+    assertEquals(brief(host!), "https://reg.io/v2 [pull,resolve,push]");
+  });
+});
+
+Deno.test("parseHostsToml() refuses bad files and names the file and the problem", () => {
+  const opts = { namespace: "reg.io", dir: "/etc/tug/certs.d/reg.io" };
+  assertThrows(
+    () => parseHostsToml(`server = [`, opts),
+    InvalidArgument,
+    "/etc/tug/certs.d/reg.io/hosts.toml",
+  );
+  assertThrows(
+    () => parseHostsToml(`capabilities = ["pull", "fly"]`, opts),
+    InvalidArgument,
+    'unknown capability "fly"',
+  );
+  assertThrows(() => parseHostsToml(`skip_verify = "yes"`, opts), InvalidArgument, "skip_verify");
+  assertThrows(() => parseHostsToml(`ca = 3`, opts), InvalidArgument, "ca must be");
+  assertThrows(() => parseHostsToml(`client = [["a"]]`, opts), InvalidArgument, "client must be");
+  assertThrows(
+    () => parseHostsToml(`server = 5`, opts),
+    InvalidArgument,
+    "server must be a string",
+  );
+  assertEquals(parseHostsToml(`server = "reg.io"`, opts).map(brief), [
+    "https://reg.io/v2 [pull,resolve,push]",
+  ]);
+});
+
+Deno.test("registryHosts() reports an unreadable hosts.toml", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(join(dir, "reg.io"));
+    await Deno.writeTextFile(join(dir, "reg.io", "hosts.toml"), '[host."x"\n');
+    await assertRejects(
+      () => registryHosts("reg.io", { hostsDir: dir }),
+      InvalidArgument,
+      "hosts.toml",
+    );
+  });
+});
+
+Deno.test("isLocalhost() knows localhost and loopback addresses", () => {
+  for (
+    const h of ["localhost", "localhost:5000", "127.0.0.1", "127.0.0.1:5000", "[::1]:5000", "::1"]
+  ) assertEquals(isLocalhost(h), true, h);
+  for (const h of ["example.com", "10.0.0.1:5000", "localhost.example.com"]) {
+    assertEquals(isLocalhost(h), false, h);
+  }
+});

@@ -1,0 +1,239 @@
+/**
+ * The HTTP layer of the registry client: one request to one registry host
+ * with that host's TLS settings, redirects followed by hand (credentials are
+ * dropped when a redirect leaves the host, e.g. to a blob store), and
+ * connection failures turned into Unavailable errors naming the host.
+ *
+ * TLS: extra CAs and client certificates go through `Deno.createHttpClient`
+ * (`caCerts`, `cert`/`key`). Deno's fetch has no per-client switch to skip
+ * certificate verification (only the process-wide
+ * `--unsafely-ignore-certificate-errors` flag), so hosts with `skip_verify`
+ * are reached through `node:https` with `rejectUnauthorized: false`, which
+ * Deno supports; that path streams request and response bodies the same way.
+ *
+ * @module
+ */
+
+import https from "node:https";
+import { Readable } from "node:stream";
+import { InvalidArgument, Unavailable } from "../../errors.ts";
+import type { RegistryHost } from "./hosts.ts";
+
+const MAX_REDIRECTS = 10;
+
+/** Sends requests to registry hosts; one per client, it caches TLS clients per host configuration. */
+export class Transport {
+  readonly #clients = new Map<string, Deno.HttpClient>();
+  readonly #fellBack = new Set<string>();
+  readonly #userAgent: string;
+
+  constructor(options: { userAgent?: string } = {}) {
+    this.#userAgent = options.userAgent ?? "tug";
+  }
+
+  /** The base URL of `host`'s API (`scheme://host/v2`), after any HTTPS → HTTP fallback learnt so far. */
+  baseUrl(host: RegistryHost): string {
+    const scheme = this.#fellBack.has(host.host) ? "http" : host.scheme;
+    return `${scheme}://${host.host}${host.path}`;
+  }
+
+  /**
+   * Sends `init` to `url` (on `host`) with the host's headers and TLS
+   * settings and follows redirects. Throws Unavailable when the host cannot
+   * be reached.
+   */
+  async request(host: RegistryHost, url: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    for (const [key, values] of Object.entries(host.header)) {
+      for (const v of values) headers.append(key, v);
+    }
+    if (!headers.has("user-agent")) headers.set("user-agent", this.#userAgent);
+    let target = new URL(url);
+    if (
+      this.#fellBack.has(host.host) && target.protocol === "https:" && target.host === host.host
+    ) {
+      target.protocol = "http:";
+    }
+    let method = init.method ?? "GET";
+    let body = init.body;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const onHost = target.host === host.host;
+      let res: Response;
+      try {
+        res = await this.#send(onHost ? host : undefined, target, {
+          ...init,
+          method,
+          headers,
+          body: body ?? null,
+        });
+      } catch (err) {
+        if (err instanceof InvalidArgument) throw err;
+        if (
+          onHost && host.httpFallback && target.protocol === "https:" &&
+          !this.#fellBack.has(host.host) && !isAbort(err)
+        ) {
+          // containerd's HTTP fallback: the host may speak plain HTTP only.
+          this.#fellBack.add(host.host);
+          target = new URL(target.href);
+          target.protocol = "http:";
+          hop--;
+          continue;
+        }
+        if (isAbort(err)) throw err;
+        throw new Unavailable(`connect to registry ${target.host} failed: ${describe(err)}`, {
+          cause: err,
+        });
+      }
+      if (res.status < 300 || res.status >= 400 || res.status === 304) return res;
+      const location = res.headers.get("location");
+      if (!location) return res;
+      await res.body?.cancel();
+      const next = new URL(location, target);
+      if (next.origin !== target.origin) headers.delete("authorization");
+      if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === "POST")) {
+        method = method === "HEAD" ? "HEAD" : "GET";
+        body = undefined;
+        headers.delete("content-type");
+        headers.delete("content-length");
+      }
+      target = next;
+    }
+    throw new Unavailable(
+      `request to registry ${host.host} failed: more than ${MAX_REDIRECTS} redirects`,
+    );
+  }
+
+  async #send(host: RegistryHost | undefined, url: URL, init: RequestInit): Promise<Response> {
+    if (host?.skipVerify && url.protocol === "https:") {
+      return await nodeRequest(url, init, await this.#tls(host));
+    }
+    const client = host && url.protocol === "https:" ? await this.#client(host) : undefined;
+    return await fetch(url, { ...init, redirect: "manual", ...(client ? { client } : {}) });
+  }
+
+  async #tls(host: RegistryHost): Promise<TlsFiles> {
+    const ca: string[] = [];
+    for (const f of host.caFiles) ca.push(await readPem(f, "CA certificate"));
+    let cert: string | undefined;
+    let key: string | undefined;
+    const pair = host.clientPairs[0];
+    if (pair) {
+      cert = await readPem(pair[0], "client certificate");
+      key = pair[1] ? await readPem(pair[1], "client key") : cert;
+    }
+    return { ca, ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+  }
+
+  async #client(host: RegistryHost): Promise<Deno.HttpClient | undefined> {
+    if (host.caFiles.length === 0 && host.clientPairs.length === 0) return undefined;
+    const cacheKey = JSON.stringify([host.caFiles, host.clientPairs]);
+    let client = this.#clients.get(cacheKey);
+    if (!client) {
+      const tls = await this.#tls(host);
+      try {
+        client = Deno.createHttpClient({
+          ...(tls.ca.length ? { caCerts: tls.ca } : {}),
+          ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+        });
+      } catch (err) {
+        throw new InvalidArgument(
+          `configure TLS for registry ${host.host} failed: ${describe(err)}`,
+          { cause: err },
+        );
+      }
+      this.#clients.set(cacheKey, client);
+    }
+    return client;
+  }
+
+  /** Closes the TLS clients. */
+  close(): void {
+    for (const c of this.#clients.values()) c.close();
+    this.#clients.clear();
+  }
+}
+
+interface TlsFiles {
+  ca: string[];
+  cert?: string;
+  key?: string;
+}
+
+async function readPem(path: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    throw new InvalidArgument(`read ${what} ${path} failed: ${describe(err)}`, { cause: err });
+  }
+}
+
+function isAbort(err: unknown): boolean {
+  return err instanceof DOMException && (err.name === "AbortError" || err.name === "TimeoutError");
+}
+
+/** The most telling message of a fetch error (Deno nests the cause). */
+function describe(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 4; depth++) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (msg && !parts.includes(msg)) parts.push(msg);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(": ").replace(/\s+/g, " ").slice(0, 400) || "unknown error";
+}
+
+/** One request through node:https (for hosts whose certificates are not verified). */
+function nodeRequest(url: URL, init: RequestInit, tls: TlsFiles): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {};
+    new Headers(init.headers).forEach((v, k) => headers[k] = v);
+    const req = https.request(url, {
+      method: init.method ?? "GET",
+      headers,
+      rejectUnauthorized: false,
+      ...(tls.ca.length ? { ca: tls.ca } : {}),
+      ...(tls.cert ? { cert: tls.cert } : {}),
+      ...(tls.key ? { key: tls.key } : {}),
+    }, (res) => {
+      const h = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) {
+        if (Array.isArray(v)) { for (const x of v) h.append(k, x); }
+        else if (v !== undefined) h.set(k, String(v));
+      }
+      const status = res.statusCode ?? 500;
+      const nullBody = init.method === "HEAD" || status === 204 || status === 304;
+      if (nullBody) res.resume();
+      resolve(
+        new Response(
+          nullBody ? null : Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>,
+          {
+            status,
+            statusText: res.statusMessage ?? "",
+            headers: h,
+          },
+        ),
+      );
+    });
+    req.on("error", reject);
+    const signal = init.signal;
+    if (signal) {
+      if (signal.aborted) req.destroy(new DOMException("aborted", "AbortError"));
+      signal.addEventListener(
+        "abort",
+        () => req.destroy(new DOMException("aborted", "AbortError")),
+        { once: true },
+      );
+    }
+    const body = init.body;
+    if (body === null || body === undefined) {
+      req.end();
+    } else if (body instanceof ReadableStream) {
+      Readable.fromWeb(body as import("node:stream/web").ReadableStream).pipe(req);
+    } else if (typeof body === "string" || body instanceof Uint8Array) {
+      req.end(body);
+    } else {
+      reject(new InvalidArgument("send request failed: unsupported request body type"));
+    }
+  });
+}
