@@ -100,17 +100,48 @@ export function mkdirAll(sys: Syscall, base: string, dir: string, made: string[]
   if (dir !== base && !dir.startsWith(base + "/")) {
     throw new Internal(`Create cgroup ${dir}: not under ${base}`);
   }
-  let current = base;
-  for (const part of dir.slice(base.length).split("/").filter(Boolean)) {
-    current = `${current}/${part}`;
+  const parts = dir.slice(base.length).split("/").filter(Boolean);
+  // A parent can vanish under us when another container's destroy() removes it as empty
+  // (ENOENT): walk again from the top a few times.
+  for (let attempt = 0;; attempt++) {
+    let current = base;
+    let vanished = false;
+    for (const part of parts) {
+      current = `${current}/${part}`;
+      try {
+        sys.mkdir(current, 0o755);
+        made.push(current);
+      } catch (err) {
+        const errno = errnoOf(err);
+        if (errno === "EEXIST") continue;
+        if (errno === "ENOENT" && attempt < 5 && current !== `${base}/${parts[0]}`) {
+          vanished = true;
+          break;
+        }
+        throw new FailedPrecondition(`Create cgroup ${current}: ${errno ?? String(err)}`, {
+          cause: err,
+        });
+      }
+    }
+    if (!vanished) return;
+  }
+}
+
+/**
+ * Removes the now-empty parents of `dir` that the cgroups path `inner` named
+ * (`tug` of `tug/<id>`), deepest first, stopping at the first that is not
+ * empty (the kernel refuses to remove a cgroup with children or processes).
+ */
+export function removeEmptyParents(sys: Syscall, dir: string, inner: string | undefined): void {
+  if (!inner) return;
+  let levels = inner.split("/").filter(Boolean).length - 1;
+  let current = dir;
+  while (levels-- > 0) {
+    current = current.slice(0, current.lastIndexOf("/"));
     try {
-      sys.mkdir(current, 0o755);
-      made.push(current);
-    } catch (err) {
-      if (errnoOf(err) === "EEXIST") continue;
-      throw new FailedPrecondition(`Create cgroup ${current}: ${errnoOf(err) ?? String(err)}`, {
-        cause: err,
-      });
+      sys.rmdir(current);
+    } catch {
+      return; // in use by another container, or gone
     }
   }
 }

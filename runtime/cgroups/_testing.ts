@@ -115,6 +115,7 @@ export function v2Files(controllers: readonly string[], isRoot = false): Record<
           "memory.max": "max\n",
           "memory.swap.max": "max\n",
           "memory.low": "0\n",
+          "memory.high": "max\n",
           "memory.current": "4096\n",
           "memory.peak": "8192\n",
           "memory.swap.current": "0\n",
@@ -313,6 +314,12 @@ export class FakeCgroupfs extends FakeSyscall {
       return;
     }
     super.writeFile(path, data, options);
+    if (path.endsWith("/cgroup.freeze") && typeof data === "string") {
+      const events = `${parentOf(path)}/cgroup.events`;
+      if (this.files.has(events)) {
+        this.addFile(events, S_IFREG | 0o644, `populated 0\nfrozen ${data.trim()}\n`);
+      }
+    }
   }
 }
 
@@ -374,5 +381,11 @@ export class DirCgroupfs extends LibcSyscall {
       return;
     }
     super.writeFile(path, data, options);
+    if (path.endsWith("/cgroup.freeze")) {
+      Deno.writeTextFileSync(
+        `${parentOf(path)}/cgroup.events`,
+        `populated 0\nfrozen ${text.trim()}\n`,
+      );
+    }
   }
 }

@@ -319,13 +319,20 @@ function attachOrDetach(
   sys.bpf(cmd, attr);
 }
 
+/** Options for {@link attachDeviceFilter}. */
+export interface AttachOptions {
+  /** The system-call layer. */
+  sys: Syscall;
+}
+
 /**
  * Loads `program` and attaches it to the cgroup v2 directory `dir`
  * (BPF_F_ALLOW_MULTI), then detaches the device programs that were attached
  * to `dir` before, so that exactly one filter, the new one, applies. The
  * attachment keeps the program alive; tug keeps no fd open.
  */
-export function attachDeviceFilter(sys: Syscall, dir: string, program: Uint8Array): void {
+export function attachDeviceFilter(dir: string, program: Uint8Array, options: AttachOptions): void {
+  const { sys } = options;
   const cgroupFd = sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   try {
     const before = attachedPrograms(sys, cgroupFd, dir);

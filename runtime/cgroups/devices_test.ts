@@ -204,7 +204,7 @@ Deno.test("deviceFilterProgram() of an empty rule list denies everything", () =>
 Deno.test("attachDeviceFilter() loads, attaches with BPF_F_ALLOW_MULTI and closes what it opened", () => {
   const sys = new FakeSyscall().addFile("/cg/c1", 0o040755);
   const program = deviceFilterProgram(emulateDeviceRules(normalizeDeviceRules(DEFAULTS)));
-  attachDeviceFilter(sys, "/cg/c1", program);
+  attachDeviceFilter("/cg/c1", program, { sys });
   assertEquals(sys.names(), ["open", "bpf", "bpf", "bpf", "close", "close"]);
   const bpf = sys.calls.filter((c) => c.name === "bpf");
   assertEquals(bpf.map((c) => c.args[0]), [BPF_PROG_QUERY, BPF_PROG_LOAD, BPF_PROG_ATTACH]);

@@ -26,7 +26,14 @@
 
 import type { Syscall } from "../../ffi/syscall.ts";
 import { libcSyscall } from "../../ffi/libc.ts";
-import { cleanCgroupsPath, detectCgroups, parseProcCgroup, resolveCgroupPaths } from "./paths.ts";
+import { InvalidArgument } from "../../errors.ts";
+import {
+  cleanCgroupsPath,
+  detectCgroups,
+  parseProcCgroup,
+  resolveCgroupPaths,
+  type ResolvedPaths,
+} from "./paths.ts";
 import type { CgroupLayout, CgroupManager } from "./types.ts";
 import { CgroupV1Manager } from "./v1.ts";
 import { CgroupV2Manager } from "./v2.ts";
@@ -56,6 +63,7 @@ export {
   emulateDeviceRules,
   normalizeDeviceRules,
 } from "./devices.ts";
+export type { ManagerOptions } from "./_common.ts";
 export { CgroupV1Manager } from "./v1.ts";
 export { CgroupV2Manager } from "./v2.ts";
 
@@ -73,6 +81,14 @@ export interface CgroupManagerOptions {
   selfCgroup?: string;
   /** Contents of /proc/self/mountinfo (default: read it). */
   mountinfo?: string;
+  /**
+   * The directories an earlier manager's paths() returned (recorded at create
+   * time), to reopen that cgroup from another process, whose own cgroup may
+   * differ: no path is resolved. `id` and `cgroupsPath` should still be the
+   * ones it was created with, so that destroy() knows which parents it may
+   * remove once empty.
+   */
+  paths?: Record<string, string>;
   /** A layout found earlier with {@link detectCgroups}, to skip detection. */
   layout?: CgroupLayout;
   /**
@@ -94,9 +110,22 @@ export function cgroupManager(options: CgroupManagerOptions): CgroupManager {
     ...(options.root !== undefined ? { root: options.root } : {}),
     ...(options.mountinfo !== undefined ? { mountinfo: options.mountinfo } : {}),
   });
-  const self = parseProcCgroup(options.selfCgroup ?? Deno.readTextFileSync("/proc/self/cgroup"));
   const inner = cleanCgroupsPath(options.cgroupsPath, options.id);
-  const paths = resolveCgroupPaths(layout, self, inner);
+  let paths: ResolvedPaths;
+  if (options.paths) {
+    const { unified, ...v1 } = options.paths;
+    for (const dir of Object.values(options.paths)) {
+      if (!dir.startsWith("/") || dir.split("/").includes("..")) {
+        throw new InvalidArgument(
+          `Reopen cgroup ${JSON.stringify(dir)}: not an absolute path without ".."`,
+        );
+      }
+    }
+    paths = unified === undefined ? { inner, v1 } : { inner, v1, unified };
+  } else {
+    const self = parseProcCgroup(options.selfCgroup ?? Deno.readTextFileSync("/proc/self/cgroup"));
+    paths = resolveCgroupPaths(inner, { layout, self });
+  }
   const sys = options.sys ?? libcSyscall();
   const warn = options.warn ?? ((message: string) => console.error(`warning: ${message}`));
   const managerOptions = { sys, layout, paths, warn };

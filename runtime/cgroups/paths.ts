@@ -251,25 +251,36 @@ function dirOf(mount: CgroupMount, cgroup: string): string {
 
 /** The directories a container's cgroup occupies. */
 export interface ResolvedPaths {
+  /**
+   * The cleaned cgroups path the directories end with (`tug/<id>`,
+   * `/default/web`). destroy() removes the parents it names once they are
+   * empty; without it only the directories themselves are removed.
+   */
+  inner?: string;
   /** v1 controller → directory (only controllers the host mounts and tug joins). */
   v1: Record<string, string>;
   /** The directory in the unified hierarchy, when there is one. */
   unified?: string;
 }
 
+/** Where {@link resolveCgroupPaths} resolves a path. */
+export interface ResolveOptions {
+  /** The host's hierarchies. */
+  layout: CgroupLayout;
+  /** The runtime's own cgroups (from /proc/self/cgroup). */
+  self: ProcessCgroups;
+}
+
 /**
- * Resolves a (cleaned) cgroups path in every hierarchy of `layout`: an
- * absolute path is relative to each hierarchy's root, a relative one to the
- * cgroup `self` (the runtime's own, from /proc/self/cgroup) holds in that
- * hierarchy.
+ * Resolves a cgroups path cleaned by {@link cleanCgroupsPath} in every
+ * hierarchy of `layout`: an absolute path is relative to each hierarchy's
+ * root, a relative one to the cgroup the runtime itself (`self`) holds in
+ * that hierarchy.
  */
-export function resolveCgroupPaths(
-  layout: CgroupLayout,
-  self: ProcessCgroups,
-  inner: string,
-): ResolvedPaths {
+export function resolveCgroupPaths(inner: string, options: ResolveOptions): ResolvedPaths {
+  const { layout, self } = options;
   const absolute = inner.startsWith("/");
-  const result: ResolvedPaths = { v1: {} };
+  const result: ResolvedPaths = { inner, v1: {} };
   for (const controller of V1_CONTROLLERS) {
     const mount = layout.v1[controller];
     if (!mount) continue;

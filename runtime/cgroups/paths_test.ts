@@ -133,7 +133,7 @@ Deno.test("cleanCgroupsPath() rejects .. escapes, the root, slice syntax and ids
 
 Deno.test("resolveCgroupPaths() puts an absolute path under each hierarchy's root", () => {
   const layout = fakeLayout("/sys/fs/cgroup", "hybrid");
-  const paths = resolveCgroupPaths(layout, parseProcCgroup(HYBRID_SELF), "/default/web");
+  const paths = resolveCgroupPaths("/default/web", { layout, self: parseProcCgroup(HYBRID_SELF) });
   assertEquals(paths.v1.memory, "/sys/fs/cgroup/memory/default/web");
   assertEquals(paths.v1.cpu, "/sys/fs/cgroup/cpu/default/web");
   assertEquals(paths.v1["name=systemd"], "/sys/fs/cgroup/systemd/default/web");
@@ -142,11 +142,10 @@ Deno.test("resolveCgroupPaths() puts an absolute path under each hierarchy's roo
 
 Deno.test("resolveCgroupPaths() puts a relative path under the runtime's own cgroup in each hierarchy", () => {
   const layout = fakeLayout("/sys/fs/cgroup", "hybrid");
-  const paths = resolveCgroupPaths(
+  const paths = resolveCgroupPaths(cleanCgroupsPath("", "web"), {
     layout,
-    parseProcCgroup(HYBRID_SELF),
-    cleanCgroupsPath("", "web"),
-  );
+    self: parseProcCgroup(HYBRID_SELF),
+  });
   assertEquals(paths.v1.memory, "/sys/fs/cgroup/memory/process_api/abc/tug/web");
   assertEquals(paths.v1.cpu, "/sys/fs/cgroup/cpu/tug/web");
   assertEquals(paths.v1.pids, "/sys/fs/cgroup/pids/tug/web");
@@ -157,6 +156,9 @@ Deno.test("resolveCgroupPaths() strips the root of a mount that shows a sub-cgro
   const layout = detectCgroups({
     mountinfo: "35 31 0:32 /docker/c1 /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
   });
-  const paths = resolveCgroupPaths(layout, parseProcCgroup("4:memory:/docker/c1\n"), "tug/web");
+  const paths = resolveCgroupPaths("tug/web", {
+    layout,
+    self: parseProcCgroup("4:memory:/docker/c1\n"),
+  });
   assertEquals(paths.v1.memory, "/sys/fs/cgroup/memory/tug/web");
 });

@@ -23,6 +23,7 @@ import {
   pidsUnder,
   rdmaLine,
   readText,
+  removeEmptyParents,
   removeMade,
   removeTree,
   requireCgroup,
@@ -47,6 +48,7 @@ export class CgroupV1Manager implements CgroupManager {
   readonly #dirs: Record<string, string>;
   readonly #unified: string | undefined;
   readonly #warn: (message: string) => void;
+  readonly #inner: string | undefined;
   #made: string[] = [];
   #fresh = false;
 
@@ -56,6 +58,7 @@ export class CgroupV1Manager implements CgroupManager {
     this.#dirs = { ...options.paths.v1 };
     this.#unified = options.layout.mode === "hybrid" ? options.paths.unified : undefined;
     this.#warn = options.warn;
+    this.#inner = options.paths.inner;
   }
 
   paths(): Record<string, string> {
@@ -637,6 +640,7 @@ export class CgroupV1Manager implements CgroupManager {
     for (const { dir } of [...this.#allDirs()].reverse()) {
       try {
         removeTree(this.#sys, dir);
+        removeEmptyParents(this.#sys, dir, this.#inner);
       } catch (err) {
         first ??= err;
       }

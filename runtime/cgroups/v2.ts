@@ -21,6 +21,7 @@ import {
   pidsUnder,
   rdmaLine,
   readText,
+  removeEmptyParents,
   removeMade,
   removeTree,
   requireCgroup,
@@ -54,6 +55,7 @@ export class CgroupV2Manager implements CgroupManager {
   readonly #base: string;
   readonly #dir: string;
   readonly #warn: (message: string) => void;
+  readonly #inner: string | undefined;
   #made: string[] = [];
   #fresh = false;
 
@@ -66,6 +68,7 @@ export class CgroupV2Manager implements CgroupManager {
     this.#base = unified.mountpoint;
     this.#dir = options.paths.unified;
     this.#warn = options.warn;
+    this.#inner = options.paths.inner;
   }
 
   paths(): Record<string, string> {
@@ -183,7 +186,7 @@ export class CgroupV2Manager implements CgroupManager {
     if (r.network?.classID !== undefined || r.network?.priorities?.length) {
       this.#warn("resources.network ignored: cgroup v2 has no net_cls or net_prio controller");
     }
-    if (program) attachDeviceFilter(this.#sys, this.#dir, program);
+    if (program) attachDeviceFilter(this.#dir, program, { sys: this.#sys });
     for (const [key, value] of Object.entries(r.unified ?? {})) {
       this.#write(`unified[${JSON.stringify(key)}]`, key, value);
     }
@@ -406,6 +409,7 @@ export class CgroupV2Manager implements CgroupManager {
 
   destroy(): void {
     removeTree(this.#sys, this.#dir);
+    removeEmptyParents(this.#sys, this.#dir, this.#inner);
     this.#made = [];
   }
 }
