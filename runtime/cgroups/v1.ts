@@ -163,6 +163,7 @@ export class CgroupV1Manager implements CgroupManager {
     if (unifiedKeys.length > 0) this.#checkUnified(r.unified!);
     const rules = r.devices ? normalizeDeviceRules(r.devices) : undefined;
     if (rules) emulateDeviceRules(rules);
+    this.#checkControllers(r);
 
     const c = r.cpu;
     if (c?.cpus) this.#write("cpu.cpus", `${this.#need("cpuset", "cpu.cpus")}/cpuset.cpus`, c.cpus);
@@ -214,9 +215,11 @@ export class CgroupV1Manager implements CgroupManager {
       if (classID !== undefined) {
         if (this.#dirs.net_cls) {
           this.#write("network.classID", `${this.#dirs.net_cls}/net_cls.classid`, String(classID));
-        } else {this.#warn(
+        } else {
+          this.#warn(
             "resources.network.classID ignored: the net_cls controller is not mounted on this host",
-          );}
+          );
+        }
       }
       if (priorities?.length) {
         if (this.#dirs.net_prio) {
@@ -242,6 +245,39 @@ export class CgroupV1Manager implements CgroupManager {
 
     for (const key of unifiedKeys) {
       this.#write(`unified[${JSON.stringify(key)}]`, `${this.#unified}/${key}`, r.unified![key]!);
+    }
+  }
+
+  /** Throws NotImplemented before the first write when `r` needs a controller this host does not mount. */
+  #checkControllers(r: LinuxResources): void {
+    const c = r.cpu, m = r.memory, b = r.blockIO;
+    if (c?.cpus) this.#need("cpuset", "cpu.cpus");
+    if (c?.mems) this.#need("cpuset", "cpu.mems");
+    if (r.devices) this.#need("devices", "devices");
+    if (
+      m && (m.limit || m.swap || m.reservation || m.kernelTCP || m.disableOOMKiller !== undefined)
+    ) {
+      this.#need("memory", "memory");
+    }
+    if (m?.swappiness !== undefined && m.swappiness !== null && m.swappiness !== -1) {
+      this.#need("memory", "memory.swappiness");
+    }
+    if (c && (c.shares || c.quota || c.period || c.burst !== undefined || c.idle !== undefined)) {
+      this.#need("cpu", "cpu");
+    }
+    if (c?.realtimePeriod || c?.realtimeRuntime) this.#need("cpu", "cpu.realtimeRuntime");
+    if (r.pids) this.#need("pids", "pids.limit");
+    if (b && Object.values(b).some((v) => Array.isArray(v) ? v.length > 0 : !!v)) {
+      this.#need("blkio", "blockIO");
+    }
+    if (Object.keys(r.rdma ?? {}).length) this.#need("rdma", "rdma");
+    if (
+      r.hugepageLimits?.length && !this.#dirs.hugetlb &&
+      !(this.#unified && this.#unifiedHas("hugetlb"))
+    ) {
+      throw new NotImplemented(
+        "Set resources.hugepageLimits: the hugetlb controller is not mounted on v1 nor enabled for the unified cgroup on this host",
+      );
     }
   }
 

@@ -234,7 +234,7 @@ Deno.test("v1 apply() names a controller the host does not mount, and warns for 
   assertThrows(
     () => cg.apply({ hugepageLimits: [{ pageSize: "2MB", limit: 0 }] }),
     NotImplemented,
-    "hugepageLimits[0]",
+    "resources.hugepageLimits: the hugetlb controller",
   );
   assertThrows(
     () => cg.apply({ rdma: { mlx4_0: { hcaHandles: 2 } } }),
@@ -638,4 +638,18 @@ Deno.test("cgroupManager() reopens recorded paths from a process in another cgro
     InvalidArgument,
     "Reopen cgroup",
   );
+});
+
+Deno.test("v1 apply() refuses a limit for an unmounted controller before writing anything", () => {
+  const fs = fakeHost("v1");
+  delete fs.layout.v1.pids;
+  const cg = managerOn(fs);
+  cg.create();
+  const writes = fs.writes().length;
+  assertThrows(
+    () => cg.apply({ cpu: { cpus: "0" }, pids: { limit: 3 } }),
+    NotImplemented,
+    "pids controller",
+  );
+  assertEquals(fs.writes().length, writes);
 });

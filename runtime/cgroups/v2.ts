@@ -165,6 +165,7 @@ export class CgroupV2Manager implements CgroupManager {
     const program = r.devices
       ? deviceFilterProgram(emulateDeviceRules(normalizeDeviceRules(r.devices)))
       : undefined;
+    this.#checkControllers(r);
 
     const c = r.cpu;
     if (c?.cpus) this.#write("cpu.cpus", "cpuset.cpus", c.cpus);
@@ -190,6 +191,35 @@ export class CgroupV2Manager implements CgroupManager {
     for (const [key, value] of Object.entries(r.unified ?? {})) {
       this.#write(`unified[${JSON.stringify(key)}]`, key, value);
     }
+  }
+
+  /**
+   * Throws FailedPrecondition before the first write when `r` needs a controller that is not
+   * enabled for this cgroup (the parent's cgroup.subtree_control could not take it).
+   */
+  #checkControllers(r: LinuxResources): void {
+    const text = readText(this.#sys, `${this.#dir}/cgroup.controllers`);
+    if (text === undefined) return; // the write itself will say what is missing
+    const enabled = text.split(/\s+/);
+    const need = (controller: string, key: string) => {
+      if (!enabled.includes(controller)) {
+        throw new FailedPrecondition(
+          `Set resources.${key}: the ${controller} controller is not enabled for cgroup ${this.#dir} (it has: ${
+            text.trim() || "none"
+          })`,
+        );
+      }
+    };
+    const c = r.cpu, m = r.memory, b = r.blockIO;
+    if (c?.cpus || c?.mems) need("cpuset", c.cpus ? "cpu.cpus" : "cpu.mems");
+    if (m && (m.limit || m.swap || m.reservation)) need("memory", "memory");
+    if (c && (c.shares || c.quota || c.period || (c.burst ?? null) !== null)) need("cpu", "cpu");
+    if (r.pids) need("pids", "pids.limit");
+    if (b && Object.values(b).some((v) => Array.isArray(v) ? v.length > 0 : !!v)) {
+      need("io", "blockIO");
+    }
+    if (r.hugepageLimits?.length) need("hugetlb", "hugepageLimits");
+    if (Object.keys(r.rdma ?? {}).length) need("rdma", "rdma");
   }
 
   #applyMemory(m: NonNullable<LinuxResources["memory"]>): void {

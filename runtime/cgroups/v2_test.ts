@@ -1,4 +1,4 @@
-import { InvalidArgument, NotFound } from "../../errors.ts";
+import { FailedPrecondition, InvalidArgument, NotFound } from "../../errors.ts";
 import {
   BPF_PROG_ATTACH,
   BPF_PROG_LOAD,
@@ -509,4 +509,20 @@ Deno.test({
       );
       assert(run("echo x 2>/dev/null >/dev/zero") !== 0, "writing /dev/zero is still refused");
     }),
+});
+
+Deno.test("v2 apply() refuses a limit whose controller is not enabled before writing anything", () => {
+  const fs = fakeHost();
+  fs.writeFile("/cg/own/cgroup.controllers", "cpu memory\n"); // what /cg/own can pass down
+  fs.writeFile("/cg/own/cgroup.subtree_control", "");
+  const cg = managerOn(fs);
+  cg.create();
+  assertEquals(fs.text("/cg/own/tug/web/cgroup.controllers").trim(), "cpu memory");
+  const calls = fs.calls.length;
+  assertThrows(
+    () => cg.apply({ memory: { limit: MiB }, pids: { limit: 3 } }),
+    FailedPrecondition,
+    "pids controller is not enabled",
+  );
+  assertEquals(fs.calls.slice(calls).filter((c) => c.name === "writeFile"), []);
 });
