@@ -116,10 +116,10 @@ export class CgroupV1Manager implements CgroupManager {
   }
 
   apply(resources: LinuxResources): void {
-    validateResources(resources, 1);
     const fresh = this.#fresh;
     this.#fresh = false;
     try {
+      validateResources(resources, 1);
       this.#apply(resources);
     } catch (err) {
       if (fresh) {

@@ -181,7 +181,7 @@ Deno.test("v1 apply() raises memory+swap before memory when the new swap exceeds
   ]);
 });
 
-Deno.test("v1 apply() rejects bad values with InvalidArgument naming the key, before any write", () => {
+Deno.test("v1 apply() rejects bad values with InvalidArgument naming the key, before any write, and removes a fresh cgroup", () => {
   const cases: [LinuxResources, string][] = [
     [{ cpu: { cpus: "abc" } }, "cpu.cpus"],
     [{ cpu: { shares: -1 } }, "cpu.shares"],
@@ -204,6 +204,11 @@ Deno.test("v1 apply() rejects bad values with InvalidArgument naming the key, be
     const writes = fs.writes().length;
     assertThrows(() => cg.apply(resources), InvalidArgument, key);
     assertEquals(fs.writes().length, writes, `no write for ${key}`);
+    assertEquals(
+      fs.dirs("/cg"),
+      fakeHost("v1").dirs("/cg"),
+      `the fresh cgroup is removed after ${key}`,
+    );
   }
 });
 

@@ -128,10 +128,10 @@ export class CgroupV2Manager implements CgroupManager {
   }
 
   apply(resources: LinuxResources): void {
-    validateResources(resources, 2);
     const fresh = this.#fresh;
     this.#fresh = false;
     try {
+      validateResources(resources, 2);
       this.#apply(resources);
     } catch (err) {
       if (fresh) {
