@@ -182,6 +182,14 @@ export class Authorizer {
     );
   }
 
+  /** Why `host` may have refused a request that carried our best credentials, for error messages. */
+  async describe(host: string): Promise<string> {
+    const creds = await this.#credentials?.(host);
+    return creds
+      ? `the credentials of ${creds.username} were refused`
+      : "no credentials were given";
+  }
+
   async #token(host: string, auth: HostAuth, scopes: string[], fresh: boolean): Promise<string> {
     const key = `${host} ${[...scopes].sort().join(" ")}`;
     const cached = this.#tokens.get(key);

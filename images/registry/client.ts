@@ -349,6 +349,13 @@ export class RegistryClient {
         await response.body?.cancel();
         continue;
       }
+      if (response.status === 401 || response.status === 403) {
+        const { text } = await errorDetail(response);
+        throw new Unauthenticated(
+          `access to ${spec.what} on registry ${host.host} denied: ${await this.#authorizer
+            .describe(host.host)}${text ? ` (${text})` : ""}`,
+        );
+      }
       if (
         response.status === 405 && spec.method === "HEAD" && spec.suffix.includes("/manifests/")
       ) {

@@ -1,0 +1,139 @@
+import { Unauthenticated, Unavailable } from "../../errors.ts";
+import { assertEquals, assertRejects } from "../../tests/assert.ts";
+import { Authorizer, mergeScopes, parseChallenges, repositoryScope } from "./auth.ts";
+
+Deno.test("parseChallenges() reads bearer and basic challenges with quoted parameters", () => {
+  assertEquals(
+    parseChallenges(
+      'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"',
+    ),
+    [{
+      scheme: "bearer",
+      params: {
+        realm: "https://auth.docker.io/token",
+        service: "registry.docker.io",
+        scope: "repository:library/busybox:pull",
+      },
+    }],
+  );
+  assertEquals(parseChallenges('Basic realm="my \\"registry\\""'), [{
+    scheme: "basic",
+    params: { realm: 'my "registry"' },
+  }]);
+  assertEquals(parseChallenges('Basic realm="a", Bearer realm="https://t/x",service=reg'), [
+    { scheme: "basic", params: { realm: "a" } },
+    { scheme: "bearer", params: { realm: "https://t/x", service: "reg" } },
+  ]);
+  assertEquals(parseChallenges(""), []);
+});
+
+Deno.test("mergeScopes() unites scopes and merges the actions of one resource", () => {
+  assertEquals(mergeScopes(["repository:a:pull"], ["repository:a:push", "repository:b:pull"]), [
+    "repository:a:pull,push",
+    "repository:b:pull",
+  ]);
+  assertEquals(
+    repositoryScope("library/busybox", ["pull", "push"]),
+    "repository:library/busybox:pull,push",
+  );
+});
+
+function challenge(header: string): Response {
+  return new Response(null, { status: 401, headers: { "www-authenticate": header } });
+}
+
+const BEARER = 'Bearer realm="https://auth.example/token",service="reg.example"';
+
+Deno.test("Authorizer fetches a token per scope set, reuses it until it expires, and shares concurrent fetches", async () => {
+  let now = 1_000_000;
+  const seen: { url: string; auth: string | null }[] = [];
+  const authz = new Authorizer({
+    credentials: (host) => host === "reg.example" ? { username: "u", password: "p" } : undefined,
+    now: () => now,
+    fetch: async (url, init) => {
+      seen.push({ url, auth: new Headers(init.headers).get("authorization") });
+      await new Promise((r) => setTimeout(r, 5));
+      return Response.json({ token: `t${seen.length}`, expires_in: 60 });
+    },
+  });
+  assertEquals(await authz.authorization("reg.example", ["repository:a:pull"]), undefined);
+  const scopes = await authz.challenge(
+    "reg.example",
+    challenge(`${BEARER},scope="repository:a:pull"`),
+    ["repository:a:pull"],
+  );
+  assertEquals(scopes, ["repository:a:pull"]);
+  assertEquals(seen.length, 1);
+  assertEquals(
+    seen[0]!.url,
+    "https://auth.example/token?service=reg.example&scope=repository%3Aa%3Apull",
+  );
+  assertEquals(seen[0]!.auth, `Basic ${btoa("u:p")}`);
+  const [x, y] = await Promise.all([
+    authz.authorization("reg.example", ["repository:a:pull"]),
+    authz.authorization("reg.example", ["repository:a:pull"]),
+  ]);
+  assertEquals([x, y], ["Bearer t1", "Bearer t1"]);
+  // Another scope: another token, fetched once for concurrent requests.
+  const [p, q] = await Promise.all([
+    authz.authorization("reg.example", ["repository:b:pull"]),
+    authz.authorization("reg.example", ["repository:b:pull"]),
+  ]);
+  assertEquals([p, q], ["Bearer t2", "Bearer t2"]);
+  // Expired: fetched again.
+  now += 61_000;
+  assertEquals(await authz.authorization("reg.example", ["repository:a:pull"]), "Bearer t3");
+  assertEquals(seen.length, 3);
+});
+
+Deno.test("Authorizer answers basic challenges with credentials and refuses without them", async () => {
+  const authz = new Authorizer({
+    credentials: (host) => host === "with.example" ? { username: "ü", password: "p:w" } : undefined,
+    fetch: () => Promise.reject(new Error("no token requests expected")),
+  });
+  await authz.challenge("with.example", challenge('Basic realm="r"'), []);
+  const bytes = new TextEncoder().encode("ü:p:w");
+  assertEquals(
+    await authz.authorization("with.example", []),
+    `Basic ${btoa(String.fromCharCode(...bytes))}`,
+  );
+  await assertRejects(
+    () => authz.challenge("with.example", challenge('Basic realm="r"'), []),
+    Unauthenticated,
+    "were refused",
+  );
+  await assertRejects(
+    () => authz.challenge("without.example", challenge('Basic realm="r"'), []),
+    Unauthenticated,
+    "without.example",
+  );
+  await assertRejects(
+    () => authz.challenge("odd.example", challenge("Negotiate abc"), []),
+    Unauthenticated,
+    "unsupported challenge",
+  );
+});
+
+Deno.test("Authorizer reports token server failures as Unauthenticated or Unavailable, naming the registry", async () => {
+  const refusing = new Authorizer({
+    fetch: () => Promise.resolve(new Response("no", { status: 401 })),
+  });
+  const e1 = await assertRejects(
+    () => refusing.challenge("reg.example", challenge(BEARER), []),
+    Unauthenticated,
+    "reg.example",
+  );
+  assertEquals(e1.message.includes("anonymous access was refused"), true, e1.message);
+  const down = new Authorizer({ fetch: () => Promise.reject(new TypeError("connection refused")) });
+  await assertRejects(
+    () => down.challenge("reg.example", challenge(BEARER), []),
+    Unavailable,
+    "connection refused",
+  );
+  const empty = new Authorizer({ fetch: () => Promise.resolve(Response.json({})) });
+  await assertRejects(
+    () => empty.challenge("reg.example", challenge(BEARER), []),
+    Unauthenticated,
+    "no token",
+  );
+});

@@ -1,0 +1,164 @@
+/**
+ * Push round trips against a real registry, checked with skopeo (which
+ * reads the manifests back and verifies every blob it copies).
+ */
+import { join } from "node:path";
+import { NotFound, Unauthenticated } from "../errors.ts";
+import { LocalContentStore } from "../images/content/local.ts";
+import { RegistryClient } from "../images/registry/client.ts";
+import { fetchImage } from "../images/registry/fetch.ts";
+import { pushImage } from "../images/registry/push.ts";
+import { MEDIA_TYPES } from "../images/types.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "./assert.ts";
+import { copyToLayout, inspectRaw, pushFixture } from "./fixtures/mod.ts";
+import { requires, withTempDir } from "./harness.ts";
+import { startRegistry, type TestRegistry } from "./registry.ts";
+
+const ignore = requires("registry", "skopeo", "umoci", "busybox");
+
+function client(reg: TestRegistry): RegistryClient {
+  const creds = reg.credentials;
+  return new RegistryClient({ plainHttp: true, ...(creds ? { credentials: () => creds } : {}) });
+}
+
+async function manifestBytes(store: LocalContentStore, digest: string): Promise<string> {
+  return new TextDecoder().decode(await store.readBytes(digest));
+}
+
+Deno.test({
+  name: "pushImage() uploads an image that skopeo reads back byte for byte, then skips what exists",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry();
+    const source = await pushFixture(reg, "layers");
+    await withTempDir(async (dir) => {
+      const store = await LocalContentStore.open(join(dir, "content"));
+      const c = client(reg);
+      const image = await fetchImage(c, source, { store });
+
+      const pushed = await pushImage(c, `${reg.host}/pushed:v1`, image.target, {
+        store,
+        tags: ["v2"],
+        mount: false,
+      });
+      assertEquals([pushed.uploaded, pushed.existing, pushed.mounted], [5, 0, 0]);
+      assertEquals(pushed.manifests, 2);
+      const want = await manifestBytes(store, image.target.digest);
+      assertEquals(await inspectRaw(reg, `${reg.host}/pushed:v1`), want);
+      assertEquals(await inspectRaw(reg, `${reg.host}/pushed:v2`), want);
+      await copyToLayout(reg, `${reg.host}/pushed:v1`, join(dir, "copied"));
+
+      // Pushed again: every blob is there already.
+      const before = reg.requests().length;
+      const again = await pushImage(c, `${reg.host}/pushed:v1`, image.target, { store });
+      assertEquals([again.uploaded, again.existing, again.mounted], [0, 5, 0]);
+      const methods = reg.requests().slice(before).map((r) => r.method);
+      assert(!methods.includes("POST") && !methods.includes("PATCH"), methods.join(" "));
+      c.close();
+    });
+  },
+});
+
+Deno.test({
+  name: "pushImage() uploads in chunks and mounts blobs across repositories",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry();
+    const source = await pushFixture(reg, "single");
+    await withTempDir(async (dir) => {
+      const store = await LocalContentStore.open(join(dir, "content"));
+      const c = client(reg);
+      const image = await fetchImage(c, source, { store });
+      const layer = image.manifests[0]!.layers[0]!;
+
+      const before = reg.requests().length;
+      const chunked = await pushImage(c, `${reg.host}/chunked:latest`, image.target, {
+        store,
+        chunkSize: 64 << 10,
+        mount: false,
+      });
+      assertEquals(chunked.uploaded, 2);
+      const patches = reg.requests().slice(before).filter((r) => r.method === "PATCH");
+      assertEquals(patches.length, Math.ceil(layer.size / (64 << 10)));
+      assertEquals(
+        await inspectRaw(reg, `${reg.host}/chunked:latest`),
+        await manifestBytes(store, image.target.digest),
+      );
+      await copyToLayout(reg, `${reg.host}/chunked:latest`, join(dir, "copied"));
+
+      // The blobs carry their source repository: pushing elsewhere on the same registry mounts them.
+      const mounted = await pushImage(c, `${reg.host}/elsewhere:latest`, image.target, { store });
+      assertEquals([mounted.uploaded, mounted.mounted], [0, 2]);
+      await copyToLayout(reg, `${reg.host}/elsewhere:latest`, join(dir, "copied2"));
+      c.close();
+    });
+  },
+});
+
+Deno.test({
+  name: "pushImage() pushes a multi-platform index and a Docker schema 2 image unchanged",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry();
+    const multi = await pushFixture(reg, "multi");
+    const docker = await pushFixture(reg, "single", { format: "v2s2", repo: "docker" });
+    await withTempDir(async (dir) => {
+      const store = await LocalContentStore.open(join(dir, "content"));
+      const c = client(reg);
+      const all = await fetchImage(c, multi, { store, platform: "all" });
+      const pushed = await pushImage(c, `${reg.host}/multi-copy:latest`, all.target, {
+        store,
+        mount: false,
+      });
+      assertEquals(pushed.manifests, 4);
+      assertEquals(
+        await inspectRaw(reg, `${reg.host}/multi-copy:latest`),
+        await manifestBytes(store, all.target.digest),
+      );
+      await copyToLayout(reg, `${reg.host}/multi-copy:latest`, join(dir, "copied"), { all: true });
+
+      const d = await fetchImage(c, docker, { store });
+      await pushImage(c, `${reg.host}/docker-copy:1`, d.target, { store });
+      const raw = await inspectRaw(reg, `${reg.host}/docker-copy:1`);
+      assertEquals(JSON.parse(raw).mediaType, MEDIA_TYPES.dockerManifest);
+      assertEquals(raw, await manifestBytes(store, d.target.digest));
+
+      // An index whose other platforms were not pulled cannot be pushed whole.
+      const one = await LocalContentStore.open(join(dir, "one"));
+      const single = await fetchImage(c, multi, { store: one });
+      const err = await assertRejects(
+        () => pushImage(c, `${reg.host}/partial:latest`, single.target, { store: one }),
+        NotFound,
+      );
+      assertStringIncludes(err.message, "not in the content store");
+      c.close();
+    });
+  },
+});
+
+Deno.test({
+  name: "pushImage() authenticates with basic credentials and is refused without them",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry({ auth: "htpasswd" });
+    const source = await pushFixture(reg, "single");
+    await withTempDir(async (dir) => {
+      const store = await LocalContentStore.open(join(dir, "content"));
+      const c = client(reg);
+      const image = await fetchImage(c, source, { store });
+      const anonymous = new RegistryClient({ plainHttp: true });
+      const err = await assertRejects(
+        () => pushImage(anonymous, `${reg.host}/mine:1`, image.target, { store }),
+        Unauthenticated,
+      );
+      assertStringIncludes(err.message, reg.host);
+      anonymous.close();
+      await pushImage(c, `${reg.host}/mine:1`, image.target, { store });
+      assertEquals(
+        await inspectRaw(reg, `${reg.host}/mine:1`),
+        await manifestBytes(store, image.target.digest),
+      );
+      c.close();
+    });
+  },
+});

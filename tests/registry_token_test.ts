@@ -1,0 +1,84 @@
+/**
+ * Bearer token auth against a real registry configured with `auth: token`
+ * and a token server of our own (tests/registry.ts): tokens fetched from the
+ * challenge's realm with the right service and scopes, reused per scope,
+ * anonymous pull, refused credentials, push scopes.
+ */
+import { join } from "node:path";
+import { Unauthenticated } from "../errors.ts";
+import { LocalContentStore } from "../images/content/local.ts";
+import { RegistryClient } from "../images/registry/client.ts";
+import { fetchImage } from "../images/registry/fetch.ts";
+import { pushImage } from "../images/registry/push.ts";
+import { assertEquals, assertRejects, assertStringIncludes } from "./assert.ts";
+import { inspectRaw, pushFixture } from "./fixtures/mod.ts";
+import { requires, withTempDir } from "./harness.ts";
+import { startRegistry } from "./registry.ts";
+
+const ignore = requires("registry", "skopeo", "umoci", "busybox");
+
+Deno.test({
+  name: "bearer tokens come from the challenge's realm, once per scope, and are reused",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry({ auth: "token" });
+    const single = await pushFixture(reg, "single");
+    const layers = await pushFixture(reg, "layers");
+    const tokens = reg.tokenServer!.requests;
+    await withTempDir(async (dir) => {
+      const store = await LocalContentStore.open(join(dir, "content"));
+      const creds = reg.credentials!;
+      const client = new RegistryClient({ plainHttp: true, credentials: () => creds });
+      const n0 = tokens.length;
+      await fetchImage(client, single, { store });
+      assertEquals(tokens.slice(n0), [{
+        scopes: ["repository:single:pull"],
+        user: "tester",
+        status: 200,
+      }]);
+      await fetchImage(client, layers, { store });
+      await fetchImage(client, single, { store });
+      assertEquals(tokens.slice(n0).map((t) => t.scopes.join(" ")), [
+        "repository:single:pull",
+        "repository:layers:pull",
+      ]);
+
+      // Anonymous pull: the token server grants pull without credentials.
+      const anonymous = new RegistryClient({ plainHttp: true });
+      const store2 = await LocalContentStore.open(join(dir, "content2"));
+      await fetchImage(anonymous, single, { store: store2 });
+      assertEquals(tokens[tokens.length - 1], { scopes: ["repository:single:pull"], status: 200 });
+
+      // Refused credentials name the registry.
+      const wrong = new RegistryClient({
+        plainHttp: true,
+        credentials: () => ({ username: "tester", password: "nope" }),
+      });
+      const err = await assertRejects(
+        () => fetchImage(wrong, single, { store: store2 }),
+        Unauthenticated,
+      );
+      assertStringIncludes(err.message, reg.host);
+      assertStringIncludes(err.message, "tester");
+
+      // Push asks for pull and push; anonymous push gets a pull-only token and is refused.
+      const image = await fetchImage(client, single, { store });
+      await pushImage(client, `${reg.host}/pushed:1`, image.target, { store });
+      // The blobs' source label offers a mount from "single": the registry asks for that scope too.
+      assertEquals(tokens[tokens.length - 1]!.scopes, [
+        "repository:pushed:pull,push",
+        "repository:single:pull",
+      ]);
+      assertEquals(
+        await inspectRaw(reg, `${reg.host}/pushed:1`),
+        new TextDecoder().decode(await store.readBytes(image.target.digest)),
+      );
+      const refused = await assertRejects(
+        () => pushImage(anonymous, `${reg.host}/pushed:2`, image.target, { store }),
+        Unauthenticated,
+      );
+      assertStringIncludes(refused.message, reg.host);
+      for (const c of [client, anonymous, wrong]) c.close();
+    });
+  },
+});
