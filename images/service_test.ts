@@ -1,0 +1,278 @@
+import { join } from "node:path";
+import { AlreadyExists, InvalidArgument, NotFound } from "../errors.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "../tests/assert.ts";
+import { LAYERS_TREE, pushFixture } from "../tests/fixtures/mod.ts";
+import { mountsUnder, requires, run } from "../tests/harness.ts";
+import { type TestRegistry, withRegistry } from "../tests/registry.ts";
+import { digestOf } from "./content/digest.ts";
+import { ImageService, type PullProgress } from "./mod.ts";
+import { mountAll, unmountAll } from "./snapshots/mount.ts";
+import type { Mount, Snapshotter } from "./types.ts";
+
+const ignore = requires("root", "overlayfs", "registry", "skopeo", "umoci", "busybox");
+
+interface Env {
+  images: ImageService;
+  root: string;
+  registry: TestRegistry;
+}
+
+/** A fresh image service (its own root) and a fresh registry; both go afterwards. */
+function test(name: string, fn: (env: Env) => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore,
+    fn: async () => {
+      const root = await Deno.makeTempDir({ prefix: "tug-images-" });
+      try {
+        await withRegistry({}, async (registry) => {
+          const images = await ImageService.open(join(root, "state"), { sync: false });
+          try {
+            await fn({ images, root, registry });
+          } finally {
+            await images.close();
+          }
+        });
+      } finally {
+        for (const m of mountsUnder(root).reverse()) {
+          await run("umount", ["-l", m]);
+        }
+        await Deno.remove(root, { recursive: true });
+      }
+    },
+  });
+}
+
+/** Mounts `mounts` on a new directory under `root`, runs `fn` on it, unmounts. */
+async function withMounted<T>(
+  root: string,
+  mounts: Mount[],
+  fn: (dir: string) => Promise<T>,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ dir: root, prefix: "mnt-" });
+  mountAll(mounts, dir);
+  try {
+    return await fn(dir);
+  } finally {
+    unmountAll(dir, { detach: true });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function backendKeys(sn: Snapshotter): Promise<string[]> {
+  const out: string[] = [];
+  await sn.walk((i) => {
+    out.push(i.name);
+  });
+  return out;
+}
+
+async function blobs(images: ImageService): Promise<string[]> {
+  const out: string[] = [];
+  for await (const info of images.content.list()) out.push(info.digest);
+  return out.sort();
+}
+
+test("pull() fetches, unpacks by chain ID and records an image whose rootfs shows its files", async ({ images, root, registry }) => {
+  const ref = await pushFixture(registry, "layers");
+  const reports: PullProgress[] = [];
+  const result = await images.pull(ref, { onProgress: (p) => reports.push(p) });
+  assertEquals(result.image.name, `${registry.host}/layers:latest`);
+  assertEquals(result.unpacked?.snapshotter, "overlayfs");
+  assertEquals(result.unpacked?.unpackedLayers, 4);
+  assert(result.stats.fetched >= 5);
+  const last = reports[reports.length - 1]!;
+  assertEquals(last.unpack, { done: 4, total: 4 });
+  assert(reports.some((r) => r.transfer?.finished));
+  assertEquals(images.list().map((i) => i.name), [`${registry.host}/layers:latest`]);
+  const mounts = await images.prepareRootfs(result.image.name, "container-1");
+  await withMounted(root, mounts, async (dir) => {
+    for (const p of LAYERS_TREE.present) assert(await exists(join(dir, p)), `${p} is present`);
+    for (const p of LAYERS_TREE.absent) assert(!(await exists(join(dir, p))), `${p} is absent`);
+    await Deno.writeTextFile(join(dir, "written-by-container"), "x");
+  });
+  assertEquals(images.db.leases.list("default"), []);
+});
+
+test("pull() into the native snapshotter gives the same tree", async ({ images, root, registry }) => {
+  const ref = await pushFixture(registry, "layers");
+  const { image } = await images.pull(ref, { snapshotter: "native" });
+  const mounts = await images.prepareRootfs(image.name, "c", {
+    snapshotter: "native",
+    readonly: true,
+  });
+  await withMounted(root, mounts, async (dir) => {
+    for (const p of LAYERS_TREE.present) assert(await exists(join(dir, p)), `${p} is present`);
+    for (const p of LAYERS_TREE.absent) assert(!(await exists(join(dir, p))), `${p} is absent`);
+  });
+});
+
+test("pull() again fetches nothing and unpacks nothing", async ({ images, registry }) => {
+  const ref = await pushFixture(registry, "single");
+  await images.pull(ref);
+  const again = await images.pull(ref);
+  assertEquals(again.stats.fetched, 0);
+  assertEquals(again.stats.bytes, 0);
+  assertEquals(again.unpacked?.unpackedLayers, 0);
+});
+
+test("pull() of an index unpacks this machine's manifest, and all platforms on request", async ({ images, root, registry }) => {
+  const ref = await pushFixture(registry, "multi");
+  const { image } = await images.pull(ref);
+  assertEquals(image.target.mediaType, "application/vnd.oci.image.index.v1+json");
+  const mounts = await images.prepareRootfs(image.name, "c1");
+  const arch = Deno.build.arch === "x86_64" ? "amd64" : "arm64";
+  await withMounted(root, mounts, async (dir) => {
+    assertStringIncludes(await Deno.readTextFile(join(dir, "platform")), arch);
+  });
+  const all = await images.pull(ref, { platform: "all", namespace: "all" });
+  assertEquals(all.unpacked?.snapshotter, "overlayfs");
+  assert((all.unpacked?.unpackedLayers ?? 0) > 0);
+  const index = JSON.parse(
+    new TextDecoder().decode(await images.content.readBytes(image.target.digest)),
+  );
+  for (const m of index.manifests) await images.content.info(m.digest);
+});
+
+test("pull() of a zstd image and of a docker schema 2 image works", async ({ images, registry }) => {
+  const zstd = await pushFixture(registry, "zstd");
+  assertEquals((await images.pull(zstd)).unpacked?.unpackedLayers, 1);
+  const v2s2 = await pushFixture(registry, "single", { repo: "docker-format", format: "v2s2" });
+  const { image } = await images.pull(v2s2);
+  assertEquals(image.target.mediaType, "application/vnd.docker.distribution.manifest.v2+json");
+});
+
+test("pull() of a hostile layer fails naming the entry and records nothing", async ({ images, registry }) => {
+  const ref = await pushFixture(registry, "hostile-dotdot");
+  const err = await assertRejects(() => images.pull(ref), InvalidArgument);
+  assertStringIncludes(err.message, "Refused layer entry");
+  assertEquals(images.list(), []);
+  assertEquals(images.db.leases.list("default"), []);
+  await images.gc();
+  assertEquals(await blobs(images), []);
+  assertEquals(await backendKeys(images.snapshotter("overlayfs")), []);
+});
+
+test("pull() of a blob tampered with in the registry fails with a digest error and commits nothing", async ({ images, registry }) => {
+  const ref = await pushFixture(registry, "single");
+  const manifest = JSON.parse(
+    (await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${ref}`])).stdout,
+  );
+  const layer = manifest.layers[0].digest as string;
+  const path = registry.blobPath(layer);
+  const data = await Deno.readFile(path);
+  data[data.length - 10]! ^= 0xff;
+  await Deno.writeFile(path, data);
+  const err = await assertRejects(() => images.pull(ref), InvalidArgument);
+  assertStringIncludes(err.message, layer);
+  assertStringIncludes(err.message, "mismatch");
+  assertEquals(images.list(), []);
+  await assertRejects(() => images.content.info(layer), NotFound);
+});
+
+test("garbage collection during a pull keeps what the pull holds", async ({ images, registry }) => {
+  const ref = await pushFixture(registry, "large");
+  const pulling = images.pull(ref);
+  const collections: Promise<unknown>[] = [];
+  for (let i = 0; i < 5; i++) collections.push(images.gc());
+  const { image, unpacked } = await pulling;
+  await Promise.all(collections);
+  await images.gc();
+  assertEquals(unpacked?.unpackedLayers, 3);
+  const usage = await images.usage();
+  assertEquals(usage.images.map((i) => i.name), [image.name]);
+  assert(usage.images[0]!.content > 50 << 20);
+  assert(usage.images[0]!.snapshots > 50 << 20);
+  assertEquals(usage.reclaimable, 0);
+});
+
+test("remove() with sync frees the image's blobs and snapshots", async ({ images, registry }) => {
+  const ref = await pushFixture(registry, "single");
+  const { image } = await images.pull(ref);
+  await images.prepareRootfs(image.name, "c1");
+  await images.remove(ref, { sync: true });
+  await assertRejects(() => Promise.resolve().then(() => images.get(ref)), NotFound);
+  assertEquals(await blobs(images), []);
+  // No container record holds c1, so it goes too.
+  assertEquals(await backendKeys(images.snapshotter("overlayfs")), []);
+});
+
+test("tag(), get() and list() name the same target; push() puts it back on the registry", async ({ images, registry }) => {
+  const ref = await pushFixture(registry, "single");
+  const { image } = await images.pull(ref, { unpack: false });
+  const tagged = images.tag(ref, `${registry.host}/copies/single:v1`);
+  assertEquals(tagged.target, image.target);
+  assertRejects(
+    () => Promise.resolve().then(() => images.tag(ref, `${registry.host}/copies/single:v1`)),
+    AlreadyExists,
+  );
+  assertEquals(
+    images.list().map((i) => i.name).sort(),
+    [`${registry.host}/copies/single:v1`, image.name].sort(),
+  );
+  const pushed = await images.push(tagged.name);
+  assertEquals(pushed.target.digest, image.target.digest);
+  const raw = await run("skopeo", [
+    "inspect",
+    "--raw",
+    "--tls-verify=false",
+    `docker://${tagged.name}`,
+  ]);
+  assertEquals(raw.code, 0, raw.stderr);
+  assertEquals(digestOf(raw.stdout), image.target.digest);
+});
+
+test("export() and import() move images between namespaces; blobs are stored once", async ({ images, root, registry }) => {
+  const ref = await pushFixture(registry, "layers");
+  const { image } = await images.pull(ref);
+  const before = await blobs(images);
+  const stream = await images.export([image.name]);
+  const archive = join(root, "export.tar");
+  const file = await Deno.open(archive, { write: true, create: true });
+  await stream.pipeTo(file.writable);
+  const inspect = await run("skopeo", ["inspect", `oci-archive:${archive}`]);
+  assertEquals(inspect.code, 0, inspect.stderr);
+  assertEquals(images.list({ namespace: "team-b" }), []);
+  const imported = await images.import((await Deno.open(archive)).readable, {
+    namespace: "team-b",
+  });
+  assertEquals(imported.format, "oci");
+  assertEquals(imported.images.map((i) => [i.name, i.target.digest]), [[
+    image.name,
+    image.target.digest,
+  ]]);
+  assertEquals(await blobs(images), before);
+  const mounts = await images.prepareRootfs(image.name, "c", { namespace: "team-b" });
+  await withMounted(root, mounts, async (dir) => {
+    for (const p of LAYERS_TREE.present) assert(await exists(join(dir, p)), `${p} is present`);
+  });
+  await images.remove(image.name, { sync: true });
+  assertEquals(await blobs(images), before);
+});
+
+test("prune() with all removes unused images and frees their space", async ({ images, registry }) => {
+  const single = await pushFixture(registry, "single");
+  const layers = await pushFixture(registry, "layers");
+  await images.pull(single);
+  await images.pull(layers);
+  images.db.containers.create("default", {
+    id: "web",
+    image: images.get(layers).name,
+    snapshotter: "overlayfs",
+    snapshotKey: "web",
+    spec: { ociVersion: "1.1.0" },
+    runtime: { name: "io.tug.runtime.v1" },
+  });
+  const result = await images.prune({ all: true });
+  assertEquals(result.images, [`${registry.host}/single:latest`]);
+  assert(result.reclaimed > 0);
+  assertEquals(images.list().map((i) => i.name), [`${registry.host}/layers:latest`]);
+});
