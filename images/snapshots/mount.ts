@@ -94,8 +94,14 @@ function commonDir(paths: string[]): string {
 
 const DIR_KEYS = ["lowerdir=", "upperdir=", "workdir="];
 
-/** Overlay data with its directories made relative to their common directory, or undefined when it cannot be. */
-function compactOverlay(data: string[]): { dir: string; data: string[] } | undefined {
+/**
+ * Overlay options with their directories (`lowerdir=`, `upperdir=`,
+ * `workdir=`) made relative to their longest common directory `dir`, or
+ * undefined when they are not all absolute.
+ */
+export function relativeOverlayOptions(
+  data: readonly string[],
+): { dir: string; data: string[] } | undefined {
   const paths: string[] = [];
   for (const o of data) {
     const key = DIR_KEYS.find((k) => o.startsWith(k));
@@ -163,7 +169,7 @@ function mountOne(sys: Syscall, m: Mount, target: string, pageSize: number): voi
     sys.mount(m.source, target, m.type, flags, joined === "" ? null : joined);
     return;
   }
-  const compact = m.type === "overlay" ? compactOverlay(data) : undefined;
+  const compact = m.type === "overlay" ? relativeOverlayOptions(data) : undefined;
   const short = compact?.data.join(",");
   if (compact === undefined || encoder.encode(short!).length >= pageSize) {
     throw new InvalidArgument(
