@@ -400,6 +400,8 @@ class Applier {
     if (opaque) this.#setOpaque(fd);
     if (lower !== undefined) {
       copyAttributes(lower.path, procPath(parentFd, base), { sys: this.#sys, stat: lower.stat });
+    } else if (st === undefined || opaque) {
+      this.#sys.fchmodat(parentFd, base, 0o755); // exactly, whatever the umask
     }
     return fd;
   }

@@ -329,3 +329,31 @@ Deno.test("normalizeName() cleans names and refuses escapes", () => {
     assertStringIncludes((err as Error).message, JSON.stringify(bad));
   }
 });
+
+Deno.test({
+  name: "applyLayer() sets exact modes whatever the umask",
+  ignore: root,
+  fn: () =>
+    withTempDir(async (dir) => {
+      const tar = await pythonTar(join(dir, "layer.tar"), [
+        { name: "implicit/file", data: "x", mode: 0o644 },
+        { name: "listed/", type: "dir", mode: 0o755 },
+        { name: "fifo", type: "fifo", mode: 0o666 },
+      ]);
+      const out = join(dir, "out");
+      await Deno.mkdir(out);
+      const old = sys.umask(0o077);
+      try {
+        await applyLayer(out, fileChunks(tar));
+      } finally {
+        sys.umask(old);
+      }
+      const mode = (p: string) => sys.stat(join(out, p), false).mode & 0o7777;
+      assertEquals([mode("implicit"), mode("implicit/file"), mode("listed"), mode("fifo")], [
+        0o755,
+        0o644,
+        0o755,
+        0o666,
+      ]);
+    }),
+});
