@@ -263,11 +263,18 @@ function planOf(
 }
 
 /**
- * Hands layer streams from the fetcher to the unpacker: the layer the
- * unpacker waits for is given the live download; other downloads are left
- * to run at full speed into the store, and read from there once committed.
+ * Hands layer streams from the fetcher to the unpacker. The download of a
+ * layer the unpacker will need is held (the fetcher buffers a little, then
+ * waits) until the unpacker takes it, so each layer is unpacked from its
+ * download, never written and read back. Downloads of other layers are let
+ * go at full speed into the store. Should every download slot be held by a
+ * later layer while the one the unpacker wants has not started, the held
+ * downloads are let go (to the store) so the fetch cannot stall.
  */
 class LayerFeed {
+  readonly #needed: Set<Digest>;
+  readonly #slots: number;
+  #held = new Map<Digest, ReadableStream<Uint8Array>>();
   #want: Digest | undefined;
   #resolve: ((source: ReadableStream<Uint8Array> | "store") => void) | undefined;
   #reject: ((err: unknown) => void) | undefined;
@@ -277,9 +284,21 @@ class LayerFeed {
   #failure: { error: unknown } | undefined;
   #fetchEnded = false;
 
+  constructor(needed: Iterable<Digest>, slots: number) {
+    this.#needed = new Set(needed);
+    this.#slots = slots;
+  }
+
   readonly onLayer = (layer: Descriptor, stream: ReadableStream<Uint8Array>): void => {
-    if (this.#want === layer.digest && this.#resolve) this.#hand(stream);
-    else stream.cancel().catch(() => {});
+    if (this.#want === layer.digest && this.#resolve) {
+      this.#needed.delete(layer.digest);
+      this.#hand(stream);
+    } else if (this.#needed.has(layer.digest) && !this.#failure) {
+      this.#held.set(layer.digest, stream);
+      this.#unstall();
+    } else {
+      stream.cancel().catch(() => {});
+    }
   };
 
   readonly onProgress = (p: TransferProgress): void => {
@@ -288,9 +307,18 @@ class LayerFeed {
       this.#settle(b.digest);
       if (b.status === "failed") continue;
       this.#committed.add(b.digest);
-      if (this.#want === b.digest && this.#resolve) this.#hand("store");
+      if (this.#want === b.digest && this.#resolve && !this.#held.has(b.digest)) {
+        this.#hand("store");
+      }
     }
   };
+
+  /** Lets the held downloads go when they take every slot and the wanted layer is not among them. */
+  #unstall(): void {
+    if (this.#want === undefined || this.#held.size < this.#slots) return;
+    for (const stream of this.#held.values()) stream.cancel().catch(() => {});
+    this.#held.clear();
+  }
 
   #settle(digest: Digest): void {
     this.#settled.add(digest);
@@ -307,15 +335,30 @@ class LayerFeed {
     resolve(source);
   }
 
-  /** The live stream of `digest`, or "store" when it is committed already. */
+  /** The download of `digest` (held, or when it starts), or "store" when it is committed already. */
   take(digest: Digest): Promise<ReadableStream<Uint8Array> | "store"> {
     if (this.#failure) return Promise.reject(this.#failure.error);
+    this.#needed.delete(digest);
+    const held = this.#held.get(digest);
+    if (held) {
+      this.#held.delete(digest);
+      return Promise.resolve(held);
+    }
     if (this.#fetchEnded || this.#committed.has(digest)) return Promise.resolve("store");
     return new Promise((resolve, reject) => {
       this.#want = digest;
       this.#resolve = resolve;
       this.#reject = reject;
+      this.#unstall();
     });
+  }
+
+  /** Layers the unpacker will not take after all (unpacked already): their downloads go to the store. */
+  skip(digest: Digest): void {
+    this.#needed.delete(digest);
+    const held = this.#held.get(digest);
+    this.#held.delete(digest);
+    held?.cancel().catch(() => {});
   }
 
   /** Resolves once the download of `digest` has ended (committed or failed), or the whole fetch has. */
@@ -329,12 +372,15 @@ class LayerFeed {
     this.#fetchEnded = true;
     for (const w of this.#settleWaiters.values()) w();
     this.#settleWaiters.clear();
-    if (error) this.#fail(error.error);
+    if (error) this.fail(error.error);
     else if (this.#resolve) this.#hand("store");
   }
 
-  #fail(error: unknown): void {
+  /** Stops: takes fail with `error`, held downloads are let go. */
+  fail(error: unknown): void {
     this.#failure ??= { error };
+    for (const stream of this.#held.values()) stream.cancel().catch(() => {});
+    this.#held.clear();
     const reject = this.#reject;
     this.#want = undefined;
     this.#resolve = undefined;
@@ -516,7 +562,10 @@ export class ImageService {
           plan = resolved.plan;
           pinned = { ...reference, digest: resolved.target.digest };
         }
-        const feed = new LayerFeed();
+        const feed = new LayerFeed(
+          plan?.layers.map((l) => l.digest) ?? [],
+          options.concurrency ?? 3,
+        );
         let transfer: TransferProgress | undefined;
         const unpackProgress = { done: 0, total: plan?.layers.length ?? 0 };
         const report = () =>
@@ -533,6 +582,7 @@ export class ImageService {
               const s = await feed.take(layer.digest);
               return s === "store" ? await content.read(layer.digest) : s;
             },
+            onSkip: (layer) => feed.skip(layer.digest),
             onLayerDone: () => {
               unpackProgress.done++;
               report();
@@ -560,6 +610,7 @@ export class ImageService {
           throw err;
         });
         const unpackingDone = unpacking.catch(async (err) => {
+          feed.fail(err);
           // A layer that fails to unpack may be one whose download is corrupt: let its download
           // end first, so that the digest error (the cause) is what the caller sees.
           if (current !== undefined) await feed.settled(current);
@@ -672,6 +723,8 @@ export class ImageService {
     sn: Snapshotter,
     args: {
       source: (layer: Descriptor) => Promise<ReadableStream<Uint8Array>>;
+      /** Called for each layer that is unpacked already. */
+      onSkip?: (layer: Descriptor) => void;
       onLayerDone?: () => void;
       signal?: AbortSignal;
     },
@@ -689,7 +742,10 @@ export class ImageService {
         if (!(err instanceof NotFound)) throw err;
       }
     }
-    for (let i = 0; i < start; i++) args.onLayerDone?.();
+    for (let i = 0; i < start; i++) {
+      args.onSkip?.(plan.layers[i]!);
+      args.onLayerDone?.();
+    }
     for (let i = start; i < n; i++) {
       args.signal?.throwIfAborted();
       const layer = plan.layers[i]!;

@@ -157,7 +157,9 @@ export class TarWriter {
           entry.on("drain", go);
           entry.on("close", go);
         });
-        if (entry.destroyed) throw new Error(`Export images: the archive was closed while writing ${name}`);
+        if (entry.destroyed) {
+          throw new Error(`Export images: the archive was closed while writing ${name}`);
+        }
       }
     }
     entry.end(null);

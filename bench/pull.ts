@@ -1,0 +1,252 @@
+/**
+ * Benchmark: pull and unpack of a 5-layer image of about 105 MB of
+ * incompressible data from a local registry (Debian's docker-registry on
+ * 127.0.0.1), tug against `ctr images pull --plain-http` on a private
+ * containerd 1.6 (Debian's package; its own root, state and socket in a
+ * temporary directory; started and stopped by pid). Run in pairs, the order
+ * alternating; reports the medians, their ratio, and the peak RSS of tug's
+ * pulling process against containerd's.
+ *
+ * Every run starts from empty stores (a fresh tug root; a fresh containerd
+ * root and daemon), so every byte is fetched and unpacked. tug's time is the
+ * `pull()` call in its process (what the daemon will spend); its process
+ * wall time, Deno's start-up included, is reported too. containerd's time is
+ * the wall time of `ctr images pull`.
+ *
+ * Usage: deno run -A --v8-flags=--single-threaded bench/pull.ts [--pairs N]
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { startRegistry } from "../tests/registry.ts";
+
+const DENO = new URL("../tools/deno", import.meta.url).pathname;
+const CHILD = new URL("./_pull_child.ts", import.meta.url).pathname;
+const RESULTS = new URL("./results/", import.meta.url).pathname;
+const LAYERS = 5;
+const LAYER_BYTES = 21 * 1000 * 1000;
+
+function arg(name: string, fallback: number): number {
+  const i = Deno.args.indexOf(name);
+  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
+}
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const d = new TextDecoder();
+  if (out.code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed (${out.code}): ${d.decode(out.stderr)}`);
+  }
+  return d.decode(out.stdout);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function peakRssKiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+}
+
+/**
+ * Builds the benchmark image with umoci: 5 layers, each one file of random
+ * bytes, each made by `umoci repack` (umoci 0.4.7's `insert` writes layer
+ * tars without the final padding and end-of-archive blocks, which GNU tar
+ * and tug refuse).
+ */
+async function buildImage(dir: string): Promise<string> {
+  const layout = join(dir, "layout");
+  const bundle = join(dir, "bundle");
+  await sh("umoci", ["init", "--layout", layout]);
+  await sh("umoci", ["new", "--image", `${layout}:bench`]);
+  for (let i = 0; i < LAYERS; i++) {
+    await sh("umoci", ["unpack", "--image", `${layout}:bench`, bundle]);
+    const data = new Uint8Array(LAYER_BYTES);
+    for (let at = 0; at < data.length; at += 65536) {
+      crypto.getRandomValues(data.subarray(at, Math.min(data.length, at + 65536)));
+    }
+    await Deno.mkdir(join(bundle, "rootfs", "data"), { recursive: true });
+    await Deno.writeFile(join(bundle, "rootfs", "data", `layer-${i}.bin`), data);
+    await sh("umoci", ["repack", "--image", `${layout}:bench`, bundle]);
+    await sh("rm", ["-rf", bundle]);
+  }
+  return layout;
+}
+
+interface Containerd {
+  pid: number;
+  socket: string;
+  stop(): Promise<void>;
+}
+
+async function startContainerd(dir: string): Promise<Containerd> {
+  await Deno.mkdir(dir, { recursive: true });
+  const socket = join(dir, "containerd.sock");
+  const config = join(dir, "config.toml");
+  await Deno.writeTextFile(
+    config,
+    [
+      "version = 2",
+      `root = ${JSON.stringify(join(dir, "root"))}`,
+      `state = ${JSON.stringify(join(dir, "state"))}`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
+      "[grpc]",
+      `  address = ${JSON.stringify(socket)}`,
+      "[ttrpc]",
+      `  address = ${JSON.stringify(`${socket}.ttrpc`)}`,
+      "[debug]",
+      '  address = ""',
+      "[metrics]",
+      '  address = ""',
+      "",
+    ].join("\n"),
+  );
+  const log = await Deno.open(join(dir, "containerd.log"), { write: true, create: true });
+  const child = new Deno.Command("containerd", {
+    args: ["--config", config],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  child.stderr.pipeTo(log.writable).catch(() => {});
+  for (let i = 0; i < 200; i++) {
+    const r = await new Deno.Command("ctr", {
+      args: ["--address", socket, "version"],
+      stdout: "null",
+      stderr: "null",
+    })
+      .output();
+    if (r.code === 0) break;
+    if (i === 199) throw new Error(`containerd did not start: see ${join(dir, "containerd.log")}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    pid: child.pid,
+    socket,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // gone already
+      }
+      await child.status;
+    },
+  };
+}
+
+async function runTug(dir: string, ref: string) {
+  const start = performance.now();
+  const out = await sh(DENO, [
+    "run",
+    "-A",
+    "--no-check",
+    "--v8-flags=--single-threaded",
+    CHILD,
+    join(dir, "tug"),
+    ref,
+  ]);
+  const wallMs = performance.now() - start;
+  const r = JSON.parse(out.trim().split("\n").pop()!);
+  if (r.layers !== LAYERS) throw new Error(`tug unpacked ${r.layers} layers, expected ${LAYERS}`);
+  return { ms: r.pullMs as number, processMs: wallMs, rssKiB: r.peakRssKiB as number };
+}
+
+async function runCtr(dir: string, ref: string) {
+  const cd = await startContainerd(join(dir, "containerd"));
+  try {
+    const start = performance.now();
+    await sh("ctr", ["--address", cd.socket, "images", "pull", "--plain-http", ref]);
+    const ms = performance.now() - start;
+    const rssKiB = peakRssKiB(cd.pid);
+    const snapshots = await sh("ctr", ["--address", cd.socket, "snapshots", "ls"]);
+    if (snapshots.trim().split("\n").length - 1 !== LAYERS) {
+      throw new Error(`containerd unpacked:\n${snapshots}`);
+    }
+    return { ms, rssKiB };
+  } finally {
+    await cd.stop();
+  }
+}
+
+const pairs = arg("--pairs", 7);
+const dir = await Deno.makeTempDir({ prefix: "tug-bench-pull-" });
+const registry = await startRegistry();
+try {
+  console.error("building the image (5 layers of 21 MB random data) ...");
+  const layout = await buildImage(dir);
+  const ref = `${registry.host}/bench/pull:latest`;
+  await sh("skopeo", [
+    "copy",
+    "--quiet",
+    "--dest-tls-verify=false",
+    `oci:${layout}:bench`,
+    `docker://${ref}`,
+  ]);
+  const manifest = JSON.parse(
+    await sh("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${ref}`]),
+  );
+  const compressed = manifest.layers.reduce((n: number, l: { size: number }) => n + l.size, 0);
+  console.error(
+    `image ${ref}: ${manifest.layers.length} layers, ${
+      (compressed / 1e6).toFixed(1)
+    } MB compressed`,
+  );
+
+  const tug: Array<{ ms: number; processMs: number; rssKiB: number }> = [];
+  const ctr: Array<{ ms: number; rssKiB: number }> = [];
+  // One warm-up of each (page cache, Deno's module cache), not counted.
+  for (let i = -1; i < pairs; i++) {
+    const run = join(dir, `run-${i + 1}`);
+    await Deno.mkdir(run);
+    const order = i % 2 === 0 ? ["tug", "ctr"] : ["ctr", "tug"];
+    for (const who of order) {
+      if (who === "tug") {
+        const r = await runTug(run, ref);
+        if (i >= 0) tug.push(r);
+        console.error(
+          `${i < 0 ? "warm-up" : `pair ${i + 1}`}: tug ${r.ms.toFixed(0)} ms (process ${
+            r.processMs.toFixed(0)
+          } ms), peak RSS ${(r.rssKiB / 1024).toFixed(1)} MiB`,
+        );
+      } else {
+        const r = await runCtr(run, ref);
+        if (i >= 0) ctr.push(r);
+        console.error(
+          `${i < 0 ? "warm-up" : `pair ${i + 1}`}: ctr ${r.ms.toFixed(0)} ms, containerd peak RSS ${
+            (r.rssKiB / 1024).toFixed(1)
+          } MiB`,
+        );
+      }
+    }
+    await sh("rm", ["-rf", run]);
+  }
+  const result = {
+    date: new Date().toISOString(),
+    image: { layers: LAYERS, compressedBytes: compressed },
+    pairs,
+    tug: {
+      medianMs: median(tug.map((r) => r.ms)),
+      medianProcessMs: median(tug.map((r) => r.processMs)),
+      medianPeakRssMiB: median(tug.map((r) => r.rssKiB)) / 1024,
+      maxPeakRssMiB: Math.max(...tug.map((r) => r.rssKiB)) / 1024,
+    },
+    containerd: {
+      medianMs: median(ctr.map((r) => r.ms)),
+      medianPeakRssMiB: median(ctr.map((r) => r.rssKiB)) / 1024,
+      maxPeakRssMiB: Math.max(...ctr.map((r) => r.rssKiB)) / 1024,
+    },
+    ratio: 0,
+    processRatio: 0,
+  };
+  result.ratio = result.tug.medianMs / result.containerd.medianMs;
+  result.processRatio = result.tug.medianProcessMs / result.containerd.medianMs;
+  console.log(JSON.stringify(result, null, 2));
+  await Deno.mkdir(RESULTS, { recursive: true });
+  await Deno.writeTextFile(join(RESULTS, "pull.json"), JSON.stringify(result, null, 2) + "\n");
+} finally {
+  await registry.stop();
+  await sh("rm", ["-rf", dir]).catch(() => {});
+}
