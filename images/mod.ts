@@ -39,7 +39,7 @@ export {
   type UnpackOptions,
   type UnpackResult,
 } from "./service.ts";
-export { chainIds } from "./_layers.ts";
+export { chainIds } from "./unpack/mod.ts";
 export type { ArchiveFormat } from "./archive/mod.ts";
 export type {
   Container,

@@ -38,6 +38,7 @@ import {
   type RegistryClientOptions,
   verifyBytes,
 } from "./registry/client.ts";
+import { decompressLayer } from "./registry/decompress.ts";
 import { fetchImage, type FetchStats, selectManifests } from "./registry/fetch.ts";
 import { defaultPlatform, type PlatformMatcher, platformMatcher } from "./registry/platforms.ts";
 import type { TransferProgress } from "./registry/progress.ts";
@@ -55,7 +56,7 @@ import {
   type Platform,
   type Snapshotter,
 } from "./types.ts";
-import { chainIds, unpackLayer } from "./_layers.ts";
+import { chainIds, unpackLayer } from "./unpack/mod.ts";
 
 /** The namespace an operation works in (default `default`). */
 export interface NamespaceOptions {
@@ -750,10 +751,9 @@ export class ImageService {
       args.signal?.throwIfAborted();
       const layer = plan.layers[i]!;
       const stream = await args.source(layer);
-      await unpackLayer(sn, { descriptor: layer, stream }, {
+      await unpackLayer(sn, plan.chainIds[i]!, decompressLayer(layer.mediaType, stream), {
         ...(i > 0 ? { parent: plan.chainIds[i - 1]! } : {}),
-        chainId: plan.chainIds[i]!,
-        diffId: plan.diffIds[i]!,
+        expectedDiffId: plan.diffIds[i]!,
         ...(this.#maxLayerSize !== undefined ? { maxSize: this.#maxLayerSize } : {}),
         ...(args.signal ? { signal: args.signal } : {}),
       });
