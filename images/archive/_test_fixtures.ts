@@ -1,7 +1,7 @@
 /**
  * Test-only: image archives made by tools that are not tug. An OCI layout
  * built by `umoci` from Debian's busybox-static (two layers: busybox, then a
- * file and a whiteout), turned into archives by `skopeo copy` (oci-archive,
+ * directory with one file), turned into archives by `skopeo copy` (oci-archive,
  * docker-archive) and by plain `tar`, and compressed by `gzip` and libzstd (node:zlib).
  * Also hand-made broken archives (written with tar-stream, a library
  * independent of the importer's logic).
