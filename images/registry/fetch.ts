@@ -279,16 +279,17 @@ export async function fetchBlob(
           options.onStream(tee.stream);
         }
         progress?.status(desc.digest, resumed ? "resuming" : "downloading", offset);
-        for await (const chunk of res.body) {
+        for await (const chunk of chunks(res.body)) {
           if (writer.offset + chunk.length > desc.size) {
             throw new InvalidArgument(
               `fetch blob ${desc.digest} of ${name} failed: the registry sent more than the ${desc.size} bytes the descriptor gives`,
             );
           }
+          // The chunk's buffer is reused for the next read: the consumer gets a copy.
+          if (tee) await tee.push(chunk.slice());
           await writer.write(chunk);
           options.onBytes?.(chunk.length);
           progress?.bytes(desc.digest, chunk.length);
-          if (tee) await tee.push(chunk);
         }
       }
       try {
@@ -323,6 +324,36 @@ export async function fetchBlob(
       tee?.error(wrapped);
       throw wrapped;
     }
+  }
+}
+
+const READ_BUFFER = 256 << 10;
+
+/**
+ * The chunks of a response body. Byte streams (Deno's fetch bodies) are read
+ * with a BYOB reader into one reused 256 KiB buffer, so a download makes no
+ * garbage: each chunk is valid only until the next one is asked for.
+ * Other streams are read as they come.
+ */
+async function* chunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let reader: ReadableStreamBYOBReader;
+  try {
+    reader = body.getReader({ mode: "byob" });
+  } catch {
+    yield* body;
+    return;
+  }
+  let buffer = new Uint8Array(READ_BUFFER);
+  try {
+    for (;;) {
+      const { value, done } = await reader.read(buffer);
+      if (done) return;
+      yield value;
+      buffer = new Uint8Array(value.buffer);
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+    reader.releaseLock();
   }
 }
 
