@@ -50,6 +50,7 @@ export class FakeSyscall implements Syscall {
   caps: CapSets = { effective: (1n << 41n) - 1n, permitted: (1n << 41n) - 1n, inheritable: 0n };
 
   #failures: { at?: number; name?: string; errno: number }[] = [];
+  #reads = new Map<number, Uint8Array[]>();
   #nextFd = 10;
   #nextPid = 1000;
   #umask = 0o022;
@@ -212,12 +213,28 @@ export class FakeSyscall implements Syscall {
     this.#record("closeRange", [first, last, flags]);
     for (const fd of [...this.fds]) if (fd >= first && fd <= (last >>> 0)) this.fds.delete(fd);
   }
+  openFds(): number[] {
+    this.#record("openFds", []);
+    return [0, 1, 2, ...this.fds].sort((a, b) => a - b);
+  }
   dup2(oldfd: number, newfd: number): void {
     this.#record("dup2", [oldfd, newfd]);
   }
   read(fd: number, buf: Uint8Array): number {
     this.#record("read", [fd, buf.length]);
-    return 0;
+    const data = this.#reads.get(fd)?.shift();
+    if (data === undefined) return 0;
+    buf.set(data.subarray(0, buf.length));
+    return Math.min(data.length, buf.length);
+  }
+
+  /** Makes the next read of `fd` return `data` (reads with nothing queued return 0, end of file). */
+  queueRead(fd: number, data: string | Uint8Array): this {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    const queue = this.#reads.get(fd) ?? [];
+    queue.push(bytes);
+    this.#reads.set(fd, queue);
+    return this;
   }
   write(fd: number, buf: Uint8Array): number {
     this.#record("write", [fd, buf.length]);
@@ -339,9 +356,17 @@ export class FakeSyscall implements Syscall {
     const makesFd = cmd === 5 /* BPF_PROG_LOAD */ || cmd === 13 /* BPF_PROG_GET_FD_BY_ID */;
     return makesFd ? this.#newFd() : 0;
   }
+  statfsFlags(path: string): number {
+    this.#record("statfsFlags", [path], path);
+    return 0;
+  }
   getpid(): number {
     this.#record("getpid", []);
     return 1;
+  }
+  getppid(): number {
+    this.#record("getppid", []);
+    return 0;
   }
   fork(): number {
     this.#record("fork", []);
@@ -353,6 +378,16 @@ export class FakeSyscall implements Syscall {
     this.#record("waitpid", [pid, options]);
     if (!this.children.delete(pid)) this.#fail("waitpid", "ECHILD", `pid ${pid}`);
     return { pid, status: 0 };
+  }
+  waitpidAsync(pid: number): Promise<WaitResult> {
+    try {
+      return Promise.resolve(this.waitpid(pid, 0));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  sleep(milliseconds: number): void {
+    this.#record("sleep", [milliseconds]);
   }
   kill(pid: number, signal: number): void {
     this.#record("kill", [pid, signal]);
@@ -505,8 +540,17 @@ export class FakeSyscall implements Syscall {
   }
 }
 
+/**
+ * Thrown by `FakeSyscall.execve` and `exit`, which cannot replace or end the
+ * process: code that catches errors must let these through (see
+ * `endsProcess`), the test catches them.
+ */
+export class FakeProcessEnd extends Error {
+  readonly endsProcess = true;
+}
+
 /** Thrown by `FakeSyscall.execve`, which cannot replace the process: the test catches it. */
-export class FakeExec extends Error {
+export class FakeExec extends FakeProcessEnd {
   constructor(readonly path: string, readonly argv: readonly string[], readonly envp: readonly string[]) {
     super(`execve ${path}`);
     this.name = "FakeExec";
@@ -514,7 +558,7 @@ export class FakeExec extends Error {
 }
 
 /** Thrown by `FakeSyscall.exit`, which cannot end the process: the test catches it. */
-export class FakeExit extends Error {
+export class FakeExit extends FakeProcessEnd {
   constructor(readonly code: number) {
     super(`exit ${code}`);
     this.name = "FakeExit";

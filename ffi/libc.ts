@@ -7,9 +7,10 @@
  * - variadic functions (open, ioctl, prctl) are declared with fixed integer
  *   arguments, which is how the SysV x86_64 and AAPCS64 ABIs pass them anyway.
  *
- * `fork()` needs care in a V8 process: V8 marks its heap MADV_DONTFORK, so a
+ * `fork()` needs care in a V8 process: V8 is built to mark every mapping it
+ * makes MADV_DONTFORK (V8_ENABLE_PRIVATE_MAPPING_FORK_OPTIMIZATION), so a
  * plain fork gives a child without its heap. `LibcSyscall.fork` first applies
- * MADV_DOFORK to every mapping. tug runs V8 with `--single-threaded`, so no
+ * MADV_DOFORK to the whole address space. tug runs V8 with `--single-threaded`, so no
  * V8 worker thread holds a lock at the moment of the fork, and the child can
  * run synchronous JavaScript (and garbage-collect) until it calls execve.
  *
@@ -87,6 +88,10 @@ const SYMBOLS = {
   ioctl_int: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
   syscall_bpf: { name: "syscall", parameters: ["i64", "i64", "buffer", "u64"], result: "i64" },
   getpid: { parameters: [], result: "i32" },
+  getppid: { parameters: [], result: "i32" },
+  statfs: { parameters: ["buffer", "buffer"], result: "i32" },
+  usleep: { parameters: ["u32"], result: "i32" },
+  waitpid_async: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
   fork: { parameters: [], result: "i32" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
@@ -101,7 +106,7 @@ const SYMBOLS = {
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
   syscall_openat2: { name: "syscall", parameters: ["i64", "i32", "buffer", "buffer", "usize"], result: "i64" },
   mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: "i32" },
@@ -122,12 +127,27 @@ const SYMBOLS = {
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+let symbols: Libc | undefined;
 
-/** Opens glibc once and returns its symbols. */
+/**
+ * glibc's symbols, each bound on first use. Deno compiles a trampoline per
+ * symbol when it is opened (0.1–0.2 ms each), so binding all of them up
+ * front would cost a container start about 10 ms for symbols it never calls.
+ */
 function libc(): Libc {
-  library ??= Deno.dlopen("libc.so.6", SYMBOLS);
-  return library.symbols;
+  if (symbols) return symbols;
+  const bound: Partial<Record<keyof typeof SYMBOLS, unknown>> = {};
+  symbols = new Proxy(bound, {
+    get(target, name: string) {
+      const key = name as keyof typeof SYMBOLS;
+      if (!(key in target)) {
+        const one = { [key]: SYMBOLS[key] } as Pick<typeof SYMBOLS, typeof key>;
+        target[key] = Deno.dlopen("libc.so.6", one).symbols[key];
+      }
+      return target[key];
+    },
+  }) as Libc;
+  return symbols;
 }
 
 const encoder = new TextEncoder();
@@ -196,21 +216,40 @@ function makedev(major: number, minor: number): bigint {
     (mi & 0xffn);
 }
 
-/** Applies MADV_DOFORK to every mapping of this process (see the module doc). */
-function inheritAllMappings(lib: Libc): number {
-  const maps = Deno.readTextFileSync("/proc/self/maps");
-  let count = 0;
-  for (const line of maps.split("\n")) {
-    const dash = line.indexOf("-");
-    const space = line.indexOf(" ");
-    if (dash <= 0 || space <= dash) continue;
-    const start = BigInt("0x" + line.slice(0, dash));
-    const end = BigInt("0x" + line.slice(dash + 1, space));
-    lib.madvise(Deno.UnsafePointer.create(start), end - start, MADV_DOFORK);
-    count++;
+/** The top of the user address space on x86_64 and aarch64 (47/48-bit); madvise stops at the first hole it cannot walk. */
+const USER_SPACE_END = 0x1000000000000n;
+
+/**
+ * Address ranges that cover every mapping except the kernel's special ones
+ * ([vvar] and friends refuse madvise with EINVAL, which would stop the walk).
+ * They never move, so this is computed once per process.
+ */
+function forkRanges(): [bigint, bigint][] {
+  let maps = "";
+  try {
+    maps = Deno.readTextFileSync("/proc/self/maps");
+  } catch {
+    // no /proc: one range, the kernel walks what it can
   }
-  return count;
+  const special: [bigint, bigint][] = [];
+  for (const line of maps.split("\n")) {
+    if (!/\[(vvar|vvar_vclock|vsyscall|vectors|sigpage)\]/.test(line)) continue;
+    const [range] = line.split(" ", 1);
+    const [a, b] = range!.split("-");
+    special.push([BigInt("0x" + a), BigInt("0x" + b)]);
+  }
+  special.sort((x, y) => (x[0] < y[0] ? -1 : 1));
+  const ranges: [bigint, bigint][] = [];
+  let from = 0n;
+  for (const [a, b] of special) {
+    if (a > from) ranges.push([from, a - from]);
+    from = b > from ? b : from;
+  }
+  if (from < USER_SPACE_END) ranges.push([from, USER_SPACE_END - from]);
+  return ranges;
 }
+
+let cachedForkRanges: [bigint, bigint][] | undefined;
 
 /** {@link Syscall} over glibc. One instance serves the whole process. */
 export class LibcSyscall implements Syscall {
@@ -317,6 +356,10 @@ export class LibcSyscall implements Syscall {
   }
   closeRange(first: number, last: number, flags = 0): void {
     check(libc().close_range(first, last >>> 0, flags), "close_range", `${first}..${last >>> 0}`);
+  }
+  openFds(): number[] {
+    // The listing's own directory fd shows up too; it is closed by the time the caller acts.
+    return [...Deno.readDirSync("/proc/self/fd")].map((e) => Number(e.name)).sort((a, b) => a - b);
   }
   dup2(oldfd: number, newfd: number): void {
     check(libc().dup2(oldfd, newfd), "dup2", `fd ${oldfd} to ${newfd}`);
@@ -434,18 +477,23 @@ export class LibcSyscall implements Syscall {
     const r = libc().syscall_bpf(BigInt(SYS_BPF), BigInt(cmd), attr, BigInt(attr.length));
     return check(r, "bpf", `command ${cmd}`);
   }
+  statfsFlags(path: string): number {
+    const buf = new Uint8Array(120);
+    check(libc().statfs(cString(path), buf), "statfs", quote(path));
+    return Number(new DataView(buf.buffer).getBigUint64(80, true));
+  }
   getpid(): number {
     return libc().getpid();
   }
+  getppid(): number {
+    return libc().getppid();
+  }
   fork(): number {
     const lib = libc();
-    // A second pass catches mappings V8 made while the first pass ran.
-    let before = inheritAllMappings(lib);
-    for (let i = 0; i < 3; i++) {
-      const after = inheritAllMappings(lib);
-      if (after === before) break;
-      before = after;
-    }
+    const ranges = (cachedForkRanges ??= forkRanges());
+    // V8 marks every mapping it makes MADV_DONTFORK. Undo that for the whole address space in a
+    // few calls that allocate nothing, so V8 cannot map a new page between them and the fork.
+    for (let i = 0; i < ranges.length; i++) lib.madvise(ranges[i]![0], ranges[i]![1], MADV_DOFORK);
     return check(lib.fork(), "fork");
   }
   waitpid(pid: number, options: number): WaitResult {
@@ -456,6 +504,21 @@ export class LibcSyscall implements Syscall {
       const e = errno();
       if (e !== 4 /* EINTR */) throw new SyscallError("waitpid", e, `pid ${pid}`);
     }
+  }
+  async waitpidAsync(pid: number): Promise<WaitResult> {
+    const status = new Int32Array(1);
+    for (;;) {
+      // errno is not readable after a nonblocking call (it ran on another thread): EINTR is the only
+      // failure worth retrying, and ECHILD (already reaped) surfaces as -1 twice in a row.
+      const r = await libc().waitpid_async(pid, new Uint8Array(status.buffer), 0);
+      if (r >= 0) return { pid: r, status: status[0]! };
+      const again = libc().waitpid(pid, new Uint8Array(status.buffer), 1 /* WNOHANG */);
+      if (again > 0) return { pid: again, status: status[0]! };
+      if (again < 0) throw new SyscallError("waitpid", errno(), `pid ${pid}`);
+    }
+  }
+  sleep(milliseconds: number): void {
+    libc().usleep(Math.max(0, Math.round(milliseconds * 1000)));
   }
   kill(pid: number, signal: number): void {
     check(libc().kill(pid, signal), "kill", `pid ${pid}`);

@@ -37,3 +37,20 @@ Deno.test("LibcSyscall passes fds over a socketpair with SCM_RIGHTS", () => {
     sys.close(b);
   }
 });
+
+Deno.test("LibcSyscall.fork() children survive V8 mapping new pages between forks", () => {
+  // V8 marks every mapping it makes MADV_DONTFORK; fork() must undo that each time, even for
+  // pages mapped a moment before (large objects, new heap pages).
+  const keep: unknown[] = [];
+  for (let i = 0; i < 40; i++) {
+    keep.push(Array.from({ length: 2000 + (i % 5) * 3000 }, (_, k) => ({ k, s: `v${k}${i}` })));
+    if (i % 10 === 0) keep.push(new Uint8Array(2 << 20));
+    if (keep.length > 12) keep.splice(0, 6);
+    const pid = sys.fork();
+    if (pid === 0) {
+      const work = Array.from({ length: 10000 }, (_, k) => ({ k }));
+      sys.exit(work.length === 10000 ? 3 : 1);
+    }
+    assertEquals(exitCodeOf(sys.waitpid(pid, 0).status), 3, `fork ${i}`);
+  }
+});

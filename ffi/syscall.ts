@@ -121,6 +121,8 @@ export interface Syscall {
   openat(dirfd: number, path: string, flags: number, mode?: number): number;
   close(fd: number): void;
   closeRange(first: number, last: number, flags?: number): void;
+  /** The fds this process has open (from /proc/self/fd). */
+  openFds(): number[];
   dup2(oldfd: number, newfd: number): void;
   read(fd: number, buf: Uint8Array): number;
   write(fd: number, buf: Uint8Array): number;
@@ -147,12 +149,19 @@ export interface Syscall {
    * `attr`); returns the call's result (an fd for the commands that make one).
    */
   bpf(cmd: number, attr: Uint8Array): number;
+  /** statfs(2) f_flags (ST_* values) of the filesystem holding `path`. */
+  statfsFlags(path: string): number;
 
   // Processes.
   getpid(): number;
+  getppid(): number;
   /** fork(2), made safe for a Deno process (see ffi/libc.ts). Returns 0 in the child. */
   fork(): number;
   waitpid(pid: number, options: number): WaitResult;
+  /** waitpid(2) on a helper thread, for async callers that must keep their event loop running. */
+  waitpidAsync(pid: number): Promise<WaitResult>;
+  /** Sleeps the calling thread (used by synchronous code that polls, e.g. hook timeouts). */
+  sleep(milliseconds: number): void;
   kill(pid: number, signal: number): void;
   setsid(): number;
   /** execve(2); returns only by throwing. */
