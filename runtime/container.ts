@@ -1,0 +1,520 @@
+/**
+ * The operations of `tug runtime`, usable without the CLI: create, start,
+ * state, kill, delete, pause, resume, ps, list. Each loads the container's
+ * record, refreshes its status from the kernel, checks the lifecycle table,
+ * acts, and saves.
+ *
+ * `create` forks the container's init from this process (see ffi/libc.ts for
+ * why that is safe under Deno): no second Deno start-up on the way to a
+ * running container.
+ *
+ * @module
+ */
+
+import { basename, resolve } from "node:path";
+import {
+  CLONE_NEWPID,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  O_RDONLY,
+  O_RDWR,
+  O_WRONLY,
+  SIGNALS,
+  SOCK_SEQPACKET,
+  WNOHANG,
+} from "../ffi/constants.ts";
+import { libcSyscall } from "../ffi/libc.ts";
+import { exitCodeOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
+import { FailedPrecondition, Internal, InvalidArgument, NotFound } from "../errors.ts";
+import { type CgroupLayout, cgroupManager, type CgroupManager, detectCgroups } from "./cgroups/mod.ts";
+import { runHooks } from "./hooks.ts";
+import { type CgroupMountInfo, initContainer, type InitContext, readSync, sendSync } from "./init.ts";
+import { type InitPlan, loadSpec, planContainer } from "./plan.ts";
+import type { State, Status } from "./spec.ts";
+import { trace } from "../trace.ts";
+import {
+  checkTransition,
+  type ContainerRecord,
+  currentStatus,
+  fifoPath,
+  initAlive,
+  listIds,
+  load,
+  ociState,
+  processStat,
+  remove,
+  reserve,
+  save,
+} from "./state.ts";
+
+/** Options every operation takes. */
+export interface RuntimeOptions {
+  /** State directory (runc's --root). */
+  root: string;
+  /** The syscall layer (tests pass a fake). */
+  sys?: Syscall;
+  /** Where warnings go (default: stderr). */
+  warn?: (message: string) => void;
+}
+
+/** Options of {@link createContainer}. */
+export interface CreateOptions extends RuntimeOptions {
+  /** Bundle directory (default: the current directory). */
+  bundle?: string;
+  pidFile?: string;
+  /** Unix socket that receives the pty master when process.terminal is true. */
+  consoleSocket?: string;
+  /** An already connected console socket (createContainer takes ownership and closes it). */
+  consoleSocketFd?: number;
+  /** Number of fds above stdio to pass to the container. */
+  preserveFds?: number;
+}
+
+/** What {@link createContainer} made. */
+export interface Created {
+  record: ContainerRecord;
+  /** Host pid of the container's init; a child of the calling process. */
+  pid: number;
+}
+
+function defaultWarn(message: string): void {
+  console.error(`tug runtime: warning: ${message}`);
+}
+
+/** Reopens the cgroup a container was created in, from the directories recorded at create time. */
+export function cgroupFor(record: ContainerRecord, sys: Syscall, warn: (m: string) => void = defaultWarn): CgroupManager {
+  return cgroupManager({ id: record.id, paths: record.cgroupPaths, sys, warn, ...(record.cgroupsPath ? { cgroupsPath: record.cgroupsPath } : {}) });
+}
+
+/** The cgroup hierarchies a `cgroup` mount inside the container shows: one per mounted hierarchy the container joined. */
+function cgroupMountInfo(layout: CgroupLayout, paths: Record<string, string>): CgroupMountInfo[] {
+  if (layout.mode === "v2") {
+    const unified = paths.unified;
+    return unified ? [{ name: "", options: "", hostPath: unified, version: 2 }] : [];
+  }
+  const byMount = new Map<string, CgroupMountInfo>();
+  for (const [key, mount] of Object.entries(layout.v1)) {
+    const hostPath = paths[key];
+    if (!hostPath) continue;
+    const existing = byMount.get(mount.mountpoint);
+    if (existing) {
+      if (!existing.options.split(",").includes(key)) existing.options += `,${key}`;
+      continue;
+    }
+    byMount.set(mount.mountpoint, { name: basename(mount.mountpoint), options: key, hostPath, version: 1 });
+  }
+  return [...byMount.values()];
+}
+
+async function writePidFile(path: string, pid: number): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, String(pid));
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * Creates a container from an OCI bundle: validates the config, reserves the
+ * id, sets up the cgroup, compiles seccomp, forks the init and waits until it
+ * has set everything up and blocks on the exec fifo. On any failure nothing
+ * is left behind (init killed, cgroup and state removed).
+ */
+export async function createContainer(id: string, options: CreateOptions): Promise<Created> {
+  const sys = options.sys ?? libcSyscall();
+  const warn = options.warn ?? defaultWarn;
+  const bundle = resolve(options.bundle ?? Deno.cwd());
+  trace("create: start");
+  const spec = loadSpec(bundle);
+  const plan = planContainer(spec, { id, bundle });
+  trace("create: planned");
+  plan.warnings.forEach(warn);
+  const hasConsole = options.consoleSocket !== undefined || options.consoleSocketFd !== undefined;
+  if (plan.process.terminal && !hasConsole) {
+    if (options.consoleSocketFd !== undefined) sys.close(options.consoleSocketFd);
+    throw new InvalidArgument("Cannot allocate a terminal without --console-socket: the pty master needs somewhere to go");
+  }
+  if (!plan.process.terminal && hasConsole) {
+    if (options.consoleSocketFd !== undefined) sys.close(options.consoleSocketFd);
+    throw new InvalidArgument("Cannot use --console-socket: process.terminal is false in the bundle's config");
+  }
+  let seccomp: { load(): number | undefined; release(): void } | undefined;
+  if (spec.linux?.seccomp) {
+    const { compileSeccomp } = await import("./seccomp.ts");
+    seccomp = compileSeccomp(spec.linux.seccomp);
+  }
+
+  const cleanups: (() => void)[] = [];
+  const fds: number[] = options.consoleSocketFd !== undefined ? [options.consoleSocketFd] : [];
+  const cleanup = () => {
+    for (const fd of fds.splice(0)) {
+      try {
+        sys.close(fd);
+      } catch {
+        // already closed
+      }
+    }
+    for (const undo of cleanups.splice(0).reverse()) {
+      try {
+        undo();
+      } catch (err) {
+        warn(`cleanup after a failed create: ${(err as Error).message}`);
+      }
+    }
+  };
+  let pid = 0;
+  try {
+    reserve(options.root, id);
+    cleanups.push(() => remove(options.root, id));
+    const fifo = fifoPath(options.root, id);
+    sys.mkfifo(fifo, 0o600);
+    const fifoFd = sys.open(fifo, O_RDWR | O_CLOEXEC);
+    fds.push(fifoFd);
+
+    const cgroup = cgroupManager({ id, sys, warn, ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}) });
+    const squatters = cgroup.pids();
+    if (squatters.length > 0) {
+      throw new FailedPrecondition(
+        `Cannot create container ${JSON.stringify(id)}: its cgroup ${Object.values(cgroup.paths())[0]} already holds ${squatters.length} process(es); another container uses that cgroups path`,
+      );
+    }
+    cgroup.create();
+    cleanups.push(() => cgroup.destroy());
+    trace("create: cgroup created");
+    cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
+    trace("create: cgroup applied");
+
+    const joinFds = plan.join.map((j) => {
+      const fd = sys.open(j.path, O_RDONLY | O_CLOEXEC);
+      fds.push(fd);
+      return fd;
+    });
+    let consoleSocketFd = options.consoleSocketFd;
+    if (consoleSocketFd === undefined && options.consoleSocket) {
+      consoleSocketFd = sys.connectUnix(options.consoleSocket);
+      fds.push(consoleSocketFd);
+    }
+    const [syncParent, syncChild] = sys.socketpair(SOCK_SEQPACKET);
+    fds.push(syncParent, syncChild);
+
+    const ctx: InitContext = {
+      sys,
+      syncFd: syncChild,
+      fifoFd,
+      joinFds,
+      enterCgroup: () => cgroup.enter(),
+      cgroupMounts: cgroupMountInfo(detectCgroups(), cgroup.paths()),
+      preserveFds: options.preserveFds ?? 0,
+      parentHooks: plan.hooks.prestart.length + plan.hooks.createRuntime.length > 0,
+    };
+    if (consoleSocketFd !== undefined) ctx.consoleSocketFd = consoleSocketFd;
+    if (seccomp) ctx.seccomp = seccomp;
+
+    trace("create: forking");
+    pid = forkInit(sys, plan, ctx, syncParent);
+    trace("create: forked");
+    cleanups.push(() => {
+      try {
+        sys.kill(pid, SIGNALS.SIGKILL!);
+      } catch {
+        // gone already
+      }
+      try {
+        sys.waitpid(pid, 0);
+      } catch {
+        // reaped
+      }
+    });
+    // The init has its own copies; the parent keeps only its end of the sync socket.
+    for (const fd of [syncChild, fifoFd, ...joinFds, ...(consoleSocketFd !== undefined ? [consoleSocketFd] : [])]) {
+      sys.close(fd);
+      fds.splice(fds.indexOf(fd), 1);
+    }
+    await superviseInit(sys, plan, syncParent, pid, warn);
+    trace("create: init ready");
+
+    const stat = processStat(pid);
+    if (!stat) throw new Internal(`Container init ${pid} vanished after set-up`);
+    const record: ContainerRecord = {
+      id,
+      bundle,
+      pid,
+      startTime: stat.startTime,
+      created: new Date().toISOString(),
+      rootfs: plan.rootfs,
+      cgroupPaths: cgroup.paths(),
+      ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
+      owner: Deno.uid() ?? 0,
+      terminal: plan.process.terminal,
+    };
+    if (spec.annotations) record.annotations = spec.annotations;
+    if (plan.hooks.poststart.length) record.poststart = plan.hooks.poststart;
+    if (plan.hooks.poststop.length) record.poststop = plan.hooks.poststop;
+    save(options.root, record);
+    if (options.pidFile) await writePidFile(resolve(options.pidFile), pid);
+    trace("create: saved");
+    cleanups.length = 0;
+    cleanup();
+    return { record, pid };
+  } catch (err) {
+    cleanup();
+    throw err;
+  } finally {
+    seccomp?.release();
+  }
+}
+
+/**
+ * Enters the pid namespace for the child, forks the init, and returns to our
+ * own. (Time namespaces are the init's business: the kernel refuses setns into
+ * one from a multithreaded process, so the parent could never come back.)
+ */
+function forkInit(sys: Syscall, plan: InitPlan, ctx: InitContext, syncParent: number): number {
+  const restore: { fd: number; flag: number }[] = [];
+  try {
+    if (plan.newPid || plan.pidPath) {
+      restore.push({ fd: sys.open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC), flag: CLONE_NEWPID });
+      if (plan.pidPath) {
+        const fd = sys.open(plan.pidPath, O_RDONLY | O_CLOEXEC);
+        try {
+          sys.setns(fd, CLONE_NEWPID);
+        } finally {
+          sys.close(fd);
+        }
+      } else {
+        sys.unshare(CLONE_NEWPID);
+      }
+    }
+    const pid = sys.fork();
+    if (pid === 0) {
+      sys.close(syncParent);
+      initContainer(plan, ctx);
+    }
+    return pid;
+  } finally {
+    for (const { fd, flag } of restore) {
+      sys.setns(fd, flag);
+      sys.close(fd);
+    }
+  }
+}
+
+/** Follows the init's set-up over the sync socket: runs the parent hooks when asked, relays warnings, fails on its error. */
+async function superviseInit(sys: Syscall, plan: InitPlan, syncFd: number, pid: number, warn: (m: string) => void): Promise<void> {
+  try {
+    for (;;) {
+      const msg = readSync(sys, syncFd);
+      if (msg === undefined) break;
+      if (msg.t === "warn") warn(msg.m);
+      else if (msg.t === "error") throw new FailedPrecondition(`Cannot create container ${JSON.stringify(plan.id)}: ${msg.m}`);
+      else if (msg.t === "hooks") {
+        const state: State = { ociVersion: "1.1.0", id: plan.id, status: "creating", pid, bundle: plan.bundle };
+        await runHooks("prestart", plan.hooks.prestart, state);
+        await runHooks("createRuntime", plan.hooks.createRuntime, state);
+        sendSync(sys, syncFd, { t: "resume" });
+      }
+    }
+  } finally {
+    sys.close(syncFd);
+  }
+  const r = sys.waitpid(pid, WNOHANG);
+  if (r.pid === pid) {
+    throw new FailedPrecondition(
+      `Cannot create container ${JSON.stringify(plan.id)}: its init exited during set-up with code ${exitCodeOf(r.status)}`,
+    );
+  }
+}
+
+/** Loads a record and its current status. */
+export function inspect(id: string, options: RuntimeOptions): { record: ContainerRecord; status: Status } {
+  const sys = options.sys ?? libcSyscall();
+  const record = load(options.root, id);
+  const status = currentStatus(options.root, record, () => frozen(record, sys));
+  return { record, status };
+}
+
+function frozen(record: ContainerRecord, sys: Syscall): boolean {
+  try {
+    return cgroupFor(record, sys).frozen();
+  } catch {
+    return false;
+  }
+}
+
+/** The OCI State of a container. */
+export function containerState(id: string, options: RuntimeOptions): State {
+  const { record, status } = inspect(id, options);
+  return ociState(record, status);
+}
+
+/** Lets a created container run: opens the exec fifo so the init execs the process, then runs poststart hooks. */
+export async function startContainer(id: string, options: RuntimeOptions): Promise<void> {
+  const sys = options.sys ?? libcSyscall();
+  const warn = options.warn ?? defaultWarn;
+  const { record, status } = inspect(id, options);
+  checkTransition(id, status, "start");
+  const fifo = fifoPath(options.root, id);
+  let fd: number;
+  try {
+    fd = sys.open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  } catch (err) {
+    // ENXIO: nobody reads the fifo any more, the init is gone.
+    if (err instanceof SyscallError && err.errnoName === "ENXIO") {
+      throw new FailedPrecondition(`Cannot start container ${JSON.stringify(id)}: its init has exited`);
+    }
+    throw err;
+  }
+  try {
+    // The init reads one byte and goes on to exec; its fifo fd is close-on-exec, so keep
+    // writing until EPIPE says the process has been executed (or has died): poststart hooks
+    // and our caller then see the container's own process.
+    const one = new Uint8Array([0x30]);
+    for (let waited = 0;; waited++) {
+      try {
+        sys.write(fd, one);
+      } catch (err) {
+        if (err instanceof SyscallError && err.errnoName === "EPIPE") break;
+        if (!(err instanceof SyscallError) || err.errnoName !== "EAGAIN") throw err;
+      }
+      if (waited > 300_000) throw new FailedPrecondition(`Cannot start container ${JSON.stringify(id)}: its init did not exec`);
+      sys.sleep(waited < 200 ? 0.05 : 1);
+    }
+  } finally {
+    sys.close(fd);
+  }
+  Deno.removeSync(fifo);
+  trace("start: started");
+  if (record.poststart?.length) {
+    try {
+      await runHooks("poststart", record.poststart, ociState(record, "running"));
+    } catch (err) {
+      warn((err as Error).message);
+    }
+  }
+}
+
+/** Sends a signal to the container's init, or with `all` to every process in its cgroup. */
+export function killContainer(id: string, signal: number, options: RuntimeOptions & { all?: boolean }): void {
+  const sys = options.sys ?? libcSyscall();
+  const { record, status } = inspect(id, options);
+  checkTransition(id, status, "kill");
+  const cgroup = cgroupFor(record, sys);
+  if (options.all) cgroup.signalAll(signal);
+  else sys.kill(record.pid, signal);
+  // A frozen process only acts on SIGKILL once thawed.
+  if (status === "paused" && signal === SIGNALS.SIGKILL) cgroup.thaw();
+}
+
+/** Freezes every process of a running container. */
+export function pauseContainer(id: string, options: RuntimeOptions): void {
+  const sys = options.sys ?? libcSyscall();
+  const { record, status } = inspect(id, options);
+  checkTransition(id, status, "pause");
+  cgroupFor(record, sys).freeze();
+}
+
+/** Thaws a paused container. */
+export function resumeContainer(id: string, options: RuntimeOptions): void {
+  const sys = options.sys ?? libcSyscall();
+  const { record, status } = inspect(id, options);
+  checkTransition(id, status, "resume");
+  cgroupFor(record, sys).thaw();
+}
+
+/** Pids of every process in the container's cgroup. */
+export function containerPids(id: string, options: RuntimeOptions): number[] {
+  const sys = options.sys ?? libcSyscall();
+  const { record, status } = inspect(id, options);
+  if (status === "stopped") return [];
+  return cgroupFor(record, sys).pids();
+}
+
+/**
+ * Deletes a container: a stopped or created one always, a running or paused
+ * one only with `force` (killed first). Removes its cgroup and state, then
+ * runs poststop hooks. With `force`, an unknown id is not an error.
+ */
+export async function deleteContainer(id: string, options: RuntimeOptions & { force?: boolean }): Promise<void> {
+  const sys = options.sys ?? libcSyscall();
+  const warn = options.warn ?? defaultWarn;
+  let record: ContainerRecord, status: Status;
+  try {
+    ({ record, status } = inspect(id, options));
+  } catch (err) {
+    if (err instanceof NotFound && options.force) return;
+    throw err;
+  }
+  if (!options.force) checkTransition(id, status, "delete");
+  const cgroup = cgroupFor(record, sys);
+  if (status !== "stopped") {
+    try {
+      cgroup.signalAll(SIGNALS.SIGKILL!);
+    } catch {
+      // the cgroup may be gone
+    }
+    if (initAlive(record)) {
+      try {
+        sys.kill(record.pid, SIGNALS.SIGKILL!);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    if (status === "paused") cgroup.thaw();
+    await waitUntil(() => !initAlive(record), 10_000);
+  }
+  trace("delete: processes gone");
+  try {
+    cgroup.destroy();
+  } catch (err) {
+    throw new FailedPrecondition(`Cannot delete container ${JSON.stringify(id)}: ${(err as Error).message}`, { cause: err });
+  }
+  remove(options.root, id);
+  trace("delete: removed");
+  if (record.poststop?.length) {
+    try {
+      await runHooks("poststop", record.poststop, ociState(record, "stopped"));
+    } catch (err) {
+      warn((err as Error).message);
+    }
+  }
+}
+
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new FailedPrecondition("Timed out waiting for the container's processes to exit");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** One row of {@link listContainers}. */
+export interface ContainerSummary {
+  id: string;
+  pid: number;
+  status: Status;
+  bundle: string;
+  created: string;
+  owner: string;
+  annotations?: Record<string, string>;
+}
+
+/** Every container under the root, with its current status. */
+export function listContainers(options: RuntimeOptions): ContainerSummary[] {
+  const out: ContainerSummary[] = [];
+  for (const id of listIds(options.root)) {
+    try {
+      const { record, status } = inspect(id, options);
+      const row: ContainerSummary = {
+        id,
+        pid: status === "stopped" ? 0 : record.pid,
+        status,
+        bundle: record.bundle,
+        created: record.created,
+        owner: record.owner === 0 ? "root" : String(record.owner),
+      };
+      if (record.annotations) row.annotations = record.annotations;
+      out.push(row);
+    } catch {
+      // deleted while we listed
+    }
+  }
+  return out;
+}

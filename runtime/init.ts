@@ -1,0 +1,526 @@
+/**
+ * The container's init: the set-up sequence a forked child of `tug runtime
+ * create` runs, synchronously and through the Syscall layer only, from the
+ * fresh namespaces to execve. Its order follows runc's standard init:
+ *
+ * cgroup → join/unshare namespaces → mounts (rootfs, spec mounts, /dev) →
+ * prestart/createRuntime hooks (in the parent) → createContainer hooks →
+ * pivot_root → console → read-only root → hostname → sysctl → read-only and
+ * masked paths → rlimits, oom score → no_new_privs → seccomp (early without
+ * NNP) → bounding set, user, capabilities → cwd, umask → seccomp (late with
+ * NNP) → report ready → wait for start on the exec fifo → startContainer
+ * hooks → close every fd above the passed ones → execve.
+ *
+ * @module
+ */
+
+import {
+  CLONE_NEWTIME,
+  MNT_DETACH,
+  MS_BIND,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_PRIVATE,
+  MS_RDONLY,
+  MS_REC,
+  MS_REMOUNT,
+  MS_SHARED,
+  MS_SLAVE,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY,
+  O_RDONLY,
+  O_RDWR,
+  O_WRONLY,
+  PR_SET_DUMPABLE,
+  PR_SET_KEEPCAPS,
+  PR_SET_NO_NEW_PRIVS,
+  PR_SET_PDEATHSIG,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFMT,
+  S_IFREG,
+  SIGNALS,
+  TIOCSCTTY,
+} from "../ffi/constants.ts";
+import { type Syscall, SyscallError } from "../ffi/syscall.ts";
+import { applyCapabilities, dropBoundingSet } from "./caps.ts";
+import { runHookSync } from "./hooks.ts";
+import { statfsToMountFlags } from "./mount_options.ts";
+import { existsNoFollow, fileType, mkdirAllInRoot, resolveInRoot } from "./paths.ts";
+import { DEFAULT_DEVICES, type InitPlan, type PlannedMount } from "./plan.ts";
+import type { State } from "./spec.ts";
+import { OCI_VERSION } from "../version.ts";
+import { trace } from "../trace.ts";
+
+/** A v1 cgroup hierarchy (or the v2 one) to show inside the container at a `cgroup` mount. */
+export interface CgroupMountInfo {
+  /** Directory name under the mount point, e.g. `memory`, or "" for a v2 mount at the mount point itself. */
+  name: string;
+  /** Mount options naming the controllers, e.g. `memory` or `cpu,cpuacct`. */
+  options: string;
+  /** The container's cgroup directory on the host, for bind mounting without a cgroup namespace. */
+  hostPath: string;
+  version: 1 | 2;
+}
+
+/** What the init gets from the parent besides the plan: open fds and compiled objects. */
+export interface InitContext {
+  sys: Syscall;
+  /** The init's end of the sync socket (SOCK_SEQPACKET). */
+  syncFd: number;
+  /**
+   * The exec fifo, opened O_RDWR by the parent: the init blocks reading it until
+   * `start` writes a byte (a reader that is also a writer never sees EOF).
+   */
+  fifoFd: number;
+  /** Connected console socket, when the process wants a terminal. */
+  consoleSocketFd?: number;
+  /** Open fds of the namespaces to join, in plan.join order. */
+  joinFds: number[];
+  /** Moves the calling process into the container's cgroup. */
+  enterCgroup: () => void;
+  /** Hierarchies to show at `cgroup` mounts. */
+  cgroupMounts: CgroupMountInfo[];
+  /** A seccomp filter compiled by the parent; `load()` installs it. */
+  seccomp?: { load(): number | undefined };
+  /** How many fds above stdio are passed to the container (--preserve-fds). */
+  preserveFds: number;
+  /** Whether the parent runs prestart/createRuntime hooks (the init pauses for them). */
+  parentHooks: boolean;
+}
+
+/** Messages on the sync socket. */
+export type SyncMessage =
+  | { t: "hooks" }
+  | { t: "resume" }
+  | { t: "warn"; m: string }
+  | { t: "error"; m: string };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Sends one sync message (one SEQPACKET datagram). */
+export function sendSync(sys: Syscall, fd: number, msg: SyncMessage): void {
+  sys.write(fd, encoder.encode(JSON.stringify(msg)));
+}
+
+/** Reads one sync message; undefined at EOF (the peer closed its end). */
+export function readSync(sys: Syscall, fd: number): SyncMessage | undefined {
+  const buf = new Uint8Array(65536);
+  const n = sys.read(fd, buf);
+  if (n === 0) return undefined;
+  return JSON.parse(decoder.decode(buf.subarray(0, n))) as SyncMessage;
+}
+
+/**
+ * Runs the container's init. Never returns: it ends in execve, or in
+ * `_exit(1)` after sending the error to the parent.
+ */
+export function initContainer(plan: InitPlan, ctx: InitContext): never {
+  const { sys } = ctx;
+  let syncOpen = true;
+  try {
+    runInit(plan, ctx, () => {
+      syncOpen = false;
+    });
+  } catch (err) {
+    // A fake syscall layer ends the simulated process by throwing: let that through.
+    if ((err as { endsProcess?: boolean })?.endsProcess) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    try {
+      if (syncOpen) sendSync(sys, ctx.syncFd, { t: "error", m: message });
+      else sys.write(2, encoder.encode(`tug: container init: ${message}\n`));
+    } catch {
+      // nobody to tell
+    }
+  }
+  return sys.exit(1);
+}
+
+function warn(ctx: InitContext, message: string): void {
+  sendSync(ctx.sys, ctx.syncFd, { t: "warn", m: message });
+}
+
+function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void {
+  const { sys } = ctx;
+  closeOtherFds(sys, ctx);
+  sys.prctl(PR_SET_PDEATHSIG, SIGNALS.SIGKILL!);
+  // Our memory must not be readable through /proc/<pid>/mem or exe from inside the container.
+  sys.prctl(PR_SET_DUMPABLE, 0);
+  if (plan.process.terminal) sys.setsid();
+
+  trace("init: start");
+  ctx.enterCgroup();
+  trace("init: in cgroup");
+  // Join existing namespaces (mount last: paths to the others were opened before).
+  const order = ["time", "ipc", "uts", "network", "cgroup", "mount"];
+  const joins = plan.join.map((j, i) => ({ ...j, fd: ctx.joinFds[i]! }))
+    .sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
+  for (const j of joins) {
+    sys.setns(j.fd, j.flag);
+    sys.close(j.fd);
+  }
+  if (plan.unshareFlags) sys.unshare(plan.unshareFlags);
+  if (plan.newTime) enterNewTimeNamespace(sys, plan);
+  trace("init: namespaces");
+
+  const oldUmask = sys.umask(0);
+  if (plan.newMount) {
+    prepareRoot(sys, plan);
+    const remountReadonly: string[] = [];
+    for (const m of plan.mounts) mountOne(sys, plan, ctx, m, remountReadonly);
+    trace("init: mounted");
+    if (plan.setupDev) setupDev(sys, plan);
+    trace("init: dev");
+    if (ctx.parentHooks) {
+      sendSync(sys, ctx.syncFd, { t: "hooks" });
+      const reply = readSync(sys, ctx.syncFd);
+      if (reply?.t !== "resume") throw new Error("the runtime did not resume the container after its hooks");
+    }
+    sys.chdir(plan.rootfs);
+    for (const hook of plan.hooks.createContainer) {
+      runHookSync(sys, "createContainer", hook, hookState(plan, sys, "creating"));
+    }
+    pivotRoot(sys, plan.rootfs);
+    // Propagation for the new "/" itself: pivot_root needs it private or slave until now.
+    if (plan.rootPropagation & MS_SHARED) sys.mount(null, "/", null, plan.rootPropagation, null);
+    trace("init: pivoted");
+    if (plan.process.terminal) setupConsole(sys, plan, ctx);
+    for (const dest of remountReadonly) remountRo(sys, dest, 0);
+    if (plan.readonlyRoot) remountRo(sys, "/", 0);
+  } else {
+    if (plan.process.terminal) setupConsole(sys, plan, ctx);
+    sys.chdir("/");
+  }
+  sys.umask(oldUmask);
+
+  if (plan.hostname !== undefined) sys.sethostname(plan.hostname);
+  if (plan.domainname !== undefined) sys.setdomainname(plan.domainname);
+  for (const [key, value] of plan.sysctl) {
+    sys.writeFile(`/proc/sys/${key.replaceAll(".", "/")}`, value);
+  }
+  for (const path of plan.readonlyPaths) readonlyPath(sys, path);
+  for (const path of plan.maskedPaths) maskPath(sys, path);
+
+  const p = plan.process;
+  if (p.oomScoreAdj !== undefined) {
+    try {
+      sys.writeFile("/proc/self/oom_score_adj", String(p.oomScoreAdj));
+    } catch (err) {
+      // Lowering the score needs CAP_SYS_RESOURCE in the initial namespace; some machines refuse it even to root.
+      if (!(err instanceof SyscallError) || (err.errnoName !== "EACCES" && err.errnoName !== "EPERM")) throw err;
+      warn(ctx, `cannot set oomScoreAdj to ${p.oomScoreAdj}: ${err.errnoName}; keeping the inherited score`);
+    }
+  }
+  for (const r of p.rlimits) sys.setrlimit(r.resource, r.soft, r.hard);
+  if (p.noNewPrivileges) sys.prctl(PR_SET_NO_NEW_PRIVS, 1);
+  // Without NNP, installing a filter needs CAP_SYS_ADMIN: do it before capabilities are dropped.
+  if (ctx.seccomp && !p.noNewPrivileges) ctx.seccomp.load();
+
+  const cwdFirst = tryChdir(sys, p.cwd);
+  if (p.capabilities) {
+    dropBoundingSet(sys, p.capabilities.bounding);
+    sys.prctl(PR_SET_KEEPCAPS, 1);
+  }
+  sys.setgroups(p.additionalGids);
+  sys.setresgid(p.gid, p.gid, p.gid);
+  sys.setresuid(p.uid, p.uid, p.uid);
+  if (p.capabilities) {
+    sys.prctl(PR_SET_KEEPCAPS, 0);
+    applyCapabilities(sys, p.capabilities);
+  }
+  if (!cwdFirst) sys.chdir(p.cwd);
+  sys.umask(p.umask ?? 0o022);
+
+  const env = withHome(sys, p.env, p.uid);
+  const executable = lookPath(sys, p.args[0]!, env);
+  if (ctx.seccomp && p.noNewPrivileges) ctx.seccomp.load();
+
+  trace("init: ready");
+  // Tell the parent we are created: it records the state while we wait for `start`.
+  sys.prctl(PR_SET_PDEATHSIG, 0);
+  sys.close(ctx.syncFd);
+  closedSync();
+
+  // Wait for `start`. The fd is close-on-exec: `start` sees EPIPE once we have exec'd.
+  if (sys.read(ctx.fifoFd, new Uint8Array(1)) !== 1) throw new Error("the exec fifo was closed before start");
+
+  for (const hook of plan.hooks.startContainer) {
+    runHookSync(sys, "startContainer", hook, hookState(plan, sys, "created"));
+  }
+  sys.resetSignals();
+  sys.closeRange(3 + ctx.preserveFds, 0xffffffff);
+  sys.execve(executable, p.args, env);
+}
+
+/** unshare(CLONE_NEWTIME) only affects children: set the offsets, then join the new namespace ourselves. */
+function enterNewTimeNamespace(sys: Syscall, plan: InitPlan): void {
+  sys.unshare(CLONE_NEWTIME);
+  const offsets = Object.entries(plan.timeOffsets ?? {}).map(([clock, [s, ns]]) => `${clock} ${s} ${ns}`);
+  if (offsets.length) sys.writeFile("/proc/self/timens_offsets", offsets.join("\n") + "\n");
+  const fd = sys.open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+  try {
+    sys.setns(fd, CLONE_NEWTIME);
+  } finally {
+    sys.close(fd);
+  }
+}
+
+/**
+ * Closes every fd the init does not need, right after fork: nothing of the
+ * runtime's (Deno's caches, event loop, sockets) may follow it into the
+ * container's namespaces. Kept: stdio, the fds passed on (--preserve-fds),
+ * and the init's own.
+ */
+function closeOtherFds(sys: Syscall, ctx: InitContext): void {
+  const keep = new Set([ctx.syncFd, ctx.fifoFd, ...ctx.joinFds]);
+  if (ctx.consoleSocketFd !== undefined) keep.add(ctx.consoleSocketFd);
+  const first = 3 + ctx.preserveFds;
+  for (const fd of sys.openFds()) {
+    if (fd < first || keep.has(fd)) continue;
+    try {
+      sys.close(fd);
+    } catch (err) {
+      // EBADF: the fd that listed /proc/self/fd, closed already
+      if (!(err instanceof SyscallError) || err.errnoName !== "EBADF") throw err;
+    }
+  }
+}
+
+function hookState(plan: InitPlan, sys: Syscall, status: "creating" | "created"): State {
+  return { ociVersion: OCI_VERSION, id: plan.id, status, pid: sys.getpid(), bundle: plan.bundle };
+}
+
+function tryChdir(sys: Syscall, path: string): boolean {
+  try {
+    sys.chdir(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Makes "/" slave (or what rootfsPropagation asks), the rootfs's parent mount private, and binds the rootfs onto itself. */
+function prepareRoot(sys: Syscall, plan: InitPlan): void {
+  sys.mount(null, "/", null, plan.rootPropagation, null);
+  makeParentMountPrivate(sys, plan.rootfs);
+  sys.mount(plan.rootfs, plan.rootfs, "bind", MS_BIND | MS_REC, null);
+}
+
+/** pivot_root needs the new root's parent mount not to be shared. */
+function makeParentMountPrivate(sys: Syscall, rootfs: string): void {
+  const info = decoder.decode(sys.readFile("/proc/self/mountinfo"));
+  let best: { point: string; shared: boolean } | undefined;
+  for (const line of info.split("\n")) {
+    const fields = line.split(" ");
+    const point = fields[4];
+    if (!point) continue;
+    const decoded = point.replace(/\\(\d{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+    const prefix = decoded === "/" ? "/" : decoded + "/";
+    if (rootfs !== decoded && !rootfs.startsWith(prefix)) continue;
+    if (!best || decoded.length >= best.point.length) {
+      const sep = fields.indexOf("-");
+      best = { point: decoded, shared: fields.slice(6, sep).some((f) => f.startsWith("shared:")) };
+    }
+  }
+  if (best?.shared) sys.mount(null, best.point, null, MS_PRIVATE, null);
+}
+
+function remountRo(sys: Syscall, path: string, extra: number): void {
+  const keep = statfsToMountFlags(sys.statfsFlags(path));
+  sys.mount(null, path, null, MS_BIND | MS_REMOUNT | MS_RDONLY | keep | extra, null);
+}
+
+/** Creates the mount point: a directory, or an empty file when a bind source is not a directory. */
+function createMountpoint(sys: Syscall, plan: InitPlan, m: PlannedMount): string {
+  const sourceIsDir = !m.bind || fileType(sys, m.source) === S_IFDIR;
+  if (m.bind && fileType(sys, m.source) === undefined) {
+    throw new SyscallError("mount", 2 /* ENOENT */, `source ${JSON.stringify(m.source)} of ${JSON.stringify(m.destination)}`);
+  }
+  if (sourceIsDir) return mkdirAllInRoot(sys, plan.rootfs, m.destination);
+  const parent = m.destination.slice(0, m.destination.lastIndexOf("/")) || "/";
+  mkdirAllInRoot(sys, plan.rootfs, parent);
+  const dest = resolveInRoot(sys, plan.rootfs, m.destination);
+  if (!existsNoFollow(sys, dest)) sys.close(sys.open(dest, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644));
+  return dest;
+}
+
+function mountOne(sys: Syscall, plan: InitPlan, ctx: InitContext, m: PlannedMount, remountReadonly: string[]): void {
+  if (m.type === "cgroup") {
+    mountCgroups(sys, plan, ctx, m);
+    return;
+  }
+  const dest = createMountpoint(sys, plan, m);
+  if (m.bind) {
+    sys.mount(m.source, dest, "bind", m.flags & (MS_BIND | MS_REC), null);
+    const extra = m.flags & ~(MS_BIND | MS_REC);
+    if (extra !== 0 || m.cleared !== 0) {
+      const keep = statfsToMountFlags(sys.statfsFlags(dest)) & ~m.cleared;
+      sys.mount(null, dest, null, MS_BIND | MS_REMOUNT | keep | extra, null);
+    }
+  } else if (m.type === "tmpfs" && m.flags & MS_RDONLY) {
+    // A read-only tmpfs is mounted writable, then remounted read-only once filled (for /dev, after the devices).
+    sys.mount(m.source || "tmpfs", dest, "tmpfs", m.flags & ~MS_RDONLY, m.data || null);
+    if (m.destination === "/dev") remountReadonly.push("/dev");
+    else remountRo(sys, dest, 0);
+  } else {
+    sys.mount(m.source || m.type, dest, m.type, m.flags, m.data || null);
+  }
+  for (const flag of m.propagation) sys.mount(null, dest, null, flag, null);
+}
+
+/** A `cgroup` mount: the container's own cgroups (through a cgroup namespace, or bind mounts of its directories). */
+function mountCgroups(sys: Syscall, plan: InitPlan, ctx: InitContext, m: PlannedMount): void {
+  const dest = mkdirAllInRoot(sys, plan.rootfs, m.destination);
+  const flags = (m.flags | MS_NOSUID | MS_NODEV | MS_NOEXEC) & ~MS_BIND;
+  const v2 = ctx.cgroupMounts.find((c) => c.version === 2 && c.name === "");
+  if (v2) {
+    if (plan.newCgroupNs) sys.mount("cgroup2", dest, "cgroup2", flags, null);
+    else sys.mount(v2.hostPath, dest, "bind", MS_BIND | MS_REC, null);
+  } else {
+    sys.mount("tmpfs", dest, "tmpfs", (flags & ~MS_RDONLY), "mode=755");
+    for (const c of ctx.cgroupMounts) {
+      const sub = `${dest}/${c.name}`;
+      sys.mkdir(sub, 0o755);
+      if (plan.newCgroupNs) sys.mount("cgroup", sub, "cgroup", flags, c.options);
+      else {
+        sys.mount(c.hostPath, sub, "bind", MS_BIND | MS_REC, null);
+        if (flags & MS_RDONLY) remountRo(sys, sub, 0);
+      }
+    }
+    if (flags & MS_RDONLY) remountRo(sys, dest, 0);
+  }
+  for (const flag of m.propagation) sys.mount(null, dest, null, flag, null);
+}
+
+/** Device nodes, /dev/ptmx and the /dev symlinks, when /dev is not the host's. */
+function setupDev(sys: Syscall, plan: InitPlan): void {
+  const nodes = [
+    ...DEFAULT_DEVICES.map((d) => ({ ...d, kind: S_IFCHR, uid: 0, gid: 0 })),
+    ...plan.devices,
+  ];
+  for (const d of nodes) {
+    const parent = d.path.slice(0, d.path.lastIndexOf("/"));
+    mkdirAllInRoot(sys, plan.rootfs, parent);
+    const dest = resolveInRoot(sys, plan.rootfs, d.path);
+    if (existsNoFollow(sys, dest)) {
+      if (plan.devices.includes(d as never)) sys.unlink(dest);
+      else continue;
+    }
+    try {
+      sys.mknod(dest, d.kind | d.mode, d.major, d.minor);
+      sys.chown(dest, d.uid, d.gid);
+    } catch (err) {
+      if (!(err instanceof SyscallError) || err.errnoName !== "EPERM") throw err;
+      // No mknod here (a user namespace, a nodev filesystem): bind the host's node instead.
+      sys.close(sys.open(dest, O_CREAT | O_WRONLY | O_CLOEXEC, 0o666));
+      sys.mount(d.path, dest, "bind", MS_BIND, null);
+    }
+  }
+  const dev = resolveInRoot(sys, plan.rootfs, "/dev");
+  if (existsNoFollow(sys, `${dev}/ptmx`)) sys.unlink(`${dev}/ptmx`);
+  sys.symlink("pts/ptmx", `${dev}/ptmx`);
+  const links: [string, string][] = [
+    ["/proc/self/fd", "fd"],
+    ["/proc/self/fd/0", "stdin"],
+    ["/proc/self/fd/1", "stdout"],
+    ["/proc/self/fd/2", "stderr"],
+  ];
+  if (existsNoFollow(sys, "/proc/kcore")) links.push(["/proc/kcore", "core"]);
+  for (const [target, name] of links) {
+    if (!existsNoFollow(sys, `${dev}/${name}`)) sys.symlink(target, `${dev}/${name}`);
+  }
+}
+
+/** runc's pivot_root dance: pivot onto "." and detach the old root, which stays slave so nothing propagates back. */
+function pivotRoot(sys: Syscall, rootfs: string): void {
+  const oldRoot = sys.open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  const newRoot = sys.open(rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  try {
+    sys.fchdir(newRoot);
+    sys.pivotRoot(".", ".");
+    sys.fchdir(oldRoot);
+    sys.mount(null, ".", null, MS_SLAVE | MS_REC, null);
+    sys.umount2(".", MNT_DETACH);
+    sys.chdir("/");
+  } finally {
+    sys.close(oldRoot);
+    sys.close(newRoot);
+  }
+}
+
+/** A pty from the container's devpts: master to the console socket, slave as controlling terminal and stdio. */
+function setupConsole(sys: Syscall, plan: InitPlan, ctx: InitContext): void {
+  if (ctx.consoleSocketFd === undefined) throw new Error("the process wants a terminal but there is no console socket");
+  const { master, slavePath } = sys.openPty("/dev/ptmx");
+  if (plan.process.consoleSize) sys.setWinsize(master, plan.process.consoleSize);
+  if (plan.newMount) {
+    if (!existsNoFollow(sys, "/dev/console")) sys.close(sys.open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC, 0o600));
+    sys.mount(slavePath, "/dev/console", "bind", MS_BIND, null);
+  }
+  sys.sendFds(ctx.consoleSocketFd, encoder.encode(slavePath), [master]);
+  sys.close(master);
+  sys.close(ctx.consoleSocketFd);
+  const slave = sys.open(slavePath, O_RDWR | O_CLOEXEC);
+  sys.ioctl(slave, TIOCSCTTY, 0);
+  for (const fd of [0, 1, 2]) sys.dup2(slave, fd);
+  sys.close(slave);
+}
+
+function readonlyPath(sys: Syscall, path: string): void {
+  if (!existsNoFollow(sys, path)) return;
+  sys.mount(path, path, null, MS_BIND | MS_REC, null);
+  remountRo(sys, path, MS_REC);
+}
+
+function maskPath(sys: Syscall, path: string): void {
+  const type = fileType(sys, path);
+  if (type === undefined) return;
+  if (type === S_IFDIR) sys.mount("tmpfs", path, "tmpfs", MS_RDONLY, null);
+  else sys.mount("/dev/null", path, null, MS_BIND, null);
+}
+
+/** Adds HOME from the container's /etc/passwd when the spec does not set it (as runc does). */
+function withHome(sys: Syscall, env: readonly string[], uid: number): string[] {
+  if (env.some((e) => e.startsWith("HOME="))) return [...env];
+  let home = "/";
+  try {
+    for (const line of decoder.decode(sys.readFile("/etc/passwd")).split("\n")) {
+      const f = line.split(":");
+      if (f.length >= 6 && Number(f[2]) === uid && f[2] !== "") {
+        home = f[5] || "/";
+        break;
+      }
+    }
+  } catch {
+    // no passwd file
+  }
+  return [...env, `HOME=${home}`];
+}
+
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+function isExecutable(sys: Syscall, path: string): boolean {
+  try {
+    const st = sys.stat(path, true);
+    return (st.mode & S_IFMT) === S_IFREG && (st.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Finds the program like execvp would, in the container's PATH. */
+function lookPath(sys: Syscall, name: string, env: readonly string[]): string {
+  if (name.includes("/")) {
+    if (isExecutable(sys, name)) return name;
+    throw new SyscallError("exec", fileType(sys, name) === undefined ? 2 : 13, JSON.stringify(name));
+  }
+  const path = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
+  for (const dir of path.split(":")) {
+    const candidate = `${dir || "."}/${name}`;
+    if (isExecutable(sys, candidate)) return candidate;
+  }
+  throw new Error(`exec: ${JSON.stringify(name)}: executable file not found in $PATH`);
+}
