@@ -11,7 +11,7 @@ RUNFLAGS := --allow-all --no-prompt --v8-flags=--single-threaded
 export DENO_NO_UPDATE_CHECK := 1
 
 # Debian packages the test suite needs, and the extra ones the benchmarks need.
-TEST_PACKAGES  := busybox-static libseccomp2 docker-registry skopeo umoci prometheus iproute2 procps util-linux
+TEST_PACKAGES  := busybox-static libseccomp2 docker-registry skopeo umoci prometheus iproute2 procps util-linux python3 openssl
 BENCH_PACKAGES := runc crun containerd hyperfine
 
 .PHONY: deps bench-deps deno bundle build test unit demo bench check fmt clean

@@ -128,6 +128,32 @@ export async function run(cmd: string, args: readonly string[], options: RunOpti
   }
 }
 
+/**
+ * Runs a command whose stdio outlives it (a container started by `create` or
+ * `run -d` inherits it, as with runc): stdout and stderr go to files, and only
+ * the command's exit is awaited.
+ */
+export async function runDetached(cmd: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const dir = await Deno.makeTempDir({ prefix: "tug-io-" });
+  try {
+    const script = 'out="$1"; err="$2"; shift 2; exec "$@" >"$out" 2>"$err" </dev/null';
+    const child = new Deno.Command("/bin/sh", {
+      args: ["-c", script, "sh", `${dir}/out`, `${dir}/err`, cmd, ...args],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      ...(options.env ? { env: options.env } : {}),
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeout ?? 60_000);
+    const { code } = await child.status;
+    clearTimeout(timer);
+    return { code, stdout: await Deno.readTextFile(`${dir}/out`), stderr: await Deno.readTextFile(`${dir}/err`) };
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
 /** Runs `dist/tug` with `args`. */
 export function tug(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   return run(TUG, args, options);
