@@ -30,7 +30,7 @@ $(DENO_BIN): tools/package.json tools/package-lock.json
 # dist/tug.js (deno bundle, one chunk per subcommand) and a dist/tug launcher with the flags of the compiled binary.
 bundle: $(DIST)/tug
 $(DIST)/tug: $(DENO_BIN) $(SOURCES)
-	@rm -rf $(DIST)/tug.js $(DIST)/chunk-*.js $(DIST)/.bundle && mkdir -p $(DIST)/.bundle
+	@rm -rf $(DIST)/*.js $(DIST)/.bundle && mkdir -p $(DIST)/.bundle
 	$(DENO) bundle --quiet --code-splitting --platform deno --outdir $(DIST)/.bundle cli.ts
 	@mv $(DIST)/.bundle/cli.js $(DIST)/tug.js && mv $(DIST)/.bundle/*.js $(DIST)/ 2>/dev/null; rm -rf $(DIST)/.bundle
 	@printf '#!/bin/sh\n# tug launcher: runs the bundle with the flags the compiled binary has.\nDENO_NO_UPDATE_CHECK=1 exec "%s" run $(RUNFLAGS) --no-config "%s" "$$@"\n' \

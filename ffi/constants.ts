@@ -350,3 +350,31 @@ export const RESOLVE_IN_ROOT = 0x10;
 /** setxattr(2) flags. */
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
+
+/**
+ * System call numbers, for glibc's generic syscall(): tug binds that one
+ * symbol instead of a trampoline per libc function (ffi/libc.ts).
+ */
+export const NR: Readonly<Record<string, number>> = ARM64
+  ? {
+    read: 63, write: 64, close: 57, ioctl: 29, madvise: 233, dup3: 24, fcntl: 25, getpid: 172, getppid: 173,
+    socket: 198, connect: 203, sendmsg: 211, recvmsg: 212, socketpair: 199, execve: 221, exit_group: 94,
+    wait4: 260, kill: 129, umask: 166, setsid: 157, setresuid: 147, setresgid: 149, setgroups: 159,
+    capget: 90, capset: 91, rt_sigaction: 134, rt_sigprocmask: 135, statfs: 43, prctl: 167, pivot_root: 41,
+    chroot: 51, chdir: 49, fchdir: 50, mount: 40, umount2: 39, sethostname: 161, setdomainname: 162,
+    unshare: 97, setns: 268, openat: 56, mkdirat: 34, mknodat: 33, fchownat: 54, unlinkat: 35, linkat: 37,
+    symlinkat: 36, readlinkat: 78, fchmodat: 53, fchmodat2: 452, fchmod: 52, prlimit64: 261, statx: 291,
+    close_range: 436, nanosleep: 101, utimensat: 88, lsetxattr: 6, fsetxattr: 7, lgetxattr: 9,
+    llistxattr: 12, syncfs: 267, bpf: 280, openat2: 437, seccomp: 277,
+  }
+  : {
+    read: 0, write: 1, close: 3, ioctl: 16, madvise: 28, dup3: 292, fcntl: 72, getpid: 39, getppid: 110,
+    socket: 41, connect: 42, sendmsg: 46, recvmsg: 47, socketpair: 53, execve: 59, exit_group: 231,
+    wait4: 61, kill: 62, umask: 95, setsid: 112, setresuid: 117, setresgid: 119, setgroups: 116,
+    capget: 125, capset: 126, rt_sigaction: 13, rt_sigprocmask: 14, statfs: 137, prctl: 157, pivot_root: 155,
+    chroot: 161, chdir: 80, fchdir: 81, mount: 165, umount2: 166, sethostname: 170, setdomainname: 171,
+    unshare: 272, setns: 308, openat: 257, mkdirat: 258, mknodat: 259, fchownat: 260, unlinkat: 263,
+    linkat: 265, symlinkat: 266, readlinkat: 267, fchmodat: 268, fchmodat2: 452, fchmod: 91, prlimit64: 302,
+    statx: 332, close_range: 436, nanosleep: 35, utimensat: 280, lsetxattr: 189, fsetxattr: 190,
+    lgetxattr: 192, llistxattr: 195, syncfs: 306, bpf: 321, openat2: 437, seccomp: 317,
+  };

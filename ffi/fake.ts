@@ -404,8 +404,8 @@ export class FakeSyscall implements Syscall {
     this.#record("exit", [code]);
     throw new FakeExit(code);
   }
-  resetSignals(): void {
-    this.#record("resetSignals", []);
+  resetSignals(signals?: readonly number[]): void {
+    this.#record("resetSignals", signals ? [[...signals]] : []);
   }
   socketpair(type: number): [number, number] {
     this.#record("socketpair", [type]);

@@ -40,6 +40,8 @@ import {
   SYS_BPF,
   STATX_BASIC_STATS,
   SYS_OPENAT2,
+  NR,
+  TIOCGPTN,
   TIOCGWINSZ,
   TIOCSPTLCK,
   TIOCSWINSZ,
@@ -127,26 +129,111 @@ const SYMBOLS = {
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
+/** The few functions that must be glibc's own (or run on a helper thread); all else goes through syscall(). */
+const NATIVE = {
+  __errno_location: SYMBOLS.__errno_location,
+  fork: SYMBOLS.fork,
+  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  syscall_async: { name: "syscall", parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64", nonblocking: true },
+} as const;
+
+type Native = Deno.DynamicLibrary<typeof NATIVE>["symbols"];
+type Arg = number | bigint | Uint8Array | Deno.PointerValue;
+
+let native: Native | undefined;
 let symbols: Libc | undefined;
 
+/** An argument as syscall() takes it: integers as they are, buffers as their address, null as 0. */
+function word(a: Arg): bigint {
+  if (a === null) return 0n;
+  if (typeof a === "bigint") return a;
+  if (typeof a === "number") return BigInt(a);
+  if (a instanceof Uint8Array) return a.length === 0 ? 0n : BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a)));
+  return BigInt(Deno.UnsafePointer.value(a));
+}
+
+/** A function calling system call `nr`; its result is a number, as the glibc wrappers' are (none here exceeds 2^53). */
+function syscallOf(nr: number): (...args: Arg[]) => number {
+  const big = BigInt(nr);
+  return (...args: Arg[]) => {
+    const w = args.map(word);
+    return Number(native!.syscall(big, w[0] ?? 0n, w[1] ?? 0n, w[2] ?? 0n, w[3] ?? 0n, w[4] ?? 0n, w[5] ?? 0n));
+  };
+}
+
 /**
- * glibc's symbols, each bound on first use. Deno compiles a trampoline per
- * symbol when it is opened (0.1–0.2 ms each), so binding all of them up
- * front would cost a container start about 10 ms for symbols it never calls.
+ * glibc's functions as tug calls them. Only `fork` and `__errno_location` are
+ * bound as themselves: everything else is a system call made through glibc's
+ * generic syscall(). Deno compiles a trampoline per bound symbol (0.1–0.2 ms
+ * each), so a container start would otherwise spend several milliseconds
+ * compiling trampolines for ~40 functions. The translations keep each
+ * wrapper's contract: -1 and errno on failure.
  */
 function libc(): Libc {
   if (symbols) return symbols;
-  const bound: Partial<Record<keyof typeof SYMBOLS, unknown>> = {};
+  native = Deno.dlopen("libc.so.6", NATIVE).symbols;
+  const n = native;
+  const AT_FDCWD_ = -100;
+  const AT_REMOVEDIR = 0x200;
+  const direct = (name: string) => syscallOf(NR[name]!);
+  const via: Record<string, (...a: Arg[]) => unknown> = {
+    open: (path, flags, mode) => direct("openat")(AT_FDCWD_, path, flags, mode),
+    mkdir: (path, mode) => direct("mkdirat")(AT_FDCWD_, path, mode),
+    rmdir: (path) => direct("unlinkat")(AT_FDCWD_, path, AT_REMOVEDIR),
+    unlink: (path) => direct("unlinkat")(AT_FDCWD_, path, 0),
+    mknod: (path, mode, dev) => direct("mknodat")(AT_FDCWD_, path, mode, BigInt(dev as bigint) & 0xffffffffn),
+    mknodat: (dirfd, path, mode, dev) => direct("mknodat")(dirfd, path, mode, BigInt(dev as bigint) & 0xffffffffn),
+    mkfifo: (path, mode) => direct("mknodat")(AT_FDCWD_, path, 0o010000 | Number(mode), 0),
+    symlink: (target, path) => direct("symlinkat")(target, AT_FDCWD_, path),
+    readlink: (path, buf, len) => direct("readlinkat")(AT_FDCWD_, path, buf, len),
+    chown: (path, uid, gid) => direct("fchownat")(AT_FDCWD_, path, uid, gid, 0),
+    chmod: (path, mode) => direct("fchmodat")(AT_FDCWD_, path, mode),
+    fchmodat: (dirfd, path, mode, flags) =>
+      Number(flags) === 0 ? direct("fchmodat")(dirfd, path, mode) : direct("fchmodat2")(dirfd, path, mode, flags),
+    futimens: (fd, times) => direct("utimensat")(fd, null, times, 0),
+    // dup3 refuses equal fds where dup2 checks the fd and returns it.
+    dup2: (oldfd, newfd) => {
+      if (word(oldfd) !== word(newfd)) return direct("dup3")(oldfd, newfd, 0);
+      const r = direct("fcntl")(oldfd, 1 /* F_GETFD */);
+      return r < 0 ? r : Number(word(oldfd));
+    },
+    waitpid: (pid, status, options) => direct("wait4")(pid, status, options, null),
+    setrlimit: (resource, limit) => direct("prlimit64")(0, resource, limit, null),
+    _exit: (code) => direct("exit_group")(code),
+    ioctl_ptr: direct("ioctl"),
+    ioctl_int: direct("ioctl"),
+    syscall_bpf: (nr, ...rest) => syscallOf(Number(nr))(...rest),
+    syscall_openat2: (nr, ...rest) => syscallOf(Number(nr))(...rest),
+    // SIG_DFL (the null handler) with empty flags and mask: 32 zero bytes fit both kernel sigaction layouts.
+    signal: (sig) => direct("rt_sigaction")(sig, new Uint8Array(32), null, 8),
+    sigprocmask: (how, set, old) => direct("rt_sigprocmask")(how, set, old, 8),
+    usleep: (us) => {
+      const ts = new BigInt64Array([BigInt(Math.floor(Number(us) / 1e6)), BigInt((Number(us) % 1e6) * 1000)]);
+      return direct("nanosleep")(new Uint8Array(ts.buffer), null);
+    },
+    ptsname_r: (fd, buf, len) => {
+      const num = new Uint32Array(1);
+      const r = direct("ioctl")(fd, TIOCGPTN, new Uint8Array(num.buffer));
+      if (r < 0) return errno();
+      const name = encoder.encode(`/dev/pts/${num[0]}\0`);
+      if (name.length > Number(len)) return 34; // ERANGE
+      (buf as Uint8Array).set(name);
+      return 0;
+    },
+    waitpid_async: async (pid, status, options) =>
+      Number(await n.syscall_async(BigInt(NR.wait4!), word(pid), word(status), word(options), 0n, 0n, 0n)),
+  };
+  const bound: Record<string, unknown> = { __errno_location: n.__errno_location, fork: n.fork };
   symbols = new Proxy(bound, {
     get(target, name: string) {
-      const key = name as keyof typeof SYMBOLS;
-      if (!(key in target)) {
-        const one = { [key]: SYMBOLS[key] } as Pick<typeof SYMBOLS, typeof key>;
-        target[key] = Deno.dlopen("libc.so.6", one).symbols[key];
+      if (!(name in target)) {
+        const fn = via[name] ?? (NR[name] !== undefined ? direct(name) : undefined);
+        if (!fn) throw new Error(`ffi/libc: no system call behind ${name}`);
+        target[name] = fn;
       }
-      return target[key];
+      return target[name];
     },
-  }) as Libc;
+  }) as unknown as Libc;
   return symbols;
 }
 
@@ -490,11 +577,14 @@ export class LibcSyscall implements Syscall {
   }
   fork(): number {
     const lib = libc();
+    // Bind both symbols first: binding compiles a trampoline, which may map new (DONTFORK) pages.
+    const madvise = lib.madvise;
+    const fork = lib.fork;
     const ranges = (cachedForkRanges ??= forkRanges());
     // V8 marks every mapping it makes MADV_DONTFORK. Undo that for the whole address space in a
     // few calls that allocate nothing, so V8 cannot map a new page between them and the fork.
-    for (let i = 0; i < ranges.length; i++) lib.madvise(ranges[i]![0], ranges[i]![1], MADV_DOFORK);
-    return check(lib.fork(), "fork");
+    for (let i = 0; i < ranges.length; i++) madvise(ranges[i]![0], ranges[i]![1], MADV_DOFORK);
+    return check(fork(), "fork");
   }
   waitpid(pid: number, options: number): WaitResult {
     const status = new Int32Array(1);
@@ -540,9 +630,9 @@ export class LibcSyscall implements Syscall {
     libc()._exit(code);
     throw new Error("unreachable: _exit returned");
   }
-  resetSignals(): void {
+  resetSignals(signals?: readonly number[]): void {
     const lib = libc();
-    for (let sig = 1; sig <= 64; sig++) {
+    for (const sig of signals ?? Array.from({ length: 64 }, (_, i) => i + 1)) {
       if (sig === 9 || sig === 19 || sig === 32 || sig === 33) continue;
       lib.signal(sig, null); // SIG_DFL is the null pointer
     }

@@ -174,7 +174,9 @@ Deno.test({
     const lib = libseccomp();
     const ctx = lib.init(SCMP_ACT_ALLOW);
     ctx.attrSet(SCMP_FLTATR_CTL_NNP, 0);
+    // sys.mkdir makes mkdirat (the only form aarch64 has); deny both forms.
     ctx.ruleAdd(scmpActErrno(13), lib.syscallResolveName("mkdir"), [], '"mkdir"');
+    ctx.ruleAdd(scmpActErrno(13), lib.syscallResolveName("mkdirat"), [], '"mkdirat"');
     const program = bpfProgram(ctx.exportBpf());
     ctx.release();
     const dir = Deno.makeTempDirSync({ prefix: "tug-seccomp-" });

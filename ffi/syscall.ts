@@ -168,8 +168,8 @@ export interface Syscall {
   execve(path: string, argv: readonly string[], envp: readonly string[]): never;
   /** _exit(2): leaves at once, running no JavaScript and no exit handlers. */
   exit(code: number): never;
-  /** Restores every signal's default disposition and empties the signal mask. */
-  resetSignals(): void;
+  /** Restores the default disposition of `signals` (default: every signal) and empties the signal mask. */
+  resetSignals(signals?: readonly number[]): void;
 
   // Sockets and terminals.
   socketpair(type: number): [number, number];

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { resolve } from "node:path";
+import { resolve } from "../util/path.ts";
 import { boolFlag, expectPositionals, flagHelp, type FlagSpec, parseArgs, type ParsedArgs, stringFlag } from "../cli/args.ts";
 import { errorMessage, InvalidArgument, NotImplemented } from "../errors.ts";
 import { SIGNALS, SOCK_STREAM } from "../ffi/constants.ts";

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { basename, resolve } from "node:path";
+import { basename, resolve } from "../util/path.ts";
 import {
   CLONE_NEWPID,
   O_CLOEXEC,
@@ -24,7 +24,8 @@ import {
   WNOHANG,
 } from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
-import { exitCodeOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
+import { exitCodeOf, signalOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
+import { signalName } from "./signals.ts";
 import { FailedPrecondition, Internal, InvalidArgument, NotFound } from "../errors.ts";
 import { type CgroupLayout, cgroupManager, type CgroupManager, detectCgroups } from "./cgroups/mod.ts";
 import { runHooks } from "./hooks.ts";
@@ -106,6 +107,41 @@ function cgroupMountInfo(layout: CgroupLayout, paths: Record<string, string>): C
   return [...byMount.values()];
 }
 
+/**
+ * Starts the kernel's slow path for cgroup attaches early. The first write to
+ * any cgroup.procs waits for an RCU grace period (10–15 ms here: the
+ * cgroup_threadgroup_rwsem switches to writer mode), and writes within the
+ * next grace period are fast. Writing our own pid into the cgroup we are
+ * already in moves nothing, so do that, off the main thread, while create
+ * plans the container and makes its cgroup: the init's real join then finds
+ * the lock already switched.
+ */
+function armCgroupAttach(): Promise<void> {
+  try {
+    const line = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) => /^\d+:(.*,)?pids(,.*)?:/.test(l))
+      ?? Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) => l.startsWith("0::"));
+    if (!line) return Promise.resolve();
+    const [, controllers, path] = line.split(":", 3) as [string, string, string];
+    const procs = controllers === "" ? `/sys/fs/cgroup/unified${path}/cgroup.procs` : `/sys/fs/cgroup/pids${path}/cgroup.procs`;
+    return Deno.writeTextFile(procs, String(Deno.pid)).catch(() => {});
+  } catch {
+    return Promise.resolve();
+  }
+}
+
+/** Signals this process ignores (SigIgn in /proc/self/status); a forked init inherits them. */
+function ignoredSignals(): number[] {
+  try {
+    const m = /^SigIgn:\s*([0-9a-f]+)$/m.exec(Deno.readTextFileSync("/proc/self/status"));
+    const mask = BigInt(`0x${m?.[1] ?? "0"}`);
+    const out: number[] = [];
+    for (let sig = 1; sig <= 64; sig++) if ((mask >> BigInt(sig - 1)) & 1n) out.push(sig);
+    return out;
+  } catch {
+    return Array.from({ length: 64 }, (_, i) => i + 1);
+  }
+}
+
 async function writePidFile(path: string, pid: number): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
   await Deno.writeTextFile(tmp, String(pid));
@@ -123,6 +159,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
   const warn = options.warn ?? defaultWarn;
   const bundle = resolve(options.bundle ?? Deno.cwd());
   trace("create: start");
+  const armed = armCgroupAttach();
   const spec = loadSpec(bundle);
   const plan = planContainer(spec, { id, bundle });
   trace("create: planned");
@@ -169,18 +206,16 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     const fifoFd = sys.open(fifo, O_RDWR | O_CLOEXEC);
     fds.push(fifoFd);
 
-    const cgroup = cgroupManager({ id, sys, warn, ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}) });
+    const layout = detectCgroups();
+    const cgroup = cgroupManager({ id, sys, warn, layout, ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}) });
     const squatters = cgroup.pids();
     if (squatters.length > 0) {
       throw new FailedPrecondition(
         `Cannot create container ${JSON.stringify(id)}: its cgroup ${Object.values(cgroup.paths())[0]} already holds ${squatters.length} process(es); another container uses that cgroups path`,
       );
     }
-    cgroup.create();
+    // Registered before the init's kill, so that cleanup (last in, first out) kills first.
     cleanups.push(() => cgroup.destroy());
-    trace("create: cgroup created");
-    cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
-    trace("create: cgroup applied");
 
     const joinFds = plan.join.map((j) => {
       const fd = sys.open(j.path, O_RDONLY | O_CLOEXEC);
@@ -200,8 +235,9 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       syncFd: syncChild,
       fifoFd,
       joinFds,
-      enterCgroup: () => cgroup.enter(),
-      cgroupMounts: cgroupMountInfo(detectCgroups(), cgroup.paths()),
+      cgroup: "parent",
+      ignoredSignals: ignoredSignals(),
+      cgroupMounts: cgroupMountInfo(layout, cgroup.paths()),
       preserveFds: options.preserveFds ?? 0,
       parentHooks: plan.hooks.prestart.length + plan.hooks.createRuntime.length > 0,
     };
@@ -228,7 +264,21 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       sys.close(fd);
       fds.splice(fds.indexOf(fd), 1);
     }
+    // Make the cgroup and put the init into it while the init unshares and mounts: cgroup attaches
+    // pay an RCU grace period (10-15 ms here, under cgroup_mutex), which this way overlaps the
+    // init's own work instead of preceding it.
+    try {
+      cgroup.create();
+      trace("create: cgroup created");
+      cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
+      for (const dir of Object.values(cgroup.paths())) sys.writeFile(`${dir}/cgroup.procs`, String(pid));
+      trace("create: init in cgroup");
+      sendSync(sys, syncParent, { t: "joined" });
+    } catch (err) {
+      throw initFailure(sys, plan.id, pid, syncParent) ?? err;
+    }
     await superviseInit(sys, plan, syncParent, pid, warn);
+    await armed;
     trace("create: init ready");
 
     const stat = processStat(pid);
@@ -295,6 +345,40 @@ function forkInit(sys: Syscall, plan: InitPlan, ctx: InitContext, syncParent: nu
       sys.close(fd);
     }
   }
+}
+
+/** After a failure on our side: kills and reaps the init, and says what happened to it (its own error first). */
+function initFailure(sys: Syscall, id: string, pid: number, syncFd: number): Error | undefined {
+  const prefix = `Cannot create container ${JSON.stringify(id)}`;
+  let reported: string | undefined;
+  for (;;) {
+    let msg;
+    try {
+      msg = readSync(sys, syncFd);
+    } catch {
+      break;
+    }
+    if (msg === undefined) break;
+    if (msg.t === "error") {
+      reported = msg.m;
+      break;
+    }
+  }
+  try {
+    sys.kill(pid, SIGNALS.SIGKILL!);
+  } catch {
+    // gone already
+  }
+  let status: number | undefined;
+  try {
+    status = sys.waitpid(pid, 0).status;
+  } catch {
+    // reaped elsewhere
+  }
+  if (reported !== undefined) return new FailedPrecondition(`${prefix}: ${reported}`);
+  if (status === undefined) return undefined;
+  const signal = signalOf(status);
+  return new Internal(`${prefix}: its init ${signal ? `was killed by ${signalName(signal)}` : `exited with code ${exitCodeOf(status)}`} during set-up`);
 }
 
 /** Follows the init's set-up over the sync socket: runs the parent hooks when asked, relays warnings, fails on its error. */

@@ -15,6 +15,7 @@
  */
 
 import {
+  CLONE_NEWCGROUP,
   CLONE_NEWTIME,
   MNT_DETACH,
   MS_BIND,
@@ -79,8 +80,15 @@ export interface InitContext {
   consoleSocketFd?: number;
   /** Open fds of the namespaces to join, in plan.join order. */
   joinFds: number[];
-  /** Moves the calling process into the container's cgroup. */
-  enterCgroup: () => void;
+  /**
+   * How the init gets into the container's cgroup: "parent" means the parent
+   * writes its pid into cgroup.procs right after the fork and then sends
+   * `joined` (the kernel's RCU wait on that write then overlaps the init's own
+   * work); a function is called by the init to enter it itself.
+   */
+  cgroup: "parent" | (() => void);
+  /** Signals whose disposition is SIG_IGN in the parent (inherited; execve keeps them ignored). */
+  ignoredSignals: number[];
   /** Hierarchies to show at `cgroup` mounts. */
   cgroupMounts: CgroupMountInfo[];
   /** A seccomp filter compiled by the parent; `load()` installs it. */
@@ -93,6 +101,7 @@ export interface InitContext {
 
 /** Messages on the sync socket. */
 export type SyncMessage =
+  | { t: "joined" }
   | { t: "hooks" }
   | { t: "resume" }
   | { t: "warn"; m: string }
@@ -106,10 +115,20 @@ export function sendSync(sys: Syscall, fd: number, msg: SyncMessage): void {
   sys.write(fd, encoder.encode(JSON.stringify(msg)));
 }
 
-/** Reads one sync message; undefined at EOF (the peer closed its end). */
+/**
+ * Reads one sync message; undefined at EOF (the peer closed its end). When the
+ * peer went away with a message of ours unread, the kernel reports ECONNRESET
+ * once; what the peer sent before is still queued behind it, so read on.
+ */
 export function readSync(sys: Syscall, fd: number): SyncMessage | undefined {
   const buf = new Uint8Array(65536);
-  const n = sys.read(fd, buf);
+  let n: number;
+  try {
+    n = sys.read(fd, buf);
+  } catch (err) {
+    if (!(err instanceof SyscallError) || err.errnoName !== "ECONNRESET") throw err;
+    n = sys.read(fd, buf);
+  }
   if (n === 0) return undefined;
   return JSON.parse(decoder.decode(buf.subarray(0, n))) as SyncMessage;
 }
@@ -152,8 +171,20 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
   if (plan.process.terminal) sys.setsid();
 
   trace("init: start");
-  ctx.enterCgroup();
-  trace("init: in cgroup");
+  let inCgroup = false;
+  const awaitCgroup = () => {
+    if (inCgroup) return;
+    if (ctx.cgroup === "parent") {
+      const msg = readSync(sys, ctx.syncFd);
+      if (msg?.t !== "joined") throw new Error("the runtime did not put the container into its cgroup");
+    } else {
+      ctx.cgroup();
+    }
+    inCgroup = true;
+    trace("init: in cgroup");
+    // A cgroup namespace is rooted at the cgroup the process is in when it is made.
+    if (plan.newCgroupNs) sys.unshare(CLONE_NEWCGROUP);
+  };
   // Join existing namespaces (mount last: paths to the others were opened before).
   const order = ["time", "ipc", "uts", "network", "cgroup", "mount"];
   const joins = plan.join.map((j, i) => ({ ...j, fd: ctx.joinFds[i]! }))
@@ -162,7 +193,8 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
     sys.setns(j.fd, j.flag);
     sys.close(j.fd);
   }
-  if (plan.unshareFlags) sys.unshare(plan.unshareFlags);
+  const early = plan.unshareFlags & ~CLONE_NEWCGROUP;
+  if (early) sys.unshare(early);
   if (plan.newTime) enterNewTimeNamespace(sys, plan);
   trace("init: namespaces");
 
@@ -170,10 +202,14 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
   if (plan.newMount) {
     prepareRoot(sys, plan);
     const remountReadonly: string[] = [];
-    for (const m of plan.mounts) mountOne(sys, plan, ctx, m, remountReadonly);
+    for (const m of plan.mounts) {
+      if (m.type === "cgroup") awaitCgroup();
+      mountOne(sys, plan, ctx, m, remountReadonly);
+    }
     trace("init: mounted");
     if (plan.setupDev) setupDev(sys, plan);
     trace("init: dev");
+    awaitCgroup();
     if (ctx.parentHooks) {
       sendSync(sys, ctx.syncFd, { t: "hooks" });
       const reply = readSync(sys, ctx.syncFd);
@@ -191,6 +227,7 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
     for (const dest of remountReadonly) remountRo(sys, dest, 0);
     if (plan.readonlyRoot) remountRo(sys, "/", 0);
   } else {
+    awaitCgroup();
     if (plan.process.terminal) setupConsole(sys, plan, ctx);
     sys.chdir("/");
   }
@@ -250,7 +287,7 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
   for (const hook of plan.hooks.startContainer) {
     runHookSync(sys, "startContainer", hook, hookState(plan, sys, "created"));
   }
-  sys.resetSignals();
+  sys.resetSignals(ctx.ignoredSignals);
   sys.closeRange(3 + ctx.preserveFds, 0xffffffff);
   sys.execve(executable, p.args, env);
 }

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { isAbsolute, join, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "../util/path.ts";
 import {
   MS_REC,
   MS_SLAVE,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "../util/path.ts";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../errors.ts";
 import type { Hook, State, Status } from "./spec.ts";
 import { OCI_VERSION } from "../version.ts";
