@@ -235,6 +235,9 @@ export const SOL_SOCKET = 1;
 export const SCM_RIGHTS = 1;
 export const MSG_CMSG_CLOEXEC = 0x40000000;
 
+// close_range(2) flags.
+export const CLOSE_RANGE_CLOEXEC = 4;
+
 // madvise(2).
 export const MADV_DOFORK = 11;
 

@@ -7,7 +7,7 @@
  */
 
 import { resolve } from "../util/path.ts";
-import { boolFlag, expectPositionals, flagHelp, type FlagSpec, parseArgs, type ParsedArgs, stringFlag } from "../cli/args.ts";
+import { boolFlag, expectPositionals, flagHelp, type FlagSpec, listFlag, parseArgs, type ParsedArgs, stringFlag } from "../cli/args.ts";
 import { errorMessage, InvalidArgument, NotImplemented } from "../errors.ts";
 import { SIGNALS, SOCK_STREAM } from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
@@ -30,6 +30,7 @@ import { defaultSpec } from "./default_spec.ts";
 import { features } from "./features.ts";
 import { parseSignal } from "./signals.ts";
 import { DEFAULT_ROOT } from "./state.ts";
+import type { Process } from "./spec.ts";
 import { trace } from "../trace.ts";
 
 const GLOBAL_FLAGS: FlagSpec[] = [
@@ -146,6 +147,26 @@ const SUBCOMMANDS: Record<string, Sub> = {
     usage: "run [flags] ID",
     summary: "create and start a container, wait for it and return its exit code",
     run: (args, options) => runContainer(args, options),
+  },
+  exec: {
+    flags: [
+      { name: "process", aliases: ["p"], type: "string", value: "FILE", help: "the process as an OCI process.json (instead of COMMAND)" },
+      { name: "console-socket", type: "string", value: "PATH", help: "unix socket that receives the pty master" },
+      { name: "detach", aliases: ["d"], type: "boolean", help: "return once the process runs" },
+      { name: "pid-file", type: "string", value: "FILE", help: "write the process's pid to FILE" },
+      { name: "tty", aliases: ["t"], type: "boolean", help: "give the process a terminal" },
+      { name: "cwd", type: "string", value: "DIR", help: "working directory in the container" },
+      { name: "env", aliases: ["e"], type: "list", value: "NAME=VALUE", help: "set an environment variable" },
+      { name: "user", aliases: ["u"], type: "string", value: "UID[:GID]", help: "run as this user" },
+      { name: "additional-gids", aliases: ["g"], type: "list", value: "GID", help: "an additional group" },
+      { name: "cap", aliases: ["c"], type: "list", value: "CAP", help: "add a capability" },
+      { name: "no-new-privs", type: "boolean", help: "set no_new_privs" },
+      { name: "preserve-fds", type: "string", value: "N", help: "pass N more fds (from 3) to the process" },
+      ...HELP,
+    ],
+    usage: "exec [flags] ID COMMAND [ARG...]",
+    summary: "run another process in a created or running container",
+    run: (args, options) => execCommand(args, options),
   },
   list: {
     flags: [
@@ -288,6 +309,85 @@ async function runContainer(args: ParsedArgs, options: RuntimeOptions): Promise<
   await startContainer(containerId, options);
   if (detach) return 0;
 
+  const code = await waitForeground(pid, master);
+  reportOom(containerId, options);
+  if (!boolFlag(args, "keep")) await deleteContainer(containerId, { ...options, force: true });
+  return code;
+}
+
+/** `exec`: build the process (from --process or the container's own plus flags), start it, and unless detached wait for it. */
+async function execCommand(args: ParsedArgs, options: RuntimeOptions): Promise<number> {
+  const { execInContainer, execProcess } = await import("./exec.ts");
+  const { loadSpec } = await import("./plan.ts");
+  const sys = libcSyscall();
+  const [containerId, ...command] = [...args.positionals, ...args.rest];
+  if (!containerId) throw new InvalidArgument("exec needs a container id");
+  let process: Process;
+  const processFile = stringFlag(args, "process");
+  if (processFile) {
+    try {
+      process = JSON.parse(Deno.readTextFileSync(processFile)) as Process;
+    } catch (err) {
+      throw new InvalidArgument(`Invalid --process ${processFile}: ${(err as Error).message}`);
+    }
+  } else {
+    const { record } = inspect(containerId, options);
+    const user = stringFlag(args, "user");
+    let parsedUser: { uid: number; gid: number; additionalGids?: number[] } | undefined;
+    if (user !== undefined) {
+      const m = /^(\d+)(?::(\d+))?$/.exec(user);
+      if (!m) throw new InvalidArgument(`Invalid --user ${JSON.stringify(user)}: use UID[:GID] with numbers`);
+      parsedUser = { uid: Number(m[1]), gid: Number(m[2] ?? 0) };
+    }
+    const gids = listFlag(args, "additional-gids").map((g) => {
+      if (!/^\d+$/.test(g)) throw new InvalidArgument(`Invalid --additional-gids ${JSON.stringify(g)}: not a number`);
+      return Number(g);
+    });
+    if (gids.length) parsedUser = { ...(parsedUser ?? { uid: 0, gid: 0 }), additionalGids: gids };
+    const cwd = stringFlag(args, "cwd");
+    process = execProcess(loadSpec(record.bundle).process, {
+      args: command,
+      env: listFlag(args, "env"),
+      terminal: boolFlag(args, "tty"),
+      capabilities: listFlag(args, "cap"),
+      noNewPrivileges: boolFlag(args, "no-new-privs"),
+      ...(cwd ? { cwd } : {}),
+      ...(parsedUser ? { user: parsedUser } : {}),
+    });
+  }
+  const detach = boolFlag(args, "detach");
+  const consoleSocket = stringFlag(args, "console-socket");
+  if (process.terminal && detach && !consoleSocket) {
+    throw new InvalidArgument("Cannot allocate a terminal for a detached process without --console-socket");
+  }
+  let relay: [number, number] | undefined;
+  if (process.terminal && !consoleSocket) relay = sys.socketpair(SOCK_STREAM);
+  let pid: number;
+  try {
+    ({ pid } = await execInContainer(containerId, {
+      ...options,
+      process,
+      preserveFds: preserveFds(args),
+      ...(relay ? { consoleSocketFd: relay[1] } : consoleSocket ? { consoleSocket: resolve(consoleSocket) } : {}),
+    }));
+  } catch (err) {
+    if (relay) sys.close(relay[0]);
+    throw err;
+  }
+  const pidFile = stringFlag(args, "pid-file");
+  if (pidFile) Deno.writeTextFileSync(resolve(pidFile), String(pid));
+  let master: number | undefined;
+  if (relay) {
+    master = sys.recvFds(relay[0], 256).fds[0];
+    sys.close(relay[0]);
+  }
+  if (detach) return 0;
+  return await waitForeground(pid, master);
+}
+
+/** Waits for a foreground process of ours: relays its terminal and our signals, returns its exit code. */
+async function waitForeground(pid: number, master: number | undefined): Promise<number> {
+  const sys = libcSyscall();
   const forwarded = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
   const listeners = forwarded.map((name) => {
     const handler = () => {
@@ -306,8 +406,6 @@ async function runContainer(args: ParsedArgs, options: RuntimeOptions): Promise<
   trace("run: exited");
   for (const [name, handler] of listeners) Deno.removeSignalListener(name, handler);
   await stopRelay?.();
-  reportOom(containerId, options);
-  if (!boolFlag(args, "keep")) await deleteContainer(containerId, { ...options, force: true });
   return exitCodeOf(status);
 }
 
@@ -374,7 +472,9 @@ export async function main(argv: string[]): Promise<number> {
     if (rootless === "true") throw new NotImplemented("Rootless mode is not supported yet");
     const sub = SUBCOMMANDS[name];
     if (!sub) throw new InvalidArgument(`Unknown runtime command ${JSON.stringify(name)}\n\n${usage()}`);
-    const args = parseArgs(global.rest, sub.flags, { command: name, ...(name === "ps" ? { stopAfterPositionals: 1 } : {}) });
+    // ps and exec pass everything after the container id on (ps options, the command).
+    const passThrough = name === "ps" || name === "exec";
+    const args = parseArgs(global.rest, sub.flags, { command: name, ...(passThrough ? { stopAfterPositionals: 1 } : {}) });
     if (name === "ps") args.positionals.push(...args.rest);
     if (boolFlag(args, "help")) {
       console.log(`Usage: tug runtime ${sub.usage}\n\n${sub.summary}\n\nFlags:\n${flagHelp(sub.flags)}`);

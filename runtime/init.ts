@@ -95,6 +95,8 @@ export interface InitContext {
   seccomp?: { load(): number | undefined };
   /** How many fds above stdio are passed to the container (--preserve-fds). */
   preserveFds: number;
+  /** Fds to become the process's stdin, stdout and stderr (default: the caller's own). */
+  stdio?: [number, number, number];
   /** Whether the parent runs prestart/createRuntime hooks (the init pauses for them). */
   parentHooks: boolean;
 }
@@ -241,20 +243,55 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
   for (const path of plan.readonlyPaths) readonlyPath(sys, path);
   for (const path of plan.maskedPaths) maskPath(sys, path);
 
-  const p = plan.process;
+  const { executable, env } = prepareProcess(sys, plan.process, {
+    ...(ctx.seccomp ? { seccomp: ctx.seccomp } : {}),
+    warn: (m) => warn(ctx, m),
+  });
+
+  trace("init: ready");
+  // Tell the parent we are created: it records the state while we wait for `start`.
+  sys.prctl(PR_SET_PDEATHSIG, 0);
+  sys.close(ctx.syncFd);
+  closedSync();
+
+  // Wait for `start`. The fd is close-on-exec: `start` sees EPIPE once we have exec'd.
+  if (sys.read(ctx.fifoFd, new Uint8Array(1)) !== 1) throw new Error("the exec fifo was closed before start");
+
+  for (const hook of plan.hooks.startContainer) {
+    runHookSync(sys, "startContainer", hook, hookState(plan, sys, "created"));
+  }
+  sys.resetSignals(ctx.ignoredSignals);
+  sys.closeRange(3 + ctx.preserveFds, 0xffffffff);
+  sys.execve(executable, plan.process.args, env);
+}
+
+/** The process settings prepareProcess applies (InitPlan["process"]). */
+export type ProcessPlan = InitPlan["process"];
+
+/**
+ * The last steps before execve, shared by a container's init and `exec`:
+ * oom score, rlimits, no_new_privs, seccomp (before dropping capabilities
+ * without NNP, as late as possible with it), bounding set, groups and ids,
+ * capabilities, cwd, umask, HOME and the PATH lookup of the program.
+ */
+export function prepareProcess(
+  sys: Syscall,
+  p: ProcessPlan,
+  options: { seccomp?: { load(): number | undefined }; warn: (message: string) => void },
+): { executable: string; env: string[] } {
   if (p.oomScoreAdj !== undefined) {
     try {
       sys.writeFile("/proc/self/oom_score_adj", String(p.oomScoreAdj));
     } catch (err) {
       // Lowering the score needs CAP_SYS_RESOURCE in the initial namespace; some machines refuse it even to root.
       if (!(err instanceof SyscallError) || (err.errnoName !== "EACCES" && err.errnoName !== "EPERM")) throw err;
-      warn(ctx, `cannot set oomScoreAdj to ${p.oomScoreAdj}: ${err.errnoName}; keeping the inherited score`);
+      options.warn(`cannot set oomScoreAdj to ${p.oomScoreAdj}: ${err.errnoName}; keeping the inherited score`);
     }
   }
   for (const r of p.rlimits) sys.setrlimit(r.resource, r.soft, r.hard);
   if (p.noNewPrivileges) sys.prctl(PR_SET_NO_NEW_PRIVS, 1);
   // Without NNP, installing a filter needs CAP_SYS_ADMIN: do it before capabilities are dropped.
-  if (ctx.seccomp && !p.noNewPrivileges) ctx.seccomp.load();
+  if (options.seccomp && !p.noNewPrivileges) options.seccomp.load();
 
   const cwdFirst = tryChdir(sys, p.cwd);
   if (p.capabilities) {
@@ -273,23 +310,8 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
 
   const env = withHome(sys, p.env, p.uid);
   const executable = lookPath(sys, p.args[0]!, env);
-  if (ctx.seccomp && p.noNewPrivileges) ctx.seccomp.load();
-
-  trace("init: ready");
-  // Tell the parent we are created: it records the state while we wait for `start`.
-  sys.prctl(PR_SET_PDEATHSIG, 0);
-  sys.close(ctx.syncFd);
-  closedSync();
-
-  // Wait for `start`. The fd is close-on-exec: `start` sees EPIPE once we have exec'd.
-  if (sys.read(ctx.fifoFd, new Uint8Array(1)) !== 1) throw new Error("the exec fifo was closed before start");
-
-  for (const hook of plan.hooks.startContainer) {
-    runHookSync(sys, "startContainer", hook, hookState(plan, sys, "created"));
-  }
-  sys.resetSignals(ctx.ignoredSignals);
-  sys.closeRange(3 + ctx.preserveFds, 0xffffffff);
-  sys.execve(executable, p.args, env);
+  if (options.seccomp && p.noNewPrivileges) options.seccomp.load();
+  return { executable, env };
 }
 
 /** unshare(CLONE_NEWTIME) only affects children: set the offsets, then join the new namespace ourselves. */
@@ -311,8 +333,10 @@ function enterNewTimeNamespace(sys: Syscall, plan: InitPlan): void {
  * container's namespaces. Kept: stdio, the fds passed on (--preserve-fds),
  * and the init's own.
  */
-function closeOtherFds(sys: Syscall, ctx: InitContext): void {
-  const keep = new Set([ctx.syncFd, ctx.fifoFd, ...ctx.joinFds]);
+export function closeOtherFds(sys: Syscall, ctx: Pick<InitContext, "syncFd" | "joinFds" | "consoleSocketFd" | "preserveFds" | "stdio"> & { fifoFd?: number }): void {
+  if (ctx.stdio) ctx.stdio.forEach((fd, i) => sys.dup2(fd, i));
+  const keep = new Set([ctx.syncFd, ...ctx.joinFds]);
+  if (ctx.fifoFd !== undefined) keep.add(ctx.fifoFd);
   if (ctx.consoleSocketFd !== undefined) keep.add(ctx.consoleSocketFd);
   const first = 3 + ctx.preserveFds;
   for (const fd of sys.openFds()) {
@@ -490,16 +514,32 @@ function pivotRoot(sys: Syscall, rootfs: string): void {
 
 /** A pty from the container's devpts: master to the console socket, slave as controlling terminal and stdio. */
 function setupConsole(sys: Syscall, plan: InitPlan, ctx: InitContext): void {
-  if (ctx.consoleSocketFd === undefined) throw new Error("the process wants a terminal but there is no console socket");
-  const { master, slavePath } = sys.openPty("/dev/ptmx");
-  if (plan.process.consoleSize) sys.setWinsize(master, plan.process.consoleSize);
-  if (plan.newMount) {
+  attachTerminal(sys, ctx.consoleSocketFd, plan.process.consoleSize, (slavePath) => {
+    if (!plan.newMount) return;
     if (!existsNoFollow(sys, "/dev/console")) sys.close(sys.open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC, 0o600));
     sys.mount(slavePath, "/dev/console", "bind", MS_BIND, null);
-  }
-  sys.sendFds(ctx.consoleSocketFd, encoder.encode(slavePath), [master]);
+  });
+}
+
+/**
+ * Opens a pty in the current mount namespace's /dev/ptmx, sends the master to
+ * `consoleSocketFd` (SCM_RIGHTS, the slave's path as payload, as runc does)
+ * and makes the slave the calling process's controlling terminal and stdio.
+ * The caller must be a session leader (setsid) already.
+ */
+export function attachTerminal(
+  sys: Syscall,
+  consoleSocketFd: number | undefined,
+  size: { rows: number; cols: number } | undefined,
+  beforeSend?: (slavePath: string) => void,
+): void {
+  if (consoleSocketFd === undefined) throw new Error("the process wants a terminal but there is no console socket");
+  const { master, slavePath } = sys.openPty("/dev/ptmx");
+  if (size) sys.setWinsize(master, size);
+  beforeSend?.(slavePath);
+  sys.sendFds(consoleSocketFd, encoder.encode(slavePath), [master]);
   sys.close(master);
-  sys.close(ctx.consoleSocketFd);
+  sys.close(consoleSocketFd);
   const slave = sys.open(slavePath, O_RDWR | O_CLOEXEC);
   sys.ioctl(slave, TIOCSCTTY, 0);
   for (const fd of [0, 1, 2]) sys.dup2(slave, fd);

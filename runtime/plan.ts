@@ -18,7 +18,7 @@ import {
 import { InvalidArgument, NotImplemented } from "../errors.ts";
 import { capabilityMasks, type CapabilityMasks } from "./caps.ts";
 import { parseMountOptions, PROPAGATION } from "./mount_options.ts";
-import type { Hook, LinuxDeviceCgroup, Mount, Spec } from "./spec.ts";
+import type { Hook, LinuxDeviceCgroup, Mount, Process, Spec } from "./spec.ts";
 
 /** A mount, resolved: flags parsed, source made absolute for binds. */
 export interface PlannedMount {
@@ -219,6 +219,56 @@ function planMount(m: Mount, i: number, bundle: string): PlannedMount {
 }
 
 /**
+ * Validates an OCI Process (config.json's `process`, or `exec --process`) and
+ * resolves it: rlimit numbers, capability masks, umask, console size.
+ */
+export function planProcess(p: Process | undefined, field = "process"): { process: InitPlan["process"]; warnings: string[] } {
+  const warnings: string[] = [];
+  if (!p || typeof p !== "object") bad(field, "missing");
+  const args = checkStringArray(p.args, `${field}.args`);
+  if (args.length === 0 || args[0] === "") bad(`${field}.args`, "must name the program to run");
+  if (typeof p.cwd !== "string" || !p.cwd.startsWith("/")) bad(`${field}.cwd`, `${JSON.stringify(p.cwd)} is not an absolute path`);
+  if (!p.user || typeof p.user !== "object") bad(`${field}.user`, "missing");
+  const uid = checkInt(p.user.uid, `${field}.user.uid`);
+  const gid = checkInt(p.user.gid, `${field}.user.gid`);
+  const additionalGids = (p.user.additionalGids ?? []).map((g, i) => checkInt(g, `${field}.user.additionalGids[${i}]`));
+  const env = checkStringArray(p.env, `${field}.env`);
+  for (const e of env) if (!e.includes("=")) bad(`${field}.env`, `${JSON.stringify(e)} is not NAME=value`);
+  const rlimits = (p.rlimits ?? []).map((r, i) => {
+    const resource = RLIMITS[r.type];
+    if (resource === undefined) bad(`${field}.rlimits[${i}].type`, `unknown rlimit ${JSON.stringify(r.type)}`);
+    const soft = BigInt(checkInt(r.soft, `${field}.rlimits[${i}].soft`, 0, Number.MAX_SAFE_INTEGER));
+    const hard = BigInt(checkInt(r.hard, `${field}.rlimits[${i}].hard`, 0, Number.MAX_SAFE_INTEGER));
+    if (soft > hard) bad(`${field}.rlimits[${i}]`, `soft limit ${soft} is above hard limit ${hard} for ${r.type}`);
+    return { resource, soft, hard, type: r.type };
+  });
+  if (p.oomScoreAdj !== undefined) checkInt(p.oomScoreAdj, `${field}.oomScoreAdj`, -1000, 1000);
+  if (p.user.umask !== undefined) checkInt(p.user.umask, `${field}.user.umask`, 0, 0o777);
+  if (p.apparmorProfile) warnings.push(`ignoring ${field}.apparmorProfile: AppArmor is not supported`);
+  if (p.selinuxLabel) warnings.push(`ignoring ${field}.selinuxLabel: SELinux is not supported`);
+  const process: InitPlan["process"] = {
+    args,
+    env,
+    cwd: p.cwd,
+    uid,
+    gid,
+    additionalGids,
+    terminal: p.terminal === true,
+    noNewPrivileges: p.noNewPrivileges === true,
+    rlimits,
+  };
+  if (p.capabilities) {
+    const { masks, unknown } = capabilityMasks(p.capabilities);
+    process.capabilities = masks;
+    if (unknown.length) warnings.push(`ignoring unknown capabilities: ${unknown.join(", ")}`);
+  }
+  if (p.user.umask !== undefined) process.umask = p.user.umask;
+  if (p.consoleSize) process.consoleSize = { rows: p.consoleSize.height, cols: p.consoleSize.width };
+  if (p.oomScoreAdj !== undefined) process.oomScoreAdj = p.oomScoreAdj;
+  return { process, warnings };
+}
+
+/**
  * Validates `spec` (from the bundle at `bundle`) and resolves it into an InitPlan.
  * Throws InvalidArgument or NotImplemented naming the offending field.
  */
@@ -240,35 +290,8 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
   if (!rootStat.isDirectory) bad("root.path", `${rootfs} is not a directory`);
 
   // process
-  const p = spec.process;
-  if (!p || typeof p !== "object") bad("process", "missing");
-  const args = checkStringArray(p.args, "process.args");
-  if (args.length === 0 || args[0] === "") bad("process.args", "must name the program to run");
-  if (typeof p.cwd !== "string" || !p.cwd.startsWith("/")) bad("process.cwd", `${JSON.stringify(p.cwd)} is not an absolute path`);
-  if (!p.user || typeof p.user !== "object") bad("process.user", "missing");
-  const uid = checkInt(p.user.uid, "process.user.uid");
-  const gid = checkInt(p.user.gid, "process.user.gid");
-  const additionalGids = (p.user.additionalGids ?? []).map((g, i) => checkInt(g, `process.user.additionalGids[${i}]`));
-  const env = checkStringArray(p.env, "process.env");
-  for (const e of env) if (!e.includes("=")) bad("process.env", `${JSON.stringify(e)} is not NAME=value`);
-  const rlimits = (p.rlimits ?? []).map((r, i) => {
-    const resource = RLIMITS[r.type];
-    if (resource === undefined) bad(`process.rlimits[${i}].type`, `unknown rlimit ${JSON.stringify(r.type)}`);
-    const soft = BigInt(checkInt(r.soft, `process.rlimits[${i}].soft`, 0, Number.MAX_SAFE_INTEGER));
-    const hard = BigInt(checkInt(r.hard, `process.rlimits[${i}].hard`, 0, Number.MAX_SAFE_INTEGER));
-    if (soft > hard) bad(`process.rlimits[${i}]`, `soft limit ${soft} is above hard limit ${hard} for ${r.type}`);
-    return { resource, soft, hard, type: r.type };
-  });
-  let capabilities: CapabilityMasks | undefined;
-  if (p.capabilities) {
-    const { masks, unknown } = capabilityMasks(p.capabilities);
-    capabilities = masks;
-    if (unknown.length) warnings.push(`ignoring unknown capabilities: ${unknown.join(", ")}`);
-  }
-  if (p.oomScoreAdj !== undefined) checkInt(p.oomScoreAdj, "process.oomScoreAdj", -1000, 1000);
-  if (p.user.umask !== undefined) checkInt(p.user.umask, "process.user.umask", 0, 0o777);
-  if (p.apparmorProfile) warnings.push("ignoring process.apparmorProfile: AppArmor is not supported");
-  if (p.selinuxLabel) warnings.push("ignoring process.selinuxLabel: SELinux is not supported");
+  const { process, warnings: processWarnings } = planProcess(spec.process);
+  warnings.push(...processWarnings);
 
   // namespaces
   const linux = spec.linux ?? {};
@@ -419,17 +442,7 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
     sysctl,
     maskedPaths: checkStringArray(linux.maskedPaths, "linux.maskedPaths"),
     readonlyPaths: checkStringArray(linux.readonlyPaths, "linux.readonlyPaths"),
-    process: {
-      args,
-      env,
-      cwd: p.cwd,
-      uid,
-      gid,
-      additionalGids,
-      terminal: p.terminal === true,
-      noNewPrivileges: p.noNewPrivileges === true,
-      rlimits,
-    },
+    process,
     hooks,
     deviceRules,
     warnings,
@@ -438,9 +451,5 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
   if (timeOffsets) plan.timeOffsets = timeOffsets;
   if (spec.hostname) plan.hostname = spec.hostname;
   if (spec.domainname) plan.domainname = spec.domainname;
-  if (p.user.umask !== undefined) plan.process.umask = p.user.umask;
-  if (p.consoleSize) plan.process.consoleSize = { rows: p.consoleSize.height, cols: p.consoleSize.width };
-  if (p.oomScoreAdj !== undefined) plan.process.oomScoreAdj = p.oomScoreAdj;
-  if (capabilities) plan.process.capabilities = capabilities;
   return plan;
 }
