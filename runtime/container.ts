@@ -107,14 +107,26 @@ function cgroupMountInfo(layout: CgroupLayout, paths: Record<string, string>): C
   return [...byMount.values()];
 }
 
+/** True when the container's cgroup directory exists already (in its first hierarchy). */
+function cgroupExists(cgroup: CgroupManager): boolean {
+  const first = Object.values(cgroup.paths())[0];
+  if (first === undefined) return false;
+  try {
+    Deno.statSync(first);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Starts the kernel's slow path for cgroup attaches early. The first write to
  * any cgroup.procs waits for an RCU grace period (10–15 ms here: the
- * cgroup_threadgroup_rwsem switches to writer mode), and writes within the
- * next grace period are fast. Writing our own pid into the cgroup we are
- * already in moves nothing, so do that, off the main thread, while create
- * plans the container and makes its cgroup: the init's real join then finds
- * the lock already switched.
+ * cgroup_threadgroup_rwsem switches to writer mode, holding cgroup_mutex),
+ * and writes within the next grace period are fast. Writing our own pid into
+ * the cgroup we are already in moves nothing, so do that, off the main
+ * thread, once our cgroup directories exist (a mkdir would queue behind the
+ * mutex): the init's real join then finds the lock already switched.
  */
 function armCgroupAttach(): Promise<void> {
   try {
@@ -159,7 +171,6 @@ export async function createContainer(id: string, options: CreateOptions): Promi
   const warn = options.warn ?? defaultWarn;
   const bundle = resolve(options.bundle ?? Deno.cwd());
   trace("create: start");
-  const armed = armCgroupAttach();
   const spec = loadSpec(bundle);
   const plan = planContainer(spec, { id, bundle });
   trace("create: planned");
@@ -198,6 +209,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     }
   };
   let pid = 0;
+  let armed: Promise<void> = Promise.resolve();
   try {
     reserve(options.root, id);
     cleanups.push(() => remove(options.root, id));
@@ -208,7 +220,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
 
     const layout = detectCgroups();
     const cgroup = cgroupManager({ id, sys, warn, layout, ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}) });
-    const squatters = cgroup.pids();
+    const squatters = cgroupExists(cgroup) ? cgroup.pids() : [];
     if (squatters.length > 0) {
       throw new FailedPrecondition(
         `Cannot create container ${JSON.stringify(id)}: its cgroup ${Object.values(cgroup.paths())[0]} already holds ${squatters.length} process(es); another container uses that cgroups path`,
@@ -216,6 +228,11 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     }
     // Registered before the init's kill, so that cleanup (last in, first out) kills first.
     cleanups.push(() => cgroup.destroy());
+    cgroup.create();
+    trace("create: cgroup created");
+    // Start the kernel's slow path for attaches now that no mkdir of ours will queue behind it.
+    armed = armCgroupAttach();
+    cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
 
     const joinFds = plan.join.map((j) => {
       const fd = sys.open(j.path, O_RDONLY | O_CLOEXEC);
@@ -264,13 +281,9 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       sys.close(fd);
       fds.splice(fds.indexOf(fd), 1);
     }
-    // Make the cgroup and put the init into it while the init unshares and mounts: cgroup attaches
-    // pay an RCU grace period (10-15 ms here, under cgroup_mutex), which this way overlaps the
-    // init's own work instead of preceding it.
+    // Put the init into its cgroup while it sets itself up: an attach waits for an RCU grace period
+    // (10-15 ms here, started early by armCgroupAttach), which this way overlaps the init's own work.
     try {
-      cgroup.create();
-      trace("create: cgroup created");
-      cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
       for (const dir of Object.values(cgroup.paths())) sys.writeFile(`${dir}/cgroup.procs`, String(pid));
       trace("create: init in cgroup");
       sendSync(sys, syncParent, { t: "joined" });

@@ -200,18 +200,26 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
   if (plan.newTime) enterNewTimeNamespace(sys, plan);
   trace("init: namespaces");
 
+  // With a cgroup namespace, a cgroup mount needs no host path: it can wait until after pivot_root,
+  // so that the init's wait for its cgroup (an RCU grace period in the kernel) comes as late as
+  // possible. Not when another mount or path lies beneath it.
+  const deferred = plan.newMount && plan.newCgroupNs && ctx.cgroup === "parent"
+    ? plan.mounts.filter((m) => m.type === "cgroup" && !nestedUnder(plan, m))
+    : [];
   const oldUmask = sys.umask(0);
   if (plan.newMount) {
     prepareRoot(sys, plan);
     const remountReadonly: string[] = [];
     for (const m of plan.mounts) {
+      if (deferred.includes(m)) continue;
       if (m.type === "cgroup") awaitCgroup();
       mountOne(sys, plan, ctx, m, remountReadonly);
     }
     trace("init: mounted");
     if (plan.setupDev) setupDev(sys, plan);
     trace("init: dev");
-    awaitCgroup();
+    // Hooks and anything they start belong in the container's cgroup.
+    if (ctx.parentHooks || plan.hooks.createContainer.length) awaitCgroup();
     if (ctx.parentHooks) {
       sendSync(sys, ctx.syncFd, { t: "hooks" });
       const reply = readSync(sys, ctx.syncFd);
@@ -242,6 +250,13 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
   }
   for (const path of plan.readonlyPaths) readonlyPath(sys, path);
   for (const path of plan.maskedPaths) maskPath(sys, path);
+  awaitCgroup();
+  if (deferred.length) {
+    const old = sys.umask(0);
+    const rootView = { ...plan, rootfs: "/" };
+    for (const m of deferred) mountCgroups(sys, rootView, ctx, m);
+    sys.umask(old);
+  }
 
   const { executable, env } = prepareProcess(sys, plan.process, {
     ...(ctx.seccomp ? { seccomp: ctx.seccomp } : {}),
@@ -454,6 +469,14 @@ function mountCgroups(sys: Syscall, plan: InitPlan, ctx: InitContext, m: Planned
     if (flags & MS_RDONLY) remountRo(sys, dest, 0);
   }
   for (const flag of m.propagation) sys.mount(null, dest, null, flag, null);
+}
+
+/** True when another mount, masked or read-only path lies beneath mount `m`'s destination. */
+function nestedUnder(plan: InitPlan, m: PlannedMount): boolean {
+  const prefix = m.destination.replace(/\/+$/, "") + "/";
+  return plan.mounts.some((o) => o !== m && o.destination.startsWith(prefix)) ||
+    plan.maskedPaths.some((p) => p.startsWith(prefix)) ||
+    plan.readonlyPaths.some((p) => p.startsWith(prefix));
 }
 
 /** Device nodes, /dev/ptmx and the /dev symlinks, when /dev is not the host's. */
