@@ -368,7 +368,8 @@ export const NR: Readonly<Record<string, number>> = ARM64
     unshare: 97, setns: 268, openat: 56, mkdirat: 34, mknodat: 33, fchownat: 54, unlinkat: 35, linkat: 37,
     symlinkat: 36, readlinkat: 78, fchmodat: 53, fchmodat2: 452, fchmod: 52, prlimit64: 261, statx: 291,
     close_range: 436, nanosleep: 101, utimensat: 88, lsetxattr: 6, fsetxattr: 7, lgetxattr: 9,
-    llistxattr: 12, syncfs: 267, bpf: 280, openat2: 437, seccomp: 277,
+    llistxattr: 12, syncfs: 267, bpf: 280, openat2: 437, seccomp: 277, epoll_create1: 20, epoll_ctl: 21,
+    pipe2: 59, waitid: 95,
   }
   : {
     read: 0, write: 1, close: 3, ioctl: 16, madvise: 28, dup3: 292, fcntl: 72, getpid: 39, getppid: 110,
@@ -379,5 +380,6 @@ export const NR: Readonly<Record<string, number>> = ARM64
     unshare: 272, setns: 308, openat: 257, mkdirat: 258, mknodat: 259, fchownat: 260, unlinkat: 263,
     linkat: 265, symlinkat: 266, readlinkat: 267, fchmodat: 268, fchmodat2: 452, fchmod: 91, prlimit64: 302,
     statx: 332, close_range: 436, nanosleep: 35, utimensat: 280, lsetxattr: 189, fsetxattr: 190,
-    lgetxattr: 192, llistxattr: 195, syncfs: 306, bpf: 321, openat2: 437, seccomp: 317,
+    lgetxattr: 192, llistxattr: 195, syncfs: 306, bpf: 321, openat2: 437, seccomp: 317, epoll_create1: 291,
+    epoll_ctl: 233, pipe2: 293, waitid: 247,
   };

@@ -411,6 +411,14 @@ export class FakeSyscall implements Syscall {
     this.#record("socketpair", [type]);
     return [this.#newFd(), this.#newFd()];
   }
+  socket(domain: number, type: number, protocol = 0): number {
+    this.#record("socket", [domain, type, protocol]);
+    return this.#newFd();
+  }
+  pipe(flags = 0): [number, number] {
+    this.#record("pipe", [flags]);
+    return [this.#newFd(), this.#newFd()];
+  }
   connectUnix(path: string): number {
     this.#record("connectUnix", [path], path);
     return this.#newFd();

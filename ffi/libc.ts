@@ -103,6 +103,7 @@ const SYMBOLS = {
   signal: { parameters: ["i32", "pointer"], result: "pointer" },
   sigprocmask: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
@@ -645,6 +646,14 @@ export class LibcSyscall implements Syscall {
       libc().socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, new Uint8Array(fds.buffer)),
       "socketpair",
     );
+    return [fds[0]!, fds[1]!];
+  }
+  socket(domain: number, type: number, protocol = 0): number {
+    return check(libc().socket(domain, type | SOCK_CLOEXEC, protocol), "socket", `domain ${domain}`);
+  }
+  pipe(flags = 0): [number, number] {
+    const fds = new Int32Array(2);
+    check(libc().pipe2(new Uint8Array(fds.buffer), flags | O_CLOEXEC), "pipe2");
     return [fds[0]!, fds[1]!];
   }
   connectUnix(path: string): number {

@@ -173,6 +173,10 @@ export interface Syscall {
 
   // Sockets and terminals.
   socketpair(type: number): [number, number];
+  /** socket(2) with SOCK_CLOEXEC. */
+  socket(domain: number, type: number, protocol?: number): number;
+  /** pipe2(2) with O_CLOEXEC (plus `flags`): [read end, write end]. */
+  pipe(flags?: number): [number, number];
   /** Connects a new AF_UNIX stream socket to `path` and returns its fd. */
   connectUnix(path: string): number;
   /** Sends `fds` over a unix socket with SCM_RIGHTS, with `data` as the payload. */

@@ -16,6 +16,7 @@
 
 import {
   CLONE_NEWCGROUP,
+  CLONE_NEWNET,
   CLONE_NEWTIME,
   MNT_DETACH,
   MS_BIND,
@@ -197,6 +198,7 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
   }
   const early = plan.unshareFlags & ~CLONE_NEWCGROUP;
   if (early) sys.unshare(early);
+  if (early & CLONE_NEWNET) loopbackUp(sys);
   if (plan.newTime) enterNewTimeNamespace(sys, plan);
   trace("init: namespaces");
 
@@ -327,6 +329,21 @@ export function prepareProcess(
   const executable = lookPath(sys, p.args[0]!, env);
   if (options.seccomp && p.noNewPrivileges) options.seccomp.load();
   return { executable, env };
+}
+
+/** A new network namespace starts with `lo` down; bring it up, as container engines do. */
+function loopbackUp(sys: Syscall): void {
+  const fd = sys.socket(2 /* AF_INET */, 2 /* SOCK_DGRAM */);
+  try {
+    const ifreq = new Uint8Array(40);
+    ifreq.set(encoder.encode("lo"));
+    sys.ioctl(fd, 0x8913 /* SIOCGIFFLAGS */, ifreq);
+    const view = new DataView(ifreq.buffer);
+    view.setUint16(16, view.getUint16(16, true) | 0x1 /* IFF_UP */, true);
+    sys.ioctl(fd, 0x8914 /* SIOCSIFFLAGS */, ifreq);
+  } finally {
+    sys.close(fd);
+  }
 }
 
 /** unshare(CLONE_NEWTIME) only affects children: set the offsets, then join the new namespace ourselves. */

@@ -15,14 +15,16 @@ Deno.test({
 });
 
 Deno.test({
-  name: "every requested namespace differs from the host's and the network has only loopback",
+  name: "every requested namespace differs from the host's and the network has only loopback, up",
   ignore,
   fn: () =>
-    withRuntime({ args: ["sh", "-c", "for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done; ls /sys/class/net"] }, async (t) => {
+    withRuntime({
+      args: ["sh", "-c", "for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done; ls /sys/class/net; ip link show lo | grep -o '<LOOPBACK,UP'"],
+    }, async (t) => {
       const out = (await t.ok(["run", "c1"])).trim().split("\n");
       const host = ["pid", "net", "ipc", "uts", "mnt", "cgroup"].map((n) => Deno.readLinkSync(`/proc/self/ns/${n}`));
       for (const [i, ns] of host.entries()) assertNotEquals(out[i], ns, `namespace ${ns}`);
-      assertEquals(out.slice(6), ["lo"]);
+      assertEquals(out.slice(6), ["lo", "<LOOPBACK,UP"]);
     }),
 });
 
