@@ -23,6 +23,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   runtime: { load: () => import("./runtime/cli.ts"), summary: "Run OCI bundles directly (runc-compatible)" },
+  shim: { load: () => import("./shim/main.ts"), summary: "Supervise a group's containers (started by the daemon)", hidden: true },
   version: {
     load: () => Promise.resolve({ main: () => (console.log(`tug ${VERSION}`), 0) }),
     summary: "Print the version",

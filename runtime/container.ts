@@ -31,7 +31,7 @@ import { type CgroupLayout, cgroupManager, type CgroupManager, detectCgroups } f
 import { runHooks } from "./hooks.ts";
 import { type CgroupMountInfo, initContainer, type InitContext, readSync, sendSync } from "./init.ts";
 import { type InitPlan, loadSpec, planContainer } from "./plan.ts";
-import type { State, Status } from "./spec.ts";
+import type { Hook, State, Status } from "./spec.ts";
 import { trace } from "../trace.ts";
 import {
   checkTransition,
@@ -56,6 +56,12 @@ export interface RuntimeOptions {
   sys?: Syscall;
   /** Where warnings go (default: stderr). */
   warn?: (message: string) => void;
+  /**
+   * Runs the runtime-namespace hooks (prestart, createRuntime, poststart,
+   * poststop). Default: Deno.Command. A process that reaps its own children
+   * (the shim) passes a runner that forks and waits through its reaper.
+   */
+  runHooks?: (kind: string, hooks: readonly Hook[], state: State) => Promise<void>;
 }
 
 /** Options of {@link createContainer}. */
@@ -69,6 +75,8 @@ export interface CreateOptions extends RuntimeOptions {
   consoleSocketFd?: number;
   /** Number of fds above stdio to pass to the container. */
   preserveFds?: number;
+  /** Fds to become the container process's stdin, stdout and stderr (default: the caller's own). */
+  stdio?: [number, number, number];
 }
 
 /** What {@link createContainer} made. */
@@ -256,6 +264,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       ignoredSignals: ignoredSignals(),
       cgroupMounts: cgroupMountInfo(layout, cgroup.paths()),
       preserveFds: options.preserveFds ?? 0,
+      ...(options.stdio ? { stdio: options.stdio } : {}),
       parentHooks: plan.hooks.prestart.length + plan.hooks.createRuntime.length > 0,
     };
     if (consoleSocketFd !== undefined) ctx.consoleSocketFd = consoleSocketFd;
@@ -290,7 +299,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     } catch (err) {
       throw initFailure(sys, plan.id, pid, syncParent) ?? err;
     }
-    await superviseInit(sys, plan, syncParent, pid, warn);
+    await superviseInit(sys, plan, syncParent, pid, warn, options.runHooks ?? runHooks);
     await armed;
     trace("create: init ready");
 
@@ -395,7 +404,14 @@ function initFailure(sys: Syscall, id: string, pid: number, syncFd: number): Err
 }
 
 /** Follows the init's set-up over the sync socket: runs the parent hooks when asked, relays warnings, fails on its error. */
-async function superviseInit(sys: Syscall, plan: InitPlan, syncFd: number, pid: number, warn: (m: string) => void): Promise<void> {
+async function superviseInit(
+  sys: Syscall,
+  plan: InitPlan,
+  syncFd: number,
+  pid: number,
+  warn: (m: string) => void,
+  hookRunner: NonNullable<RuntimeOptions["runHooks"]>,
+): Promise<void> {
   try {
     for (;;) {
       const msg = readSync(sys, syncFd);
@@ -404,15 +420,25 @@ async function superviseInit(sys: Syscall, plan: InitPlan, syncFd: number, pid: 
       else if (msg.t === "error") throw new FailedPrecondition(`Cannot create container ${JSON.stringify(plan.id)}: ${msg.m}`);
       else if (msg.t === "hooks") {
         const state: State = { ociVersion: "1.1.0", id: plan.id, status: "creating", pid, bundle: plan.bundle };
-        await runHooks("prestart", plan.hooks.prestart, state);
-        await runHooks("createRuntime", plan.hooks.createRuntime, state);
+        await hookRunner("prestart", plan.hooks.prestart, state);
+        await hookRunner("createRuntime", plan.hooks.createRuntime, state);
         sendSync(sys, syncFd, { t: "resume" });
       }
     }
   } finally {
     sys.close(syncFd);
   }
-  const r = sys.waitpid(pid, WNOHANG);
+  let r: { pid: number; status: number };
+  try {
+    r = sys.waitpid(pid, WNOHANG);
+  } catch (err) {
+    // ECHILD: a reaper of the caller's (the shim's) collected it already.
+    if (err instanceof SyscallError && err.errnoName === "ECHILD") {
+      if (processStat(pid) === undefined) throw new FailedPrecondition(`Cannot create container ${JSON.stringify(plan.id)}: its init exited during set-up`);
+      return;
+    }
+    throw err;
+  }
   if (r.pid === pid) {
     throw new FailedPrecondition(
       `Cannot create container ${JSON.stringify(plan.id)}: its init exited during set-up with code ${exitCodeOf(r.status)}`,
@@ -481,7 +507,7 @@ export async function startContainer(id: string, options: RuntimeOptions): Promi
   trace("start: started");
   if (record.poststart?.length) {
     try {
-      await runHooks("poststart", record.poststart, ociState(record, "running"));
+      await (options.runHooks ?? runHooks)("poststart", record.poststart, ociState(record, "running"));
     } catch (err) {
       warn((err as Error).message);
     }
@@ -567,7 +593,7 @@ export async function deleteContainer(id: string, options: RuntimeOptions & { fo
   trace("delete: removed");
   if (record.poststop?.length) {
     try {
-      await runHooks("poststop", record.poststop, ociState(record, "stopped"));
+      await (options.runHooks ?? runHooks)("poststop", record.poststop, ociState(record, "stopped"));
     } catch (err) {
       warn((err as Error).message);
     }

@@ -1,0 +1,227 @@
+/**
+ * Container logs: the shim writes every line a container prints to a log
+ * file, one JSON object per line as Docker's json-file driver does
+ * (`{"log":"hello\n","stream":"stdout","time":"2026-01-02T03:04:05.678901234Z"}`),
+ * rotating by size (`<file>.1` … `<file>.<max-file − 1>`). The daemon reads
+ * the same files for `tug containers logs [-f] [--tail N] [--since T]`.
+ *
+ * @module
+ */
+
+/** One line of a container's output. */
+export interface LogEntry {
+  /** The text, with its trailing newline when the line was complete. */
+  log: string;
+  stream: "stdout" | "stderr";
+  /** RFC 3339 with nanoseconds. */
+  time: string;
+}
+
+/** Rotation settings. */
+export interface LogOptions {
+  /** Bytes before the file is rotated (0: never). */
+  maxSize: number;
+  /** Files kept, the live one included (≥ 1). */
+  maxFiles: number;
+}
+
+/** Parses a size like `10m`, `512k`, `1g` or `1048576` into bytes; throws on garbage. */
+export function parseSize(value: string): number {
+  const m = /^(\d+)([kmg]?)b?$/i.exec(value.trim());
+  if (!m) throw new Error(`invalid size ${JSON.stringify(value)}: use a number with an optional k, m or g`);
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"];
+  return Number(m[1]) * unit;
+}
+
+/** A nanosecond-precision timestamp: the wall clock, with a counter keeping lines of one instant in order. */
+let lastNs = 0n;
+function nowRfc3339Nano(): string {
+  let ns = BigInt(Math.round(performance.timeOrigin * 1e3)) * 1000n + BigInt(Math.round(performance.now() * 1e6));
+  if (ns <= lastNs) ns = lastNs + 1n;
+  lastNs = ns;
+  const secs = Number(ns / 1_000_000_000n);
+  const frac = (ns % 1_000_000_000n).toString().padStart(9, "0");
+  return new Date(secs * 1000).toISOString().replace(/\.\d{3}Z$/, `.${frac}Z`);
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Appends log entries to a file and rotates it by size. */
+export class LogWriter {
+  readonly path: string;
+  readonly #options: LogOptions;
+  #file: Deno.FsFile;
+  #size: number;
+  readonly #partial: Record<"stdout" | "stderr", string> = { stdout: "", stderr: "" };
+
+  constructor(path: string, options: LogOptions) {
+    this.path = path;
+    this.#options = { maxSize: options.maxSize, maxFiles: Math.max(1, options.maxFiles) };
+    this.#file = Deno.openSync(path, { append: true, create: true, mode: 0o640 });
+    this.#size = this.#file.statSync().size;
+  }
+
+  /** Adds output of a stream; complete lines are written, a trailing partial line waits for more. */
+  write(stream: "stdout" | "stderr", chunk: Uint8Array): void {
+    const text = this.#partial[stream] + decoder.decode(chunk, { stream: true });
+    const lines = text.split("\n");
+    this.#partial[stream] = lines.pop()!;
+    for (const line of lines) this.#append({ log: `${line}\n`, stream, time: nowRfc3339Nano() });
+    // A very long line without a newline is written in pieces, as Docker does at 16 KiB.
+    if (this.#partial[stream].length >= 16 * 1024) this.flush(stream);
+  }
+
+  /** Writes a pending partial line (at end of output). */
+  flush(stream: "stdout" | "stderr"): void {
+    if (!this.#partial[stream]) return;
+    this.#append({ log: this.#partial[stream], stream, time: nowRfc3339Nano() });
+    this.#partial[stream] = "";
+  }
+
+  #append(entry: LogEntry): void {
+    const bytes = encoder.encode(JSON.stringify(entry) + "\n");
+    if (this.#options.maxSize > 0 && this.#size > 0 && this.#size + bytes.length > this.#options.maxSize) this.#rotate();
+    let off = 0;
+    while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
+    this.#size += bytes.length;
+  }
+
+  #rotate(): void {
+    this.#file.close();
+    const keep = this.#options.maxFiles - 1;
+    if (keep <= 0) {
+      Deno.truncateSync(this.path, 0);
+    } else {
+      try {
+        Deno.removeSync(`${this.path}.${keep}`);
+      } catch {
+        // not there yet
+      }
+      for (let i = keep - 1; i >= 1; i--) {
+        try {
+          Deno.renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+        } catch {
+          // not there yet
+        }
+      }
+      Deno.renameSync(this.path, `${this.path}.1`);
+    }
+    this.#file = Deno.openSync(this.path, { append: true, create: true, mode: 0o640 });
+    this.#size = 0;
+  }
+
+  /** Flushes partial lines and closes the file. */
+  close(): void {
+    this.flush("stdout");
+    this.flush("stderr");
+    this.#file.close();
+  }
+}
+
+/** Options for {@link readLogs}. */
+export interface ReadLogsOptions {
+  /** Only the last N lines (of what exists when reading starts). */
+  tail?: number;
+  /** Only lines at or after this time. */
+  since?: Date;
+  /** Keep going as lines are added, until `signal` aborts or `done()` says the container has exited. */
+  follow?: boolean;
+  signal?: AbortSignal;
+  /** While following: polled to learn that no more output will come (the container has exited and its logs are flushed). */
+  done?: () => boolean | Promise<boolean>;
+}
+
+function parseLine(line: string): LogEntry | undefined {
+  if (!line) return undefined;
+  try {
+    return JSON.parse(line) as LogEntry;
+  } catch {
+    return undefined; // a torn line at a crash: skip it
+  }
+}
+
+/** Existing files of a log, oldest first. */
+function logFiles(path: string): string[] {
+  const files: string[] = [];
+  for (let i = 64; i >= 1; i--) {
+    try {
+      Deno.statSync(`${path}.${i}`);
+      files.push(`${path}.${i}`);
+    } catch {
+      // absent
+    }
+  }
+  try {
+    Deno.statSync(path);
+    files.push(path);
+  } catch {
+    // no live file (yet)
+  }
+  return files;
+}
+
+/** Entries of a container's log, oldest first, optionally following the live file. */
+export async function* readLogs(path: string, options: ReadLogsOptions = {}): AsyncGenerator<LogEntry> {
+  const since = options.since?.toISOString();
+  const accept = (e: LogEntry) => since === undefined || e.time.slice(0, 23) >= since.slice(0, 23);
+  let entries: LogEntry[] = [];
+  for (const file of logFiles(path)) {
+    for (const line of (await Deno.readTextFile(file)).split("\n")) {
+      const e = parseLine(line);
+      if (e && accept(e)) entries.push(e);
+    }
+  }
+  if (options.tail !== undefined) entries = options.tail === 0 ? [] : entries.slice(-options.tail);
+  yield* entries;
+  if (!options.follow) return;
+  let offset = 0;
+  let ino: number | null = null;
+  try {
+    const st = await Deno.stat(path);
+    offset = st.size;
+    ino = st.ino;
+  } catch {
+    // not created yet
+  }
+  let pending = "";
+  while (!options.signal?.aborted) {
+    let st: Deno.FileInfo | undefined;
+    try {
+      st = await Deno.stat(path);
+    } catch {
+      st = undefined;
+    }
+    if (st && (st.ino !== ino || st.size < offset)) {
+      // rotated: read what the old file gained is lost to us only if it was rotated twice in one poll
+      offset = 0;
+      ino = st.ino;
+      pending = "";
+    }
+    if (st && st.size > offset) {
+      const file = await Deno.open(path, { read: true });
+      try {
+        await file.seek(offset, Deno.SeekMode.Start);
+        const buf = new Uint8Array(st.size - offset);
+        let read = 0;
+        while (read < buf.length) {
+          const n = await file.read(buf.subarray(read));
+          if (n === null) break;
+          read += n;
+        }
+        offset += read;
+        const lines = (pending + decoder.decode(buf.subarray(0, read))).split("\n");
+        pending = lines.pop()!;
+        for (const line of lines) {
+          const e = parseLine(line);
+          if (e && accept(e)) yield e;
+        }
+      } finally {
+        file.close();
+      }
+      continue;
+    }
+    if (options.done && (await options.done())) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

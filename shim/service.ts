@@ -1,0 +1,735 @@
+/**
+ * What a shim does for the daemon: creates, starts, signals, execs into and
+ * deletes containers with the runtime library in-process (a container's init
+ * is forked from the shim: no process per container besides its own), pumps
+ * their output into log files and attached FIFOs, collects exit statuses
+ * through its reaper and records them on disk, so that they survive a daemon
+ * restart.
+ *
+ * @module
+ */
+
+import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, SIGNALS, SOCK_STREAM } from "../ffi/constants.ts";
+import { libcSyscall } from "../ffi/libc.ts";
+import { Poller } from "../ffi/poller.ts";
+import { exitCodeOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
+import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../errors.ts";
+import type { Mount } from "../images/types.ts";
+import { mountAll, unmountAll } from "../images/snapshots/mount.ts";
+import {
+  cgroupFor,
+  containerPids,
+  createContainer,
+  deleteContainer,
+  inspect,
+  killContainer,
+  pauseContainer,
+  resumeContainer,
+  type RuntimeOptions,
+  startContainer,
+} from "../runtime/container.ts";
+import type { Hook, Process, Spec, State } from "../runtime/spec.ts";
+import { FailedPrecondition as HookFailed } from "../errors.ts";
+import { join } from "../util/path.ts";
+import { LogWriter } from "./logs.ts";
+import { Reaper } from "./reaper.ts";
+import type { ShimEvent } from "./rpc.ts";
+
+/** How a container's or exec's stdio is wired. */
+export interface StdioPaths {
+  /** A FIFO the CLI writes (opened O_RDWR by the CLI first). */
+  stdin?: string;
+  /** FIFOs the CLI reads. */
+  stdout?: string;
+  stderr?: string;
+}
+
+/** Parameters of `create`. */
+export interface CreateParams extends StdioPaths {
+  namespace: string;
+  id: string;
+  /** The complete OCI spec; `root.path` is set by the shim. */
+  spec: Spec;
+  /** The container's root filesystem as Mount records (from a snapshotter). */
+  rootfs: Mount[];
+  /** A user as in an image config (`name`, `uid`, `name:group`, `uid:gid`), resolved in the rootfs. */
+  user?: string;
+  /** Log file and rotation. */
+  log: { path: string; maxSize: number; maxFiles: number };
+}
+
+/** An exit, as recorded. */
+export interface ExitStatus {
+  exitCode: number;
+  exitedAt: string;
+  oomKilled?: boolean;
+  /** Set when the exit code is unknown (the shim that started the container died before it exited). */
+  unknown?: boolean;
+}
+
+/** What the shim knows about a container; persisted in `containers/<ns>/<id>.json`. */
+export interface ContainerRecord {
+  namespace: string;
+  id: string;
+  pid: number;
+  status: "created" | "running" | "paused" | "stopped";
+  logPath: string;
+  terminal: boolean;
+  exit?: ExitStatus;
+}
+
+interface Live {
+  record: ContainerRecord;
+  log?: LogWriter;
+  /** Open pipe/pty fds being pumped. */
+  pumps: number[];
+  /** Where output also goes (attached FIFOs). */
+  attached: { stdout?: number; stderr?: number };
+  /** The pty master, for resizes and stdin. */
+  master?: number;
+  /** stdin FIFO relayed into the pty. */
+  stdinFd?: number;
+  execs: Map<string, { pid: number; exit?: ExitStatus; master?: number; pumps: number[] }>;
+  exited: Promise<ExitStatus>;
+  onExit: (s: ExitStatus) => void;
+}
+
+const encoder = new TextEncoder();
+
+/** Options for {@link ShimService}. */
+export interface ShimServiceOptions {
+  /** The shim's state directory (`<state>/shims/<group>`). */
+  dir: string;
+  publish: (event: ShimEvent) => void;
+  sys?: Syscall;
+  warn?: (message: string) => void;
+}
+
+/** The shim's containers and what can be done with them. */
+export class ShimService {
+  readonly #dir: string;
+  readonly #sys: Syscall;
+  readonly #publish: (event: ShimEvent) => void;
+  readonly #warn: (message: string) => void;
+  readonly #poller = new Poller();
+  readonly #reaper: Reaper;
+  readonly #live = new Map<string, Live>();
+  /** Pid → container key, for exits of inits. */
+  readonly #byPid = new Map<number, string>();
+
+  constructor(options: ShimServiceOptions) {
+    this.#dir = options.dir;
+    this.#sys = options.sys ?? libcSyscall();
+    this.#publish = options.publish;
+    this.#warn = options.warn ?? ((m) => console.error(`tug shim: warning: ${m}`));
+    this.#reaper = new Reaper({ sys: this.#sys, onExit: (pid, status) => this.#onChildExit(pid, status) });
+  }
+
+  /** Starts reaping and adopts the containers a previous shim left behind. */
+  open(): void {
+    Deno.mkdirSync(join(this.#dir, "runtime"), { recursive: true, mode: 0o700 });
+    Deno.mkdirSync(join(this.#dir, "containers"), { recursive: true, mode: 0o700 });
+    this.#reaper.start();
+    this.#adopt();
+  }
+
+  /** Number of containers the shim holds. */
+  get size(): number {
+    return this.#live.size;
+  }
+
+  #key(namespace: string, id: string): string {
+    return `${namespace}/${id}`;
+  }
+
+  /** The runtime id: namespaces and container ids never contain "+", so this cannot collide. */
+  #runtimeId(namespace: string, id: string): string {
+    return `${namespace}+${id}`;
+  }
+
+  #runtime(): RuntimeOptions {
+    return {
+      root: join(this.#dir, "runtime"),
+      sys: this.#sys,
+      warn: this.#warn,
+      runHooks: (kind, hooks, state) => this.#runHooks(kind, hooks, state),
+    };
+  }
+
+  #bundle(namespace: string, id: string): string {
+    return join(this.#dir, "bundles", namespace, id);
+  }
+
+  #recordPath(namespace: string, id: string): string {
+    return join(this.#dir, "containers", namespace, `${id}.json`);
+  }
+
+  #save(record: ContainerRecord): void {
+    const path = this.#recordPath(record.namespace, record.id);
+    Deno.mkdirSync(join(this.#dir, "containers", record.namespace), { recursive: true, mode: 0o700 });
+    Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(record));
+    Deno.renameSync(`${path}.tmp`, path);
+  }
+
+  #get(namespace: string, id: string): Live {
+    const live = this.#live.get(this.#key(namespace, id));
+    if (!live) throw new NotFound(`Container ${JSON.stringify(id)} has no task in namespace ${JSON.stringify(namespace)}`);
+    return live;
+  }
+
+  /** Creates a container: bundle, rootfs mount, stdio, runtime create. Its process waits for start(). */
+  async create(p: CreateParams): Promise<{ pid: number }> {
+    const key = this.#key(p.namespace, p.id);
+    if (this.#live.has(key)) throw new AlreadyExists(`Container ${JSON.stringify(p.id)} has a task already`);
+    const sys = this.#sys;
+    const bundle = this.#bundle(p.namespace, p.id);
+    const rootfs = join(bundle, "rootfs");
+    const undo: (() => void)[] = [];
+    const fds: number[] = [];
+    const closeFds = () => fds.splice(0).forEach((fd) => this.#closeQuietly(fd));
+    try {
+      Deno.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
+      undo.push(() => Deno.removeSync(bundle, { recursive: true }));
+      if (p.rootfs.length) {
+        mountAll(p.rootfs, rootfs, { sys });
+        undo.push(() => unmountAll(rootfs, { sys, detach: true }));
+      }
+      const spec: Spec = structuredClone(p.spec);
+      spec.root = { ...(spec.root ?? {}), path: "rootfs" };
+      if (p.user !== undefined && spec.process) spec.process.user = { ...spec.process.user, ...resolveUser(rootfs, p.user) };
+      Deno.writeTextFileSync(join(bundle, "config.json"), JSON.stringify(spec));
+      Deno.mkdirSync(p.log.path.slice(0, p.log.path.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+      const log = new LogWriter(p.log.path, p.log);
+      undo.push(() => log.close());
+
+      const terminal = spec.process?.terminal === true;
+      // The CLI holds the FIFO's write side open already, so this open does not block. With a terminal
+      // the shim reads it (non-blocking); without, it becomes the container's own (blocking) stdin.
+      const stdin = p.stdin
+        ? sys.open(p.stdin, O_RDONLY | O_CLOEXEC | (terminal ? O_NONBLOCK : 0))
+        : sys.open("/dev/null", O_RDONLY | O_CLOEXEC);
+      fds.push(stdin);
+      const live: Live = {
+        record: { namespace: p.namespace, id: p.id, pid: 0, status: "created", logPath: p.log.path, terminal },
+        log,
+        pumps: [],
+        attached: {},
+        execs: new Map(),
+        exited: Promise.resolve({ exitCode: 0, exitedAt: "" }),
+        onExit: () => {},
+      };
+      live.exited = new Promise((resolve) => (live.onExit = resolve));
+      this.#attach(live, p);
+
+      let created: { pid: number };
+      if (terminal) {
+        const [ours, theirs] = sys.socketpair(SOCK_STREAM);
+        fds.push(ours);
+        created = await createContainer(this.#runtimeId(p.namespace, p.id), {
+          ...this.#runtime(),
+          bundle,
+          consoleSocketFd: theirs,
+        });
+        const master = sys.recvFds(ours, 256).fds[0];
+        if (master === undefined) throw new FailedPrecondition("The container's init sent no terminal");
+        live.master = master;
+        this.#pump(live, master, "stdout");
+        if (p.stdin) {
+          live.stdinFd = stdin;
+          fds.splice(fds.indexOf(stdin), 1);
+          this.#relayInto(live, stdin, master);
+        }
+      } else {
+        const [outR, outW] = sys.pipe();
+        const [errR, errW] = sys.pipe();
+        fds.push(outW, errW);
+        try {
+          created = await createContainer(this.#runtimeId(p.namespace, p.id), {
+            ...this.#runtime(),
+            bundle,
+            stdio: [stdin, outW, errW],
+          });
+        } catch (err) {
+          this.#closeQuietly(outR);
+          this.#closeQuietly(errR);
+          throw err;
+        }
+        this.#pump(live, outR, "stdout");
+        this.#pump(live, errR, "stderr");
+      }
+      closeFds();
+      live.record.pid = created.pid;
+      this.#live.set(key, live);
+      this.#byPid.set(created.pid, key);
+      this.#save(live.record);
+      this.#publish({ topic: "/tasks/create", namespace: p.namespace, id: p.id, pid: created.pid });
+      return { pid: created.pid };
+    } catch (err) {
+      closeFds();
+      for (const u of undo.reverse()) {
+        try {
+          u();
+        } catch {
+          // best effort
+        }
+      }
+      throw err;
+    }
+  }
+
+  /** Opens the attach FIFOs of `p` (O_RDWR: never blocks, never SIGPIPE; a gone reader only drops output). */
+  #attach(live: Live, p: StdioPaths): void {
+    for (const stream of ["stdout", "stderr"] as const) {
+      const path = p[stream];
+      const old = live.attached[stream];
+      if (old !== undefined) this.#closeQuietly(old);
+      delete live.attached[stream];
+      if (path) live.attached[stream] = this.#sys.open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    }
+  }
+
+  /** Reads `fd` as it becomes readable into the log and any attached FIFO; closes it at end of file. */
+  #pump(live: Live, fd: number, stream: "stdout" | "stderr"): void {
+    live.pumps.push(fd);
+    const buf = new Uint8Array(64 * 1024);
+    const finish = () => {
+      this.#poller.unwatch(fd);
+      this.#closeQuietly(fd);
+      live.pumps.splice(live.pumps.indexOf(fd), 1);
+      live.log?.flush(stream);
+      if (live.pumps.length === 0) this.#closeAttached(live);
+    };
+    this.#poller.watch(fd, () => {
+      for (;;) {
+        let n: number;
+        try {
+          n = this.#sys.read(fd, buf);
+        } catch (err) {
+          if (err instanceof SyscallError && err.errnoName === "EAGAIN") return;
+          finish(); // EIO: the pty's last slave fd closed
+          return;
+        }
+        if (n === 0) {
+          finish();
+          return;
+        }
+        const chunk = buf.subarray(0, n);
+        live.log?.write(stream, chunk);
+        const out = live.attached[stream];
+        if (out !== undefined) this.#writeDropping(out, chunk);
+      }
+    });
+  }
+
+  /** Relays a FIFO (stdin) into a pty master. */
+  #relayInto(live: Live, from: number, to: number): void {
+    const buf = new Uint8Array(16 * 1024);
+    this.#poller.watch(from, () => {
+      for (;;) {
+        let n: number;
+        try {
+          n = this.#sys.read(from, buf);
+        } catch {
+          return; // EAGAIN
+        }
+        if (n === 0) return; // no writer right now; the FIFO stays open for the next attach
+        this.#writeDropping(to, buf.subarray(0, n));
+      }
+    });
+    void live;
+  }
+
+  #writeDropping(fd: number, data: Uint8Array): void {
+    try {
+      let off = 0;
+      while (off < data.length) off += this.#sys.write(fd, data.subarray(off));
+    } catch {
+      // EAGAIN: nobody reads the FIFO; the log has it anyway
+    }
+  }
+
+  #closeAttached(live: Live): void {
+    for (const stream of ["stdout", "stderr"] as const) {
+      const fd = live.attached[stream];
+      if (fd !== undefined) this.#closeQuietly(fd);
+      delete live.attached[stream];
+    }
+  }
+
+  #closeQuietly(fd: number): void {
+    try {
+      this.#sys.close(fd);
+    } catch {
+      // closed already
+    }
+  }
+
+  /** Lets a created container's process run. */
+  async start(namespace: string, id: string): Promise<void> {
+    const live = this.#get(namespace, id);
+    if (live.record.status !== "created") throw new FailedPrecondition(`Cannot start container ${JSON.stringify(id)}: it is ${live.record.status}`);
+    await startContainer(this.#runtimeId(namespace, id), this.#runtime());
+    live.record.status = "running";
+    this.#save(live.record);
+    this.#publish({ topic: "/tasks/start", namespace, id, pid: live.record.pid });
+  }
+
+  /** Sends a signal to the container's init (or every process with `all`), or to an exec'd process. */
+  kill(namespace: string, id: string, signal: number, options: { all?: boolean; execId?: string } = {}): void {
+    const live = this.#get(namespace, id);
+    if (options.execId) {
+      const exec = live.execs.get(options.execId);
+      if (!exec) throw new NotFound(`Exec ${JSON.stringify(options.execId)} does not exist in container ${JSON.stringify(id)}`);
+      if (exec.exit) throw new FailedPrecondition(`Cannot kill exec ${JSON.stringify(options.execId)}: it has exited`);
+      this.#sys.kill(exec.pid, signal);
+      return;
+    }
+    if (live.record.status === "stopped") throw new FailedPrecondition(`Cannot kill container ${JSON.stringify(id)}: it is not running`);
+    killContainer(this.#runtimeId(namespace, id), signal, { ...this.#runtime(), all: options.all === true });
+  }
+
+  pause(namespace: string, id: string): void {
+    const live = this.#get(namespace, id);
+    pauseContainer(this.#runtimeId(namespace, id), this.#runtime());
+    live.record.status = "paused";
+    this.#save(live.record);
+    this.#publish({ topic: "/tasks/paused", namespace, id });
+  }
+
+  resume(namespace: string, id: string): void {
+    const live = this.#get(namespace, id);
+    resumeContainer(this.#runtimeId(namespace, id), this.#runtime());
+    live.record.status = "running";
+    this.#save(live.record);
+    this.#publish({ topic: "/tasks/resumed", namespace, id });
+  }
+
+  /** Pids of the container's processes. */
+  ps(namespace: string, id: string): number[] {
+    this.#get(namespace, id);
+    return containerPids(this.#runtimeId(namespace, id), this.#runtime());
+  }
+
+  /** cgroup statistics of the container. */
+  stats(namespace: string, id: string): unknown {
+    this.#get(namespace, id);
+    const { record } = inspect(this.#runtimeId(namespace, id), this.#runtime());
+    return cgroupFor(record, this.#sys, this.#warn).stats();
+  }
+
+  /** Resizes the pty of the container (or of an exec). */
+  resize(namespace: string, id: string, size: { rows: number; cols: number }, execId?: string): void {
+    const live = this.#get(namespace, id);
+    const master = execId ? live.execs.get(execId)?.master : live.master;
+    if (master === undefined) throw new FailedPrecondition(`Cannot resize: ${execId ? `exec ${JSON.stringify(execId)}` : `container ${JSON.stringify(id)}`} has no terminal`);
+    this.#sys.setWinsize(master, size);
+  }
+
+  /** Points the container's output (and stdin, with a terminal) at new FIFOs. */
+  attach(namespace: string, id: string, paths: StdioPaths): void {
+    const live = this.#get(namespace, id);
+    this.#attach(live, paths);
+    if (paths.stdin && live.master !== undefined) {
+      if (live.stdinFd !== undefined) {
+        this.#poller.unwatch(live.stdinFd);
+        this.#closeQuietly(live.stdinFd);
+      }
+      live.stdinFd = this.#sys.open(paths.stdin, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      this.#relayInto(live, live.stdinFd, live.master);
+    }
+  }
+
+  /** Runs another process in the container. */
+  async exec(namespace: string, id: string, p: { execId: string; process: Process } & StdioPaths): Promise<{ pid: number }> {
+    const live = this.#get(namespace, id);
+    if (live.execs.has(p.execId)) throw new AlreadyExists(`Exec ${JSON.stringify(p.execId)} exists already in container ${JSON.stringify(id)}`);
+    if (live.record.status !== "running") throw new FailedPrecondition(`Cannot exec in container ${JSON.stringify(id)}: it is ${live.record.status}`);
+    const { execInContainer } = await import("../runtime/exec.ts");
+    const sys = this.#sys;
+    const opened: number[] = [];
+    const open = (path: string | undefined, flags: number) => {
+      const fd = path ? sys.open(path, flags | O_CLOEXEC) : sys.open("/dev/null", flags | O_CLOEXEC);
+      opened.push(fd);
+      return fd;
+    };
+    try {
+      const exec: { pid: number; exit?: ExitStatus; master?: number; pumps: number[] } = { pid: 0, pumps: [] };
+      let pid: number;
+      if (p.process.terminal) {
+        const [ours, theirs] = sys.socketpair(SOCK_STREAM);
+        opened.push(ours);
+        const stdin = p.stdin ? open(p.stdin, O_RDONLY | O_NONBLOCK) : undefined;
+        const stdout = open(p.stdout, p.stdout ? O_RDWR | O_NONBLOCK : O_WRONLY);
+        ({ pid } = await execInContainer(this.#runtimeId(namespace, id), {
+          ...this.#runtime(),
+          process: p.process,
+          consoleSocketFd: theirs,
+        }));
+        const master = sys.recvFds(ours, 256).fds[0]!;
+        exec.master = master;
+        opened.splice(opened.indexOf(stdout), 1);
+        this.#relayPty(exec, master, stdout);
+        if (stdin !== undefined) {
+          opened.splice(opened.indexOf(stdin), 1);
+          this.#relayInto(live, stdin, master);
+          exec.pumps.push(stdin);
+        }
+      } else {
+        // The process gets blocking fds of its own: the CLI's FIFOs (opened O_RDWR by the shim so the
+        // open never waits), or /dev/null.
+        const stdin = open(p.stdin, O_RDONLY);
+        const stdout = open(p.stdout, p.stdout ? O_RDWR : O_WRONLY);
+        const stderr = open(p.stderr, p.stderr ? O_RDWR : O_WRONLY);
+        ({ pid } = await execInContainer(this.#runtimeId(namespace, id), {
+          ...this.#runtime(),
+          process: p.process,
+          stdio: [stdin, stdout, stderr],
+        }));
+      }
+      exec.pid = pid;
+      live.execs.set(p.execId, exec);
+      this.#reaper.wait(pid).then((status) => {
+        exec.exit = { exitCode: exitCodeOf(status), exitedAt: new Date().toISOString() };
+        this.#publish({ topic: "/tasks/exit", namespace, id, execId: p.execId, pid, exitCode: exec.exit.exitCode, exitedAt: exec.exit.exitedAt });
+      });
+      this.#publish({ topic: "/tasks/exec-started", namespace, id, execId: p.execId, pid });
+      return { pid };
+    } finally {
+      opened.forEach((fd) => this.#closeQuietly(fd));
+    }
+  }
+
+  /** Relays an exec's pty master to its stdout FIFO until the pty closes. */
+  #relayPty(exec: { pumps: number[] }, master: number, out: number): void {
+    const buf = new Uint8Array(32 * 1024);
+    exec.pumps.push(master);
+    this.#poller.watch(master, () => {
+      for (;;) {
+        let n: number;
+        try {
+          n = this.#sys.read(master, buf);
+        } catch (err) {
+          if (err instanceof SyscallError && err.errnoName === "EAGAIN") return;
+          n = 0;
+        }
+        if (n === 0) {
+          this.#poller.unwatch(master);
+          this.#closeQuietly(master);
+          this.#closeQuietly(out);
+          return;
+        }
+        this.#writeDropping(out, buf.subarray(0, n));
+      }
+    });
+  }
+
+  /** Waits for the container's (or an exec's) exit. */
+  async wait(namespace: string, id: string, execId?: string): Promise<ExitStatus> {
+    const live = this.#get(namespace, id);
+    if (execId) {
+      const exec = live.execs.get(execId);
+      if (!exec) throw new NotFound(`Exec ${JSON.stringify(execId)} does not exist in container ${JSON.stringify(id)}`);
+      if (exec.exit) return exec.exit;
+      const status = await this.#reaper.wait(exec.pid).catch(() => 255);
+      return exec.exit ?? { exitCode: exitCodeOf(status), exitedAt: new Date().toISOString() };
+    }
+    return live.record.exit ?? (await live.exited);
+  }
+
+  /** The state of every container the shim holds. */
+  list(): ContainerRecord[] {
+    return [...this.#live.values()].map((l) => ({ ...l.record }));
+  }
+
+  /** One container's state. */
+  state(namespace: string, id: string): ContainerRecord {
+    return { ...this.#get(namespace, id).record };
+  }
+
+  /** Removes a stopped (or, with force, any) container: runtime state, cgroup, rootfs mount, bundle. */
+  async delete(namespace: string, id: string, options: { force?: boolean } = {}): Promise<ExitStatus | undefined> {
+    const live = this.#get(namespace, id);
+    if (live.record.status !== "stopped" && live.record.status !== "created" && !options.force) {
+      throw new FailedPrecondition(`Cannot delete the task of container ${JSON.stringify(id)}: it is ${live.record.status}; kill it first`);
+    }
+    const runtimeId = this.#runtimeId(namespace, id);
+    await deleteContainer(runtimeId, { ...this.#runtime(), force: true });
+    if (live.record.status !== "stopped") await Promise.race([live.exited, new Promise((r) => setTimeout(r, 5000))]);
+    for (const fd of [...live.pumps]) {
+      this.#poller.unwatch(fd);
+      this.#closeQuietly(fd);
+    }
+    if (live.master !== undefined) this.#closeQuietly(live.master);
+    if (live.stdinFd !== undefined) {
+      this.#poller.unwatch(live.stdinFd);
+      this.#closeQuietly(live.stdinFd);
+    }
+    this.#closeAttached(live);
+    live.log?.close();
+    const bundle = this.#bundle(namespace, id);
+    try {
+      unmountAll(join(bundle, "rootfs"), { sys: this.#sys, detach: true });
+    } catch {
+      // not mounted
+    }
+    await Deno.remove(bundle, { recursive: true }).catch(() => {});
+    await Deno.remove(this.#recordPath(namespace, id)).catch(() => {});
+    this.#live.delete(this.#key(namespace, id));
+    this.#byPid.delete(live.record.pid);
+    this.#publish({ topic: "/tasks/delete", namespace, id, ...(live.record.exit ?? {}) });
+    return live.record.exit;
+  }
+
+  /** Called by the reaper for every exit. */
+  #onChildExit(pid: number, status: number): void {
+    const key = this.#byPid.get(pid);
+    if (!key) return; // an exec (waited for separately), a hook, or an orphan adopted as subreaper
+    const live = this.#live.get(key)!;
+    this.#recordExit(live, { exitCode: exitCodeOf(status), exitedAt: new Date().toISOString() });
+  }
+
+  #recordExit(live: Live, exit: ExitStatus): void {
+    try {
+      const { record } = inspect(this.#runtimeId(live.record.namespace, live.record.id), this.#runtime());
+      if (cgroupFor(record, this.#sys, this.#warn).oomKillCount() > 0) exit.oomKilled = true;
+    } catch {
+      // no cgroup left to ask
+    }
+    live.record.status = "stopped";
+    live.record.exit = exit;
+    this.#save(live.record);
+    const { namespace, id } = live.record;
+    if (exit.oomKilled) this.#publish({ topic: "/tasks/oom", namespace, id });
+    this.#publish({ topic: "/tasks/exit", namespace, id, pid: live.record.pid, ...exit });
+    live.onExit(exit);
+  }
+
+  /**
+   * Takes over the containers a previous shim of this group left: their records are on disk.
+   * We are not their parent, so an exit is noticed by polling and its code is unknown.
+   */
+  #adopt(): void {
+    let namespaces: Deno.DirEntry[];
+    try {
+      namespaces = [...Deno.readDirSync(join(this.#dir, "containers"))];
+    } catch {
+      return;
+    }
+    for (const ns of namespaces) {
+      for (const f of Deno.readDirSync(join(this.#dir, "containers", ns.name))) {
+        if (!f.name.endsWith(".json")) continue;
+        let record: ContainerRecord;
+        try {
+          record = JSON.parse(Deno.readTextFileSync(join(this.#dir, "containers", ns.name, f.name)));
+        } catch {
+          continue;
+        }
+        const live: Live = {
+          record,
+          pumps: [],
+          attached: {},
+          execs: new Map(),
+          exited: Promise.resolve(record.exit ?? { exitCode: 255, exitedAt: "", unknown: true }),
+          onExit: () => {},
+        };
+        if (record.status !== "stopped") {
+          live.exited = new Promise((resolve) => (live.onExit = resolve));
+          this.#watchAdopted(live);
+        }
+        this.#live.set(this.#key(record.namespace, record.id), live);
+      }
+    }
+  }
+
+  #watchAdopted(live: Live): void {
+    const timer = setInterval(() => {
+      let alive = false;
+      try {
+        const { status } = inspect(this.#runtimeId(live.record.namespace, live.record.id), this.#runtime());
+        alive = status !== "stopped";
+      } catch {
+        alive = false;
+      }
+      if (alive) return;
+      clearInterval(timer);
+      this.#recordExit(live, { exitCode: 255, exitedAt: new Date().toISOString(), unknown: true });
+    }, 500);
+  }
+
+  /** Runtime-namespace hooks, forked and waited for through the reaper (no Deno.Command in a process that reaps). */
+  async #runHooks(kind: string, hooks: readonly Hook[], state: State): Promise<void> {
+    const sys = this.#sys;
+    for (const hook of hooks) {
+      const [ours, theirs] = sys.socketpair(SOCK_STREAM);
+      const pid = sys.fork();
+      if (pid === 0) {
+        try {
+          sys.dup2(theirs, 0);
+          sys.resetSignals();
+          sys.closeRange(3, 0xffffffff);
+          sys.execve(hook.path, hook.args ?? [hook.path], hook.env ?? []);
+        } catch {
+          // fall through
+        }
+        sys.exit(127);
+      }
+      sys.close(theirs);
+      try {
+        sys.write(ours, encoder.encode(JSON.stringify(state)));
+      } catch {
+        // a hook that does not read stdin
+      }
+      sys.close(ours);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = hook.timeout
+        ? new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), hook.timeout! * 1000)))
+        : new Promise<never>(() => {});
+      const result = await Promise.race([this.#reaper.wait(pid), timeout]);
+      if (timer !== undefined) clearTimeout(timer);
+      if (result === "timeout") {
+        sys.kill(pid, SIGNALS.SIGKILL!);
+        await this.#reaper.wait(pid);
+        throw new HookFailed(`${kind} hook ${hook.path} timed out after ${hook.timeout}s`);
+      }
+      const code = exitCodeOf(result);
+      if (code !== 0) throw new HookFailed(`${kind} hook ${hook.path} failed with exit code ${code}`);
+    }
+  }
+
+  /** Stops reaping and pumping (containers keep running). */
+  close(): void {
+    this.#reaper.stop();
+    this.#poller.close();
+  }
+}
+
+/** Resolves an image-style user string against the rootfs's /etc/passwd and /etc/group. */
+export function resolveUser(rootfs: string, user: string): { uid: number; gid: number } {
+  const [name, group] = user.split(":", 2) as [string, string | undefined];
+  const read = (file: string) => {
+    try {
+      return Deno.readTextFileSync(join(rootfs, file)).split("\n").map((l) => l.split(":"));
+    } catch {
+      return [];
+    }
+  };
+  let uid: number, gid: number;
+  if (/^\d+$/.test(name)) {
+    uid = Number(name);
+    gid = Number(read("etc/passwd").find((f) => f[2] === name)?.[3] ?? 0);
+  } else {
+    const entry = read("etc/passwd").find((f) => f[0] === name);
+    if (!entry) throw new InvalidArgument(`Cannot resolve user ${JSON.stringify(name)}: no such user in the image's /etc/passwd`);
+    uid = Number(entry[2]);
+    gid = Number(entry[3]);
+  }
+  if (group !== undefined) {
+    if (/^\d+$/.test(group)) gid = Number(group);
+    else {
+      const entry = read("etc/group").find((f) => f[0] === group);
+      if (!entry) throw new InvalidArgument(`Cannot resolve group ${JSON.stringify(group)}: no such group in the image's /etc/group`);
+      gid = Number(entry[2]);
+    }
+  }
+  return { uid, gid };
+}

@@ -1,0 +1,178 @@
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
+import { assertNothingLeft, leftovers, requires, TUG } from "./harness.ts";
+import { busyboxRootfs } from "./bundle.ts";
+import { defaultSpec } from "../runtime/default_spec.ts";
+import { RpcClient, type ShimEvent } from "../shim/rpc.ts";
+import type { Spec } from "../runtime/spec.ts";
+
+const ignore = requires("root", "busybox", "tug", "cgroup1");
+
+interface ShimTest {
+  dir: string;
+  state: string;
+  rootfs: string;
+  client: RpcClient;
+  events: ShimEvent[];
+  spec(args: string[], modify?: (s: Spec) => void): Spec;
+  startShim(): Promise<RpcClient>;
+}
+
+async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Runs `fn` with a shim of its own (group "g") over a busybox rootfs, and tears everything down. */
+async function withShim(fn: (t: ShimTest) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "tug-shim-" });
+  const before = leftovers(dir);
+  const state = `${dir}/state`;
+  const rootfs = `${dir}/rootfs`;
+  await busyboxRootfs(rootfs);
+  const events: ShimEvent[] = [];
+  const startShim = async () => {
+    new Deno.Command(TUG, { args: ["shim", "--group", "g", "--state", state, "--idle-exit", "1"], stdin: "null", stdout: "null", stderr: "null" }).spawn().unref();
+    const socket = `${state}/shims/g/shim.sock`;
+    let client: RpcClient | undefined;
+    // A socket file may be a dead shim's: retry until the new one answers.
+    await waitFor(async () => {
+      client = await RpcClient.connect(socket, (e) => events.push(e)).catch(() => undefined);
+      return client !== undefined;
+    }, 10000, "the shim to answer");
+    return client!;
+  };
+  const t: ShimTest = {
+    dir,
+    state,
+    rootfs,
+    events,
+    client: undefined as unknown as RpcClient,
+    spec: (args, modify) => {
+      const s = defaultSpec({ args, terminal: false });
+      s.root = { path: "rootfs", readonly: false };
+      s.linux!.cgroupsPath = `tug-test/${dir.split("/").pop()}`;
+      modify?.(s);
+      return s;
+    },
+    startShim,
+  };
+  let failure: unknown;
+  try {
+    t.client = await startShim();
+    await fn(t);
+  } catch (err) {
+    failure = err;
+  }
+  try {
+    // Clean up whatever the test left: kill and delete every task, let the shim leave.
+    const list = await t.client.call<{ namespace: string; id: string }[]>("list", {}).catch(() => []);
+    for (const c of list) {
+      await t.client.call("kill", { namespace: c.namespace, id: c.id, signal: 9, all: true }).catch(() => {});
+      await t.client.call("delete", { namespace: c.namespace, id: c.id, force: true }).catch(() => {});
+    }
+    t.client.close();
+    await waitFor(() => Deno.stat(`${state}/shims/g/shim.sock`).then(() => false, () => true), 10000, "the shim to exit");
+    assertNothingLeft(before, dir);
+  } catch (err) {
+    failure ??= err;
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  if (failure) throw failure;
+}
+
+function createParams(t: ShimTest, id: string, spec: Spec, extra: Record<string, unknown> = {}) {
+  return {
+    namespace: "default",
+    id,
+    spec,
+    rootfs: [{ type: "bind", source: t.rootfs, options: ["rbind", "rw"] }],
+    log: { path: `${t.dir}/logs/${id}.log`, maxSize: 1024 * 1024, maxFiles: 2 },
+    ...extra,
+  };
+}
+
+Deno.test({
+  name: "a shim runs a container, logs its output with timestamps and reports its exit code",
+  ignore,
+  fn: () =>
+    withShim(async (t) => {
+      const spec = t.spec(["sh", "-c", "echo out-line; echo err-line >&2; exit 3"]);
+      const { pid } = await t.client.call<{ pid: number }>("create", createParams(t, "c1", spec));
+      assert(pid > 0);
+      await t.client.call("start", { namespace: "default", id: "c1" });
+      const exit = await t.client.call<{ exitCode: number; exitedAt: string }>("wait", { namespace: "default", id: "c1" });
+      assertEquals(exit.exitCode, 3);
+      await waitFor(async () => (await Deno.readTextFile(`${t.dir}/logs/c1.log`)).includes("err-line"), 3000, "the log");
+      const lines = (await Deno.readTextFile(`${t.dir}/logs/c1.log`)).trim().split("\n").map((l) => JSON.parse(l));
+      assertEquals(lines.map((l) => [l.stream, l.log]).sort(), [["stderr", "err-line\n"], ["stdout", "out-line\n"]]);
+      for (const l of lines) assertMatch(l.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+      const deleted = await t.client.call<{ exitCode: number }>("delete", { namespace: "default", id: "c1" });
+      assertEquals(deleted.exitCode, 3);
+      assertEquals(t.events.map((e) => e.topic).filter((x) => x !== "/tasks/exec-started"), ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"]);
+    }),
+});
+
+Deno.test({
+  name: "a shim execs into a running container with FIFOs for its stdio",
+  ignore,
+  fn: () =>
+    withShim(async (t) => {
+      await t.client.call("create", createParams(t, "c1", t.spec(["sleep", "1000"], (s) => (s.hostname = "shimmed"))));
+      await t.client.call("start", { namespace: "default", id: "c1" });
+      const out = `${t.dir}/exec.out`;
+      await new Deno.Command("mkfifo", { args: [out] }).output();
+      const reader = Deno.open(out, { read: true });
+      const process = { args: ["sh", "-c", "echo exec-says $(hostname)"], cwd: "/", user: { uid: 0, gid: 0 }, env: ["PATH=/bin"] };
+      await t.client.call("exec", { namespace: "default", id: "c1", execId: "e1", process, stdout: out });
+      const file = await reader;
+      const text = new TextDecoder().decode(await new Response(file.readable).arrayBuffer());
+      assertEquals(text, "exec-says shimmed\n");
+      const exit = await t.client.call<{ exitCode: number }>("wait", { namespace: "default", id: "c1", execId: "e1" });
+      assertEquals(exit.exitCode, 0);
+      assertEquals((await t.client.call<number[]>("ps", { namespace: "default", id: "c1" })).length, 1);
+    }),
+});
+
+Deno.test({
+  name: "containers outlive a killed shim, and a new shim adopts them",
+  ignore,
+  fn: () =>
+    withShim(async (t) => {
+      await t.client.call("create", createParams(t, "c1", t.spec(["sleep", "1000"])));
+      await t.client.call("start", { namespace: "default", id: "c1" });
+      const { pid: shimPid } = await t.client.call<{ pid: number }>("ping", {});
+      const { pid } = await t.client.call<{ pid: number }>("state", { namespace: "default", id: "c1" });
+      Deno.kill(shimPid, "SIGKILL");
+      await t.client.closed;
+      await waitFor(() => Deno.stat(`/proc/${shimPid}`).then(() => false, () => true), 5000, "the shim to die");
+      assertStringIncludes(await Deno.readTextFile(`/proc/${pid}/cmdline`), "sleep");
+      t.client = await t.startShim();
+      const list = await t.client.call<{ id: string; status: string }[]>("list", {});
+      assertEquals(list.map((c) => [c.id, c.status]), [["c1", "running"]]);
+      await t.client.call("kill", { namespace: "default", id: "c1", signal: 9 });
+      const exit = await t.client.call<{ exitCode: number; unknown?: boolean }>("wait", { namespace: "default", id: "c1" });
+      assertEquals(exit.unknown, true);
+    }),
+});
+
+Deno.test({
+  name: "a shim rotates a container's log by size",
+  ignore,
+  fn: () =>
+    withShim(async (t) => {
+      const spec = t.spec(["sh", "-c", "i=0; while [ $i -lt 400 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done"]);
+      await t.client.call("create", createParams(t, "c1", spec, { log: { path: `${t.dir}/logs/c1.log`, maxSize: 8192, maxFiles: 3 } }));
+      await t.client.call("start", { namespace: "default", id: "c1" });
+      await t.client.call("wait", { namespace: "default", id: "c1" });
+      await t.client.call("delete", { namespace: "default", id: "c1" });
+      const files = [...Deno.readDirSync(`${t.dir}/logs`)].map((e) => e.name).sort();
+      assertEquals(files, ["c1.log", "c1.log.1", "c1.log.2"]);
+      for (const f of files) assert((await Deno.stat(`${t.dir}/logs/${f}`)).size <= 8192, f);
+      const last = (await Deno.readTextFile(`${t.dir}/logs/c1.log`)).trim().split("\n").pop()!;
+      assertEquals(JSON.parse(last).log, "line-399-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n");
+    }),
+});
