@@ -26,6 +26,7 @@ export {
   type ImportOptions,
   type ImportResult,
   type NamespaceOptions,
+  type OciImageConfig,
   type OpenImageServiceOptions,
   type PrepareRootfsOptions,
   type PruneOptions,

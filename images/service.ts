@@ -182,6 +182,24 @@ export interface UnpackOptions extends NamespaceOptions {
   signal?: AbortSignal;
 }
 
+/** The parts of an OCI image config (image-spec config.md) a container uses. */
+export interface OciImageConfig {
+  architecture?: string;
+  os?: string;
+  config?: {
+    User?: string;
+    ExposedPorts?: Record<string, unknown>;
+    Env?: string[];
+    Entrypoint?: string[] | null;
+    Cmd?: string[] | null;
+    Volumes?: Record<string, unknown>;
+    WorkingDir?: string;
+    Labels?: Record<string, string>;
+    StopSignal?: string;
+  };
+  rootfs?: { type: string; diff_ids: string[] };
+}
+
 /** Options for {@link ImageService.prepareRootfs}. */
 export interface PrepareRootfsOptions extends NamespaceOptions {
   snapshotter?: string;
@@ -822,6 +840,18 @@ export class ImageService {
       await this.#labelUnpacked(content, plan, backendSn.name);
       return { snapshotter: backendSn.name, ...result };
     });
+  }
+
+  /**
+   * The OCI image config of the stored image `name` for a platform (default:
+   * this machine's): what a container made from it runs by default.
+   */
+  async config(name: string, options: NamespaceOptions & { platform?: Platform } = {}): Promise<OciImageConfig> {
+    const namespace = ns(options);
+    const image = this.#find(namespace, name);
+    const content = this.db.contentStore(namespace, this.content);
+    const plan = await this.#localPlan(content, image, options.platform ?? defaultPlatform());
+    return JSON.parse(new TextDecoder().decode(await content.readBytes(plan.config.digest))) as OciImageConfig;
   }
 
   /**
