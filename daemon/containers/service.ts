@@ -1,0 +1,515 @@
+/**
+ * Containers and tasks, as the daemon serves them. A container is a metadata
+ * record (image, snapshot, OCI spec, labels); its task is the running process,
+ * held by the shim of the container's group. This service builds specs,
+ * prepares snapshots, asks shims to create, start, signal, exec into and
+ * delete tasks, keeps a table of task states fed by the shims' events, serves
+ * logs from the log files, and applies restart policies.
+ *
+ * Usable without HTTP: the API routes forward to it.
+ *
+ * @module
+ */
+
+import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../../errors.ts";
+import type { ImageService } from "../../images/service.ts";
+import type { Container } from "../../images/metadata/containers.ts";
+import type { Process, Spec } from "../../runtime/spec.ts";
+import { parseSignal } from "../../runtime/signals.ts";
+import { type LogEntry, readLogs, type ReadLogsOptions } from "../../shim/logs.ts";
+import type { RpcClient, ShimEvent } from "../../shim/rpc.ts";
+import type { ContainerRecord as ShimRecord, ExitStatus } from "../../shim/service.ts";
+import { join } from "../../util/path.ts";
+import type { EventBus } from "../events.ts";
+import type { Config } from "../config.ts";
+import { buildSpec, type ContainerOptions } from "./spec.ts";
+import { ShimManager } from "./shims.ts";
+
+/** Labels tug keeps on container records. */
+export const LABELS = {
+  user: "io.tug.user",
+  restartPolicy: "io.tug.restart.policy",
+  restartMax: "io.tug.restart.max-retries",
+  restartCount: "io.tug.restart.count",
+  stopped: "io.tug.restart.stopped",
+  logMaxSize: "io.tug.log.max-size",
+  logMaxFile: "io.tug.log.max-file",
+} as const;
+
+/** A restart policy: `no`, `always`, `unless-stopped`, `on-failure[:N]`. */
+export interface RestartPolicy {
+  name: "no" | "always" | "unless-stopped" | "on-failure";
+  maxRetries?: number;
+}
+
+/** Parses `--restart`. */
+export function parseRestart(value: string): RestartPolicy {
+  const m = /^(no|always|unless-stopped|on-failure)(?::(\d+))?$/.exec(value);
+  if (!m || (m[2] !== undefined && m[1] !== "on-failure")) {
+    throw new InvalidArgument(`Invalid --restart ${JSON.stringify(value)}: use no, always, unless-stopped or on-failure[:N]`);
+  }
+  return { name: m[1] as RestartPolicy["name"], ...(m[2] !== undefined ? { maxRetries: Number(m[2]) } : {}) };
+}
+
+/** What `containers create` takes. */
+export interface CreateContainerRequest extends ContainerOptions {
+  id: string;
+  image: string;
+  labels?: Record<string, string>;
+  restart?: RestartPolicy;
+  logMaxSize?: number;
+  logMaxFile?: number;
+  snapshotter?: string;
+}
+
+/** A task's state as the daemon knows it. */
+export interface TaskInfo {
+  id: string;
+  pid: number;
+  status: "created" | "running" | "paused" | "stopped" | "unknown";
+  exit?: ExitStatus;
+}
+
+/** A container with its task, for list and info. */
+export interface ContainerInfo {
+  id: string;
+  image?: string;
+  labels: Record<string, string>;
+  createdAt: string;
+  snapshotter?: string;
+  snapshotKey?: string;
+  spec?: Spec;
+  task?: TaskInfo;
+}
+
+/** FIFO paths for a process's stdio. */
+export interface StdioRequest {
+  stdin?: string;
+  stdout?: string;
+  stderr?: string;
+}
+
+/** What `exec` takes. */
+export interface ExecRequest extends StdioRequest {
+  execId: string;
+  args: string[];
+  terminal?: boolean;
+  cwd?: string;
+  user?: string;
+  env?: string[];
+}
+
+/** Options of {@link ContainerService}. */
+export interface ContainerServiceOptions {
+  images: ImageService;
+  events: EventBus;
+  config: Config;
+}
+
+function key(namespace: string, id: string): string {
+  return `${namespace}/${id}`;
+}
+
+/** Containers and their tasks. */
+export class ContainerService {
+  readonly #images: ImageService;
+  readonly #events: EventBus;
+  readonly #config: Config;
+  readonly shims: ShimManager;
+  readonly #tasks = new Map<string, TaskInfo & { group: string }>();
+  readonly #restartTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  #closed = false;
+
+  constructor(options: ContainerServiceOptions) {
+    this.#images = options.images;
+    this.#events = options.events;
+    this.#config = options.config;
+    this.shims = new ShimManager({
+      state: options.config.state,
+      groupLabel: options.config.shim.groupLabel,
+      idleExit: options.config.shim.idleExit,
+      onEvent: (e) => this.#onShimEvent(e),
+    });
+  }
+
+  get #db() {
+    return this.#images.db;
+  }
+
+  #logPath(namespace: string, id: string): string {
+    return join(this.#config.root, "logs", namespace, id, "container.log");
+  }
+
+  #record(namespace: string, id: string): Container {
+    try {
+      return this.#db.containers.get(namespace, id);
+    } catch (err) {
+      if (err instanceof NotFound) throw new NotFound(`Container ${JSON.stringify(id)} does not exist in namespace ${JSON.stringify(namespace)}`);
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- containers
+
+  /** Creates a container record and its writable snapshot from an image. */
+  async create(namespace: string, req: CreateContainerRequest): Promise<ContainerInfo> {
+    const image = this.#images.get(req.image, { namespace });
+    const config = await this.#images.config(image.name, { namespace });
+    const { spec, user } = buildSpec(config, {
+      ...req,
+      namespace,
+      cgroupParent: this.#config.containers.cgroupParent,
+      seccompDefault: this.#config.containers.seccompDefault,
+    });
+    const labels: Record<string, string> = { ...(req.labels ?? {}), [LABELS.user]: user };
+    if (req.restart && req.restart.name !== "no") {
+      labels[LABELS.restartPolicy] = req.restart.name;
+      if (req.restart.maxRetries !== undefined) labels[LABELS.restartMax] = String(req.restart.maxRetries);
+    }
+    if (req.logMaxSize !== undefined) labels[LABELS.logMaxSize] = String(req.logMaxSize);
+    if (req.logMaxFile !== undefined) labels[LABELS.logMaxFile] = String(req.logMaxFile);
+    const snapshotter = req.snapshotter ?? this.#images.defaultSnapshotter;
+    let record: Container;
+    try {
+      record = this.#db.containers.create(namespace, {
+        id: req.id,
+        image: image.name,
+        snapshotter,
+        snapshotKey: req.id,
+        spec,
+        runtime: { name: "io.tug.runtime.v1" },
+        labels,
+      });
+    } catch (err) {
+      if (err instanceof AlreadyExists) throw new AlreadyExists(`Container ${JSON.stringify(req.id)} already exists in namespace ${JSON.stringify(namespace)}`);
+      throw err;
+    }
+    try {
+      await this.#images.prepareRootfs(image.name, req.id, { namespace, snapshotter });
+    } catch (err) {
+      this.#db.containers.delete(namespace, req.id);
+      throw err;
+    }
+    this.#events.publish(namespace, "/containers/create", { id: req.id, image: image.name });
+    return this.#info(namespace, record, false);
+  }
+
+  #info(namespace: string, c: Container, withSpec: boolean): ContainerInfo {
+    const info: ContainerInfo = { id: c.id, labels: c.labels, createdAt: c.createdAt.toISOString() };
+    if (c.image) info.image = c.image;
+    if (c.snapshotter) info.snapshotter = c.snapshotter;
+    if (c.snapshotKey) info.snapshotKey = c.snapshotKey;
+    if (withSpec) info.spec = c.spec;
+    const task = this.#tasks.get(key(namespace, c.id));
+    if (task) {
+      const { group: _g, ...rest } = task;
+      info.task = rest;
+    }
+    return info;
+  }
+
+  /** Every container of the namespace, with its task's state. */
+  list(namespace: string): ContainerInfo[] {
+    return this.#db.containers.list(namespace).map((c) => this.#info(namespace, c, false));
+  }
+
+  /** One container, its spec included. */
+  info(namespace: string, id: string): ContainerInfo {
+    return this.#info(namespace, this.#record(namespace, id), true);
+  }
+
+  /** Removes a container whose task is gone: its snapshot and its record (and its logs). */
+  async delete(namespace: string, id: string): Promise<void> {
+    const c = this.#record(namespace, id);
+    const task = this.#tasks.get(key(namespace, id));
+    if (task) {
+      if (task.status !== "stopped") {
+        throw new FailedPrecondition(`Cannot delete container ${JSON.stringify(id)}: its task is ${task.status}; kill it and delete the task first`);
+      }
+      await this.deleteTask(namespace, id);
+    }
+    this.#cancelRestart(namespace, id);
+    if (c.snapshotter && c.snapshotKey) {
+      const sn = this.#db.snapshotter(namespace, this.#images.snapshotter(c.snapshotter));
+      await sn.remove(c.snapshotKey).catch((err) => {
+        if (!(err instanceof NotFound)) throw err;
+      });
+    }
+    this.#db.containers.delete(namespace, id);
+    await Deno.remove(join(this.#config.root, "logs", namespace, id), { recursive: true }).catch(() => {});
+    this.#events.publish(namespace, "/containers/delete", { id });
+  }
+
+  // ---------------------------------------------------------------- tasks
+
+  #task(namespace: string, id: string): TaskInfo & { group: string } {
+    this.#record(namespace, id);
+    const t = this.#tasks.get(key(namespace, id));
+    if (!t) throw new NotFound(`Container ${JSON.stringify(id)} has no task: start it first`);
+    return t;
+  }
+
+  async #shim(namespace: string, id: string): Promise<RpcClient> {
+    return await this.shims.get(this.#task(namespace, id).group);
+  }
+
+  /** Creates and starts the task of a container (its process), with its stdio on FIFOs when given. */
+  async start(namespace: string, id: string, stdio: StdioRequest = {}): Promise<TaskInfo> {
+    const c = this.#record(namespace, id);
+    const existing = this.#tasks.get(key(namespace, id));
+    if (existing) {
+      if (existing.status !== "stopped") throw new FailedPrecondition(`Cannot start container ${JSON.stringify(id)}: its task is ${existing.status}`);
+      await this.deleteTask(namespace, id);
+    }
+    if (!c.snapshotter || !c.snapshotKey) throw new FailedPrecondition(`Cannot start container ${JSON.stringify(id)}: it has no snapshot`);
+    const rootfs = await this.#db.snapshotter(namespace, this.#images.snapshotter(c.snapshotter)).mounts(c.snapshotKey);
+    const group = this.shims.group(namespace, c.labels);
+    const shim = await this.shims.get(group);
+    const task: TaskInfo & { group: string } = { id, pid: 0, status: "created", group };
+    this.#tasks.set(key(namespace, id), task);
+    try {
+      const { pid } = await shim.call<{ pid: number }>("create", {
+        namespace,
+        id,
+        spec: c.spec,
+        rootfs,
+        user: c.labels[LABELS.user],
+        ...stdio,
+        log: {
+          path: this.#logPath(namespace, id),
+          maxSize: Number(c.labels[LABELS.logMaxSize] ?? this.#config.logs.maxSize),
+          maxFiles: Number(c.labels[LABELS.logMaxFile] ?? this.#config.logs.maxFile),
+        },
+      });
+      task.pid = pid;
+      await shim.call("start", { namespace, id });
+      task.status = "running";
+    } catch (err) {
+      if (task.pid) await shim.call("delete", { namespace, id, force: true }).catch(() => {});
+      this.#tasks.delete(key(namespace, id));
+      throw err;
+    }
+    if (c.labels[LABELS.stopped]) this.#db.containers.update(namespace, { id, labels: { ...c.labels, [LABELS.stopped]: "" } });
+    return { id, pid: task.pid, status: task.status };
+  }
+
+  /** Signals the task (or one of its execs). A user's kill also stops restart policies other than `always`. */
+  async kill(namespace: string, id: string, signal: string | number, options: { all?: boolean; execId?: string } = {}): Promise<void> {
+    const sig = typeof signal === "number" ? signal : parseSignal(signal);
+    const shim = await this.#shim(namespace, id);
+    await shim.call("kill", { namespace, id, signal: sig, all: options.all === true, ...(options.execId ? { execId: options.execId } : {}) });
+    if (!options.execId) {
+      const c = this.#record(namespace, id);
+      this.#db.containers.update(namespace, { id, labels: { ...c.labels, [LABELS.stopped]: "true" } });
+      this.#cancelRestart(namespace, id);
+    }
+  }
+
+  /** Waits for the task's (or an exec's) exit. */
+  async wait(namespace: string, id: string, execId?: string): Promise<ExitStatus> {
+    const task = this.#task(namespace, id);
+    if (!execId && task.status === "stopped" && task.exit) return task.exit;
+    const shim = await this.shims.get(task.group);
+    return await shim.call<ExitStatus>("wait", { namespace, id, ...(execId ? { execId } : {}) });
+  }
+
+  /** Runs another process in the running task. */
+  async exec(namespace: string, id: string, req: ExecRequest): Promise<{ pid: number }> {
+    if (!req.args.length) throw new InvalidArgument("exec needs a command");
+    const c = this.#record(namespace, id);
+    const base = c.spec.process!;
+    const process: Process = {
+      ...base,
+      args: req.args,
+      terminal: req.terminal === true,
+      cwd: req.cwd ?? base.cwd,
+      env: [...(base.env ?? []), ...(req.env ?? [])],
+    };
+    delete process.consoleSize;
+    if (req.user !== undefined) {
+      const m = /^(\d+)(?::(\d+))?$/.exec(req.user);
+      if (!m) throw new InvalidArgument(`Invalid --user ${JSON.stringify(req.user)} for exec: use UID[:GID]`);
+      process.user = { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
+    }
+    const shim = await this.#shim(namespace, id);
+    return await shim.call<{ pid: number }>("exec", {
+      namespace,
+      id,
+      execId: req.execId,
+      process,
+      ...(req.stdin ? { stdin: req.stdin } : {}),
+      ...(req.stdout ? { stdout: req.stdout } : {}),
+      ...(req.stderr ? { stderr: req.stderr } : {}),
+    });
+  }
+
+  async ps(namespace: string, id: string): Promise<number[]> {
+    return await (await this.#shim(namespace, id)).call<number[]>("ps", { namespace, id });
+  }
+
+  async pause(namespace: string, id: string): Promise<void> {
+    await (await this.#shim(namespace, id)).call("pause", { namespace, id });
+    this.#task(namespace, id).status = "paused";
+  }
+
+  async resume(namespace: string, id: string): Promise<void> {
+    await (await this.#shim(namespace, id)).call("resume", { namespace, id });
+    this.#task(namespace, id).status = "running";
+  }
+
+  /** cgroup statistics of the task. */
+  async metrics(namespace: string, id: string): Promise<unknown> {
+    return await (await this.#shim(namespace, id)).call("stats", { namespace, id });
+  }
+
+  async resize(namespace: string, id: string, size: { rows: number; cols: number }, execId?: string): Promise<void> {
+    await (await this.#shim(namespace, id)).call("resize", { namespace, id, ...size, ...(execId ? { execId } : {}) });
+  }
+
+  async attach(namespace: string, id: string, stdio: StdioRequest): Promise<void> {
+    await (await this.#shim(namespace, id)).call("attach", { namespace, id, ...stdio });
+  }
+
+  /** Removes a stopped task; returns its exit status. */
+  async deleteTask(namespace: string, id: string, options: { force?: boolean } = {}): Promise<ExitStatus | undefined> {
+    const task = this.#task(namespace, id);
+    if (task.status !== "stopped" && !options.force) {
+      throw new FailedPrecondition(`Cannot delete the task of container ${JSON.stringify(id)}: it is ${task.status}; kill it first`);
+    }
+    const shim = await this.shims.get(task.group);
+    const exit = await shim.call<ExitStatus | undefined>("delete", { namespace, id, ...(options.force ? { force: true } : {}) })
+      .catch((err) => {
+        if (err instanceof NotFound) return task.exit;
+        throw err;
+      });
+    this.#tasks.delete(key(namespace, id));
+    return exit ?? task.exit;
+  }
+
+  /** Tasks of the namespace. */
+  tasks(namespace: string): TaskInfo[] {
+    const out: TaskInfo[] = [];
+    for (const [k, t] of this.#tasks) {
+      if (k.startsWith(`${namespace}/`)) {
+        const { group: _g, ...rest } = t;
+        out.push(rest);
+      }
+    }
+    return out;
+  }
+
+  /** Every running task, for metrics: namespace, id and statistics. */
+  async allMetrics(): Promise<{ namespace: string; id: string; stats: unknown }[]> {
+    const out: { namespace: string; id: string; stats: unknown }[] = [];
+    for (const [k, t] of this.#tasks) {
+      if (t.status !== "running" && t.status !== "paused") continue;
+      const [namespace, id] = k.split("/", 2) as [string, string];
+      try {
+        out.push({ namespace, id, stats: await this.metrics(namespace, id) });
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return out;
+  }
+
+  /** A container's log entries (following until its task stops, with `follow`). */
+  logs(namespace: string, id: string, options: Omit<ReadLogsOptions, "done"> = {}): AsyncGenerator<LogEntry> {
+    this.#record(namespace, id);
+    const done = () => {
+      const t = this.#tasks.get(key(namespace, id));
+      return !t || t.status === "stopped";
+    };
+    return readLogs(this.#logPath(namespace, id), { ...options, done });
+  }
+
+  // ---------------------------------------------------------------- events, recovery, restart
+
+  #onShimEvent(e: ShimEvent): void {
+    const { topic, namespace, id, ...payload } = e;
+    this.#events.publish(namespace, topic, { id, ...payload });
+    const t = this.#tasks.get(key(namespace, id));
+    if (topic === "/tasks/exit" && !payload.execId) {
+      const exit: ExitStatus = {
+        exitCode: Number(payload.exitCode),
+        exitedAt: String(payload.exitedAt),
+        ...(payload.oomKilled ? { oomKilled: true } : {}),
+        ...(payload.unknown ? { unknown: true } : {}),
+      };
+      if (t) {
+        t.status = "stopped";
+        t.exit = exit;
+      }
+      this.#maybeRestart(namespace, id, exit);
+    }
+  }
+
+  /** After a (re)start of the daemon: reconnects to the shims, learns their tasks, starts what restart policies want running. */
+  async recover(): Promise<void> {
+    for (const group of await this.shims.reconnectAll()) {
+      const shim = await this.shims.get(group);
+      for (const r of await shim.call<ShimRecord[]>("list", {})) {
+        const task: TaskInfo & { group: string } = { id: r.id, pid: r.pid, status: r.status, group };
+        if (r.exit) task.exit = r.exit;
+        this.#tasks.set(key(r.namespace, r.id), task);
+      }
+    }
+    for (const ns of this.#db.namespaces.list()) {
+      for (const c of this.#db.containers.list(ns.name)) {
+        const policy = c.labels[LABELS.restartPolicy];
+        if (policy !== "always" && policy !== "unless-stopped") continue;
+        if (policy === "unless-stopped" && c.labels[LABELS.stopped]) continue;
+        const t = this.#tasks.get(key(ns.name, c.id));
+        if (t && t.status !== "stopped") continue;
+        this.start(ns.name, c.id).catch((err) => console.error(`tug: cannot restart container ${c.id}: ${(err as Error).message}`));
+      }
+    }
+  }
+
+  #cancelRestart(namespace: string, id: string): void {
+    const timer = this.#restartTimers.get(key(namespace, id));
+    if (timer !== undefined) clearTimeout(timer);
+    this.#restartTimers.delete(key(namespace, id));
+  }
+
+  #maybeRestart(namespace: string, id: string, exit: ExitStatus): void {
+    if (this.#closed) return;
+    let c: Container;
+    try {
+      c = this.#db.containers.get(namespace, id);
+    } catch {
+      return;
+    }
+    const policy = c.labels[LABELS.restartPolicy];
+    if (!policy || c.labels[LABELS.stopped] === "true") return;
+    if (policy === "on-failure" && exit.exitCode === 0) return;
+    const count = Number(c.labels[LABELS.restartCount] ?? 0);
+    const max = c.labels[LABELS.restartMax];
+    if (policy === "on-failure" && max !== undefined && count >= Number(max)) return;
+    const delay = Math.min(this.#config.containers.restartDelay * 2 ** Math.min(count, 20), this.#config.containers.restartDelayMax);
+    this.#cancelRestart(namespace, id);
+    this.#restartTimers.set(
+      key(namespace, id),
+      setTimeout(async () => {
+        this.#restartTimers.delete(key(namespace, id));
+        try {
+          const fresh = this.#db.containers.get(namespace, id);
+          if (fresh.labels[LABELS.stopped] === "true") return;
+          this.#db.containers.update(namespace, { id, labels: { ...fresh.labels, [LABELS.restartCount]: String(count + 1) } });
+          await this.start(namespace, id);
+          this.#events.publish(namespace, "/tasks/restart", { id, count: count + 1 });
+        } catch (err) {
+          console.error(`tug: restart of container ${id} failed: ${(err as Error).message}`);
+        }
+      }, delay),
+    );
+  }
+
+  /** Stops restarting and disconnects from the shims (containers keep running). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const t of this.#restartTimers.values()) clearTimeout(t);
+    this.#restartTimers.clear();
+    await this.shims.close();
+  }
+}

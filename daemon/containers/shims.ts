@@ -1,0 +1,143 @@
+/**
+ * The daemon's side of the shims: which shim a container belongs to (one per
+ * namespace, or per value of the group label), starting one when none
+ * answers, reconnecting to the ones already running when the daemon starts,
+ * and forwarding their events.
+ *
+ * @module
+ */
+
+import { Unavailable } from "../../errors.ts";
+import { selfCommand } from "../../self.ts";
+import { RpcClient, type ShimEvent } from "../../shim/rpc.ts";
+import { join } from "../../util/path.ts";
+
+const GROUP_SAFE = /[^A-Za-z0-9._-]/g;
+
+/** Options for {@link ShimManager}. */
+export interface ShimManagerOptions {
+  /** The daemon's state directory: shims live in `<state>/shims/<group>/`. */
+  state: string;
+  /** The label grouping containers into shims. */
+  groupLabel: string;
+  /** How long an empty shim waits before exiting (ms). */
+  idleExit: number;
+  /** Receives every event of every shim. */
+  onEvent: (event: ShimEvent) => void;
+  /** Extra environment for started shims. */
+  env?: Record<string, string>;
+}
+
+/** Finds, starts and talks to shims. */
+export class ShimManager {
+  readonly #options: ShimManagerOptions;
+  readonly #clients = new Map<string, Promise<RpcClient>>();
+
+  constructor(options: ShimManagerOptions) {
+    this.#options = options;
+  }
+
+  /** The shim group of a container: its namespace, or namespace and group label value. */
+  group(namespace: string, labels: Record<string, string> = {}): string {
+    const label = labels[this.#options.groupLabel];
+    return (label ? `${namespace}.${label}` : namespace).replace(GROUP_SAFE, "_");
+  }
+
+  #socket(group: string): string {
+    return join(this.#options.state, "shims", group, "shim.sock");
+  }
+
+  /** The shim of `group`, started when none answers. */
+  get(group: string): Promise<RpcClient> {
+    const existing = this.#clients.get(group);
+    if (existing) {
+      return existing.then((c) => (c.isClosed ? this.#reconnect(group, true) : c));
+    }
+    return this.#reconnect(group, true);
+  }
+
+  /** The shim of `group` if one is running (never starts one). */
+  async find(group: string): Promise<RpcClient | undefined> {
+    try {
+      return await this.get(group).then((c) => c);
+    } catch {
+      return undefined;
+    }
+  }
+
+  #reconnect(group: string, start: boolean): Promise<RpcClient> {
+    const promise = this.#connect(group, start);
+    this.#clients.set(group, promise);
+    promise.catch(() => this.#clients.delete(group));
+    return promise;
+  }
+
+  async #connect(group: string, start: boolean): Promise<RpcClient> {
+    const socket = this.#socket(group);
+    const attempt = () => RpcClient.connect(socket, this.#options.onEvent);
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!start) throw err;
+    }
+    const [cmd, ...args] = selfCommand();
+    const child = new Deno.Command(cmd!, {
+      args: [...args, "shim", "--group", group, "--state", this.#options.state, "--idle-exit", String(this.#options.idleExit / 1000)],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      ...(this.#options.env ? { env: this.#options.env } : {}),
+    }).spawn();
+    // Reap it if it exits while we run; it is not ours to wait for otherwise.
+    child.status.catch(() => {});
+    child.unref();
+    const deadline = Date.now() + 10_000;
+    let last: unknown;
+    while (Date.now() < deadline) {
+      try {
+        return await attempt();
+      } catch (err) {
+        last = err; // a stale socket of a dead shim, or not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Unavailable(`Cannot start a shim for group ${JSON.stringify(group)}: ${(last as Error)?.message ?? "no answer"}`);
+  }
+
+  /** Connects to every shim that is running (at daemon start): their groups. */
+  async reconnectAll(): Promise<string[]> {
+    const groups: string[] = [];
+    let entries: Deno.DirEntry[] = [];
+    try {
+      entries = [...Deno.readDirSync(join(this.#options.state, "shims"))];
+    } catch {
+      return groups;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory) continue;
+      try {
+        await this.#reconnect(e.name, false);
+        groups.push(e.name);
+      } catch {
+        // no shim answers there: its containers' records say what the daemon knows
+      }
+    }
+    return groups;
+  }
+
+  /** Groups with a connected shim. */
+  async connected(): Promise<string[]> {
+    const out: string[] = [];
+    for (const [group, p] of this.#clients) {
+      const c = await p.catch(() => undefined);
+      if (c && !c.isClosed) out.push(group);
+    }
+    return out;
+  }
+
+  /** Closes every connection (the shims keep running). */
+  async close(): Promise<void> {
+    for (const p of this.#clients.values()) (await p.catch(() => undefined))?.close();
+    this.#clients.clear();
+  }
+}
