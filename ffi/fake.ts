@@ -430,6 +430,9 @@ export class FakeSyscall implements Syscall {
     this.#record("recvFds", [sock, maxData]);
     return { data: new Uint8Array(), fds: [] };
   }
+  sendUnixDatagram(path: string, data: Uint8Array): void {
+    this.#record("sendUnixDatagram", [path, data.length], path);
+  }
   openPty(ptmx: string): { master: number; slavePath: string } {
     this.#record("openPty", [ptmx], ptmx);
     return { master: this.#newFd(), slavePath: "/dev/pts/0" };

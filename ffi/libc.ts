@@ -35,6 +35,7 @@ import {
   SCM_RIGHTS,
   SIG_SETMASK,
   SOCK_CLOEXEC,
+  SOCK_DGRAM,
   SOCK_STREAM,
   SOL_SOCKET,
   SYS_BPF,
@@ -735,6 +736,31 @@ export class LibcSyscall implements Syscall {
       off += (len + 7) & ~7;
     }
     return { data: payload.subarray(0, n), fds };
+  }
+  sendUnixDatagram(path: string, data: Uint8Array): void {
+    const name = encoder.encode(path);
+    const abstract = path.startsWith("@");
+    if (name.length > 107 || name.length < 1) {
+      throw new SyscallError("connect", 36 /* ENAMETOOLONG */, quote(path));
+    }
+    const addr = new Uint8Array(110);
+    new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+    addr.set(name, 2);
+    if (abstract) addr[2] = 0; // the abstract namespace: a leading NUL, no terminator
+    const fd = check(libc().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket");
+    try {
+      if (libc().connect(fd, addr, 2 + name.length + (abstract ? 0 : 1)) < 0) {
+        throw new SyscallError("connect", errno(), quote(path));
+      }
+      for (;;) {
+        const r = libc().write(fd, data, BigInt(data.length));
+        if (r >= 0) break;
+        const e = errno();
+        if (e !== 4) throw new SyscallError("send", e, quote(path));
+      }
+    } finally {
+      libc().close(fd);
+    }
   }
   openPty(ptmx: string): { master: number; slavePath: string } {
     const master = this.open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);

@@ -183,6 +183,11 @@ export interface Syscall {
   sendFds(sock: number, data: Uint8Array, fds: readonly number[]): void;
   /** Receives a message and the fds sent with it. */
   recvFds(sock: number, maxData: number): { data: Uint8Array; fds: number[] };
+  /**
+   * Sends one datagram to the AF_UNIX datagram socket `path` (a name starting
+   * with `@` is in the abstract namespace), as sd_notify does.
+   */
+  sendUnixDatagram(path: string, data: Uint8Array): void;
   /** posix_openpt + grantpt + unlockpt on the given ptmx path; returns master fd and slave path. */
   openPty(ptmx: string): { master: number; slavePath: string };
   getWinsize(fd: number): WinSize;
