@@ -38,8 +38,14 @@ import {
   type RegistryClientOptions,
   verifyBytes,
 } from "./registry/client.ts";
-import { decompressLayer } from "./registry/decompress.ts";
-import { fetchImage, type FetchStats, selectManifests } from "./registry/fetch.ts";
+import { compressionOf, decompressChunks } from "./registry/decompress.ts";
+import {
+  fetchImage,
+  type FetchStats,
+  type LayerChunks,
+  selectManifests,
+  streamChunks,
+} from "./registry/fetch.ts";
 import { defaultPlatform, type PlatformMatcher, platformMatcher } from "./registry/platforms.ts";
 import type { TransferProgress } from "./registry/progress.ts";
 import { pushImage, type PushResult } from "./registry/push.ts";
@@ -293,9 +299,9 @@ function planOf(
 class LayerFeed {
   readonly #needed: Set<Digest>;
   readonly #slots: number;
-  #held = new Map<Digest, ReadableStream<Uint8Array>>();
+  #held = new Map<Digest, LayerChunks>();
   #want: Digest | undefined;
-  #resolve: ((source: ReadableStream<Uint8Array> | "store") => void) | undefined;
+  #resolve: ((source: LayerChunks | "store") => void) | undefined;
   #reject: ((err: unknown) => void) | undefined;
   #committed = new Set<Digest>();
   #settled = new Set<Digest>();
@@ -308,15 +314,15 @@ class LayerFeed {
     this.#slots = slots;
   }
 
-  readonly onLayer = (layer: Descriptor, stream: ReadableStream<Uint8Array>): void => {
+  readonly onLayer = (layer: Descriptor, chunks: LayerChunks): void => {
     if (this.#want === layer.digest && this.#resolve) {
       this.#needed.delete(layer.digest);
-      this.#hand(stream);
+      this.#hand(chunks);
     } else if (this.#needed.has(layer.digest) && !this.#failure) {
-      this.#held.set(layer.digest, stream);
+      this.#held.set(layer.digest, chunks);
       this.#unstall();
     } else {
-      stream.cancel().catch(() => {});
+      chunks.cancel();
     }
   };
 
@@ -335,7 +341,7 @@ class LayerFeed {
   /** Lets the held downloads go when they take every slot and the wanted layer is not among them. */
   #unstall(): void {
     if (this.#want === undefined || this.#held.size < this.#slots) return;
-    for (const stream of this.#held.values()) stream.cancel().catch(() => {});
+    for (const chunks of this.#held.values()) chunks.cancel();
     this.#held.clear();
   }
 
@@ -346,7 +352,7 @@ class LayerFeed {
     w?.();
   }
 
-  #hand(source: ReadableStream<Uint8Array> | "store"): void {
+  #hand(source: LayerChunks | "store"): void {
     const resolve = this.#resolve!;
     this.#want = undefined;
     this.#resolve = undefined;
@@ -355,7 +361,7 @@ class LayerFeed {
   }
 
   /** The download of `digest` (held, or when it starts), or "store" when it is committed already. */
-  take(digest: Digest): Promise<ReadableStream<Uint8Array> | "store"> {
+  take(digest: Digest): Promise<LayerChunks | "store"> {
     if (this.#failure) return Promise.reject(this.#failure.error);
     this.#needed.delete(digest);
     const held = this.#held.get(digest);
@@ -377,7 +383,7 @@ class LayerFeed {
     this.#needed.delete(digest);
     const held = this.#held.get(digest);
     this.#held.delete(digest);
-    held?.cancel().catch(() => {});
+    held?.cancel();
   }
 
   /** Resolves once the download of `digest` has ended (committed or failed), or the whole fetch has. */
@@ -398,7 +404,7 @@ class LayerFeed {
   /** Stops: takes fail with `error`, held downloads are let go. */
   fail(error: unknown): void {
     this.#failure ??= { error };
-    for (const stream of this.#held.values()) stream.cancel().catch(() => {});
+    for (const chunks of this.#held.values()) chunks.cancel();
     this.#held.clear();
     const reject = this.#reject;
     this.#want = undefined;
@@ -599,7 +605,7 @@ export class ImageService {
             source: async (layer) => {
               current = layer.digest;
               const s = await feed.take(layer.digest);
-              return s === "store" ? await content.read(layer.digest) : s;
+              return s === "store" ? streamChunks(await content.read(layer.digest)) : s;
             },
             onSkip: (layer) => feed.skip(layer.digest),
             onLayerDone: () => {
@@ -613,7 +619,7 @@ export class ImageService {
           store: content,
           platform,
           ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
-          ...(plan ? { onLayer: feed.onLayer } : {}),
+          ...(plan ? { onLayerChunks: feed.onLayer } : {}),
           onProgress: (p) => {
             feed.onProgress(p);
             transfer = p;
@@ -741,7 +747,7 @@ export class ImageService {
     plan: UnpackPlan,
     sn: Snapshotter,
     args: {
-      source: (layer: Descriptor) => Promise<ReadableStream<Uint8Array>>;
+      source: (layer: Descriptor) => Promise<LayerChunks>;
       /** Called for each layer that is unpacked already. */
       onSkip?: (layer: Descriptor) => void;
       onLayerDone?: () => void;
@@ -768,8 +774,15 @@ export class ImageService {
     for (let i = start; i < n; i++) {
       args.signal?.throwIfAborted();
       const layer = plan.layers[i]!;
-      const stream = await args.source(layer);
-      await unpackLayer(sn, plan.chainIds[i]!, decompressLayer(layer.mediaType, stream), {
+      const chunks = await args.source(layer);
+      let layerChunks;
+      try {
+        layerChunks = decompressChunks(chunks, compressionOf(layer.mediaType));
+      } catch (err) {
+        chunks.cancel();
+        throw err;
+      }
+      await unpackLayer(sn, plan.chainIds[i]!, layerChunks, {
         ...(i > 0 ? { parent: plan.chainIds[i - 1]! } : {}),
         expectedDiffId: plan.diffIds[i]!,
         ...(this.#maxLayerSize !== undefined ? { maxSize: this.#maxLayerSize } : {}),
@@ -834,7 +847,7 @@ export class ImageService {
       const sn = this.db.snapshotter(namespace, backendSn, { lease });
       const plan = await this.#localPlan(content, image, options.platform ?? defaultPlatform());
       const result = await this.#unpackPlan(plan, sn, {
-        source: (layer) => content.read(layer.digest),
+        source: async (layer) => streamChunks(await content.read(layer.digest)),
         ...(options.signal ? { signal: options.signal } : {}),
       });
       await this.#labelUnpacked(content, plan, backendSn.name);
@@ -846,12 +859,17 @@ export class ImageService {
    * The OCI image config of the stored image `name` for a platform (default:
    * this machine's): what a container made from it runs by default.
    */
-  async config(name: string, options: NamespaceOptions & { platform?: Platform } = {}): Promise<OciImageConfig> {
+  async config(
+    name: string,
+    options: NamespaceOptions & { platform?: Platform } = {},
+  ): Promise<OciImageConfig> {
     const namespace = ns(options);
     const image = this.#find(namespace, name);
     const content = this.db.contentStore(namespace, this.content);
     const plan = await this.#localPlan(content, image, options.platform ?? defaultPlatform());
-    return JSON.parse(new TextDecoder().decode(await content.readBytes(plan.config.digest))) as OciImageConfig;
+    return JSON.parse(
+      new TextDecoder().decode(await content.readBytes(plan.config.digest)),
+    ) as OciImageConfig;
   }
 
   /**
@@ -952,7 +970,9 @@ export class ImageService {
             if (err instanceof NotFound) continue; // not for this platform
             throw err;
           }
-          await this.#unpackPlan(plan, sn, { source: (layer) => content.read(layer.digest) });
+          await this.#unpackPlan(plan, sn, {
+            source: async (layer) => streamChunks(await content.read(layer.digest)),
+          });
           await this.#labelUnpacked(content, plan, backendSn.name);
         }
       }

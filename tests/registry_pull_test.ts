@@ -8,7 +8,7 @@ import { InvalidArgument, NotFound, Unauthenticated, Unavailable } from "../erro
 import { digestOf } from "../images/content/digest.ts";
 import { LocalContentStore } from "../images/content/local.ts";
 import { RegistryClient } from "../images/registry/client.ts";
-import { decompressLayer } from "../images/registry/decompress.ts";
+import { compressionOf, decompressChunks, decompressLayer } from "../images/registry/decompress.ts";
 import { type FetchedImage, fetchImage } from "../images/registry/fetch.ts";
 import { formatPlatform } from "../images/registry/platforms.ts";
 import type { TransferProgress } from "../images/registry/progress.ts";
@@ -407,6 +407,56 @@ Deno.test({
       });
       assertEquals(second.stats.fetched, 0);
       assertEquals(second.stats.bytes, 0);
+      for (const [i, l] of layers.entries()) assertEquals(await again.get(l.digest), stored[i]);
+      client.close();
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "fetchImage() hands each layer to onLayerChunks in its own reused buffers, ending once it is committed",
+  ignore,
+  async fn() {
+    const { plain } = await registries();
+    await withStore(async (store) => {
+      const client = clientFor(plain);
+      const consumed = new Map<string, Promise<string>>();
+      const read = async (layer: Descriptor, chunks: AsyncIterable<Uint8Array>) => {
+        const parts: string[] = [];
+        const d = new TextDecoder("latin1");
+        for await (const c of decompressChunks(chunks, compressionOf(layer.mediaType))) {
+          parts.push(d.decode(c, { stream: true }));
+          await new Promise((r) => setTimeout(r, 0)); // a slow consumer: the download waits
+        }
+        // The stream ends only once the blob is verified and committed.
+        assertEquals((await store.info(layer.digest)).size, layer.size);
+        return parts.join("");
+      };
+      const image = await fetchImage(client, ref("plain", "layers"), {
+        store,
+        concurrency: 2,
+        teeBufferBytes: 4096,
+        onLayerChunks: (layer, chunks) => consumed.set(layer.digest, read(layer, chunks)),
+      });
+      const layers = image.manifests[0]!.layers;
+      assertEquals([...consumed.keys()].sort(), layers.map((l) => l.digest).sort());
+      const stored = await layerTexts(store, image);
+      for (const [i, l] of layers.entries()) assertEquals(await consumed.get(l.digest), stored[i]);
+
+      // Let go at once: the downloads go on into the store. Pulled again: read from the store.
+      await withStore(async (other) => {
+        await fetchImage(client, ref("plain", "layers"), {
+          store: other,
+          onLayerChunks: (_, chunks) => chunks.cancel(),
+        });
+        await assertComplete(other, image);
+      });
+      const again = new Map<string, Promise<string>>();
+      await fetchImage(client, ref("plain", "layers"), {
+        store,
+        onLayerChunks: (layer, chunks) => again.set(layer.digest, read(layer, chunks)),
+      });
       for (const [i, l] of layers.entries()) assertEquals(await again.get(l.digest), stored[i]);
       client.close();
     });

@@ -21,6 +21,11 @@
  *   only after the blob is verified and committed, and errors when the
  *   download fails. Layers already in the store, and resumed ones, are handed
  *   over as a stream read from the store (for resumed ones, once committed).
+ * - `onLayerChunks(layer, chunks)` does the same without copying: the chunks
+ *   are the download's own read buffers (a few, reused), each valid only
+ *   until the consumer asks for the next one; the download waits while the
+ *   consumer holds them all. This is the pull's path: it allocates nothing
+ *   per chunk.
  *
  * @module
  */
@@ -42,11 +47,26 @@ import {
   type PlatformMatcher,
   platformMatcher,
 } from "./platforms.ts";
+import { giveBuffer, takeBuffer } from "../_buffers.ts";
 import { type ProgressFn, ProgressTracker } from "./progress.ts";
 import { formatReference, parseReference, type Reference, referenceName } from "./reference.ts";
 
 /** Receives a layer's (compressed) bytes while it downloads; it must read or cancel the stream. */
 export type LayerHandler = (layer: Descriptor, stream: ReadableStream<Uint8Array>) => void;
+
+/**
+ * A blob's bytes as a download (or a read of the store) delivers them: each
+ * chunk is valid only until the next is asked for. The consumer must read to
+ * the end, or let go with `return()` on its iterator or {@link LayerChunks.cancel}
+ * (the download then goes on into the store alone).
+ */
+export interface LayerChunks extends AsyncIterable<Uint8Array> {
+  /** Lets go: the bytes still to come are not delivered. */
+  cancel(): void;
+}
+
+/** Receives a layer's (compressed) bytes as {@link LayerChunks}; it must read or cancel them. */
+export type LayerChunksHandler = (layer: Descriptor, chunks: LayerChunks) => void;
 
 /** Options for {@link fetchImage}. */
 export interface FetchImageOptions {
@@ -57,6 +77,8 @@ export interface FetchImageOptions {
   concurrency?: number;
   /** Gets each layer's stream while it downloads; called once per distinct layer, in manifest order. */
   onLayer?: LayerHandler;
+  /** As `onLayer`, without copies (see the module documentation); not together with `onLayer`. */
+  onLayerChunks?: LayerChunksHandler;
   /** Progress of the layer downloads. */
   onProgress?: ProgressFn;
   signal?: AbortSignal;
@@ -106,6 +128,8 @@ export interface FetchBlobOptions {
   labels?: Record<string, string>;
   /** Gets the blob's bytes while it downloads (see the module documentation). */
   onStream?: (stream: ReadableStream<Uint8Array>) => void;
+  /** As `onStream`, without copies (see the module documentation); not together with `onStream`. */
+  onChunks?: (chunks: LayerChunks) => void;
   progress?: ProgressTracker;
   signal?: AbortSignal;
   teeBufferBytes?: number;
@@ -175,6 +199,167 @@ class Tee {
   }
 }
 
+/**
+ * Hands a download's read buffers to a consumer without copying them: the
+ * download reads into one of `count` buffers, delivers it, and waits for a
+ * free one when the consumer holds them all. A buffer is free again once the
+ * consumer asks for the chunk after it (or lets go).
+ */
+class Relay implements LayerChunks {
+  readonly #free: ArrayBuffer[] = [];
+  readonly #queue: Uint8Array[] = [];
+  readonly #count: number;
+  readonly #size: number;
+  /** Buffers taken from the pool and not given back yet. */
+  #owned = 0;
+  #lent: Uint8Array | undefined;
+  #wakeProducer: (() => void) | undefined;
+  #wakeConsumer: (() => void) | undefined;
+  #ended = false;
+  #error: { error: unknown } | undefined;
+  #cancelled = false;
+  #closed = false;
+  #iterating = false;
+
+  constructor(count: number, size: number) {
+    this.#count = count;
+    this.#size = size;
+  }
+
+  /** A free buffer to read into (waits while the consumer holds them all). */
+  async acquire(): Promise<ArrayBuffer> {
+    for (;;) {
+      const buffer = this.#free.pop();
+      if (buffer) return buffer;
+      if (this.#owned < this.#count) {
+        this.#owned++;
+        return takeBuffer(this.#size);
+      }
+      await new Promise<void>((resolve) => this.#wakeProducer = resolve);
+    }
+  }
+
+  /** A buffer the producer did not deliver after all (the read ended). */
+  giveBack(buffer: ArrayBuffer | undefined): void {
+    if (!buffer) return;
+    if (this.#closed) {
+      this.#owned--;
+      giveBuffer(buffer);
+    } else {
+      this.#free.push(buffer);
+    }
+  }
+
+  /** Delivers a chunk read into an acquired buffer; the relay owns the buffer from now on. */
+  deliver(chunk: Uint8Array): void {
+    if (this.#cancelled || this.#ended || this.#error) {
+      this.#recycle(chunk);
+      return;
+    }
+    this.#queue.push(chunk);
+    this.#wake();
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  fail(error: unknown): void {
+    if (this.#ended || this.#cancelled) return;
+    this.#error = { error };
+    for (const c of this.#queue.splice(0)) this.#recycle(c);
+    this.#wake();
+  }
+
+  /** The producer is done: buffers go back to the pool as they come free. */
+  close(): void {
+    this.#closed = true;
+    for (const b of this.#free.splice(0)) this.giveBack(b);
+  }
+
+  cancel(): void {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    if (this.#lent) this.#recycle(this.#lent);
+    this.#lent = undefined;
+    for (const c of this.#queue.splice(0)) this.#recycle(c);
+    this.#wake();
+  }
+
+  #recycle(chunk: Uint8Array): void {
+    this.giveBack(chunk.buffer as ArrayBuffer);
+    const w = this.#wakeProducer;
+    this.#wakeProducer = undefined;
+    w?.();
+  }
+
+  #wake(): void {
+    const w = this.#wakeConsumer;
+    this.#wakeConsumer = undefined;
+    w?.();
+  }
+
+  async #next(): Promise<IteratorResult<Uint8Array>> {
+    if (this.#lent) this.#recycle(this.#lent);
+    this.#lent = undefined;
+    for (;;) {
+      if (this.#cancelled) return { value: undefined, done: true };
+      if (this.#error) throw this.#error.error;
+      const chunk = this.#queue.shift();
+      if (chunk) {
+        this.#lent = chunk;
+        return { value: chunk, done: false };
+      }
+      if (this.#ended) return { value: undefined, done: true };
+      await new Promise<void>((resolve) => this.#wakeConsumer = resolve);
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    if (this.#iterating) throw new TypeError("The layer's chunks are being read already");
+    this.#iterating = true;
+    return {
+      next: () => this.#next(),
+      return: () => {
+        this.cancel();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}
+
+/** The chunks of a stream read from the store, as {@link LayerChunks} (one reused buffer). */
+export function streamChunks(stream: ReadableStream<Uint8Array>): LayerChunks {
+  let generator: AsyncGenerator<Uint8Array> | undefined;
+  let done = false;
+  const finish = async () => {
+    if (done) return;
+    done = true;
+    // A generator returned before its first next() runs nothing: cancel the stream here.
+    if (generator) await generator.return(undefined);
+    if (!stream.locked) await stream.cancel();
+  };
+  return {
+    cancel() {
+      finish().catch(() => {});
+    },
+    [Symbol.asyncIterator]() {
+      return {
+        next: () => {
+          if (done) return Promise.resolve({ value: undefined, done: true });
+          generator ??= chunks(stream);
+          return generator.next();
+        },
+        return: async () => {
+          await finish();
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  };
+}
+
 function sourceLabels(ref: Reference): Record<string, string> {
   return { [`${SOURCE_LABEL}${ref.domain}`]: ref.path };
 }
@@ -232,7 +417,10 @@ export async function fetchBlob(
   const labels = options.labels ?? {};
   const key = ingestRef(desc);
   const name = referenceName(ref);
-  const handOver = async () => options.onStream?.(await store.read(desc.digest));
+  const handOver = async () => {
+    if (options.onStream) options.onStream(await store.read(desc.digest));
+    else if (options.onChunks) options.onChunks(streamChunks(await store.read(desc.digest)));
+  };
   for (let attempt = 0;; attempt++) {
     signal?.throwIfAborted();
     if (await hasBlob(store, desc)) {
@@ -255,6 +443,7 @@ export async function fetchBlob(
       throw err;
     }
     let tee: Tee | undefined;
+    let relay: Relay | undefined;
     let resumed = false;
     try {
       let offset = writer.offset;
@@ -277,19 +466,25 @@ export async function fetchBlob(
         if (offset === 0 && options.onStream) {
           tee = new Tee(options.teeBufferBytes ?? 1 << 20);
           options.onStream(tee.stream);
+        } else if (offset === 0 && options.onChunks) {
+          const count = Math.max(2, Math.ceil((options.teeBufferBytes ?? 1 << 20) / READ_BUFFER));
+          relay = new Relay(count, READ_BUFFER);
+          options.onChunks(relay);
         }
         progress?.status(desc.digest, resumed ? "resuming" : "downloading", offset);
-        for await (const chunk of chunks(res.body)) {
+        for await (const chunk of chunks(res.body, relay)) {
           if (writer.offset + chunk.length > desc.size) {
             throw new InvalidArgument(
               `fetch blob ${desc.digest} of ${name} failed: the registry sent more than the ${desc.size} bytes the descriptor gives`,
             );
           }
-          // The chunk's buffer is reused for the next read: the consumer gets a copy.
+          // The chunk's buffer is reused for the next read: the stream's consumer gets a copy.
           if (tee) await tee.push(chunk.slice());
           await writer.write(chunk);
           options.onBytes?.(chunk.length);
           progress?.bytes(desc.digest, chunk.length);
+          // The relay's consumer gets the buffer itself, and gives it back when done with it.
+          relay?.deliver(chunk);
         }
       }
       try {
@@ -300,6 +495,7 @@ export async function fetchBlob(
       }
       progress?.status(desc.digest, "done");
       if (tee) tee.close();
+      else if (relay) relay.end();
       else await handOver();
       return resumed ? "resumed" : "fetched";
     } catch (err) {
@@ -322,7 +518,10 @@ export async function fetchBlob(
         )
         : err;
       tee?.error(wrapped);
+      relay?.fail(wrapped);
       throw wrapped;
+    } finally {
+      relay?.close();
     }
   }
 }
@@ -332,10 +531,14 @@ const READ_BUFFER = 256 << 10;
 /**
  * The chunks of a response body. Byte streams (Deno's fetch bodies) are read
  * with a BYOB reader into one reused 256 KiB buffer, so a download makes no
- * garbage: each chunk is valid only until the next one is asked for.
- * Other streams are read as they come.
+ * garbage: each chunk is valid only until the next one is asked for. With a
+ * relay, each read goes into a buffer taken from it, and the chunk belongs
+ * to the relay once delivered. Other streams are read as they come.
  */
-async function* chunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+async function* chunks(
+  body: ReadableStream<Uint8Array>,
+  relay?: Relay,
+): AsyncGenerator<Uint8Array> {
   let reader: ReadableStreamBYOBReader;
   try {
     reader = body.getReader({ mode: "byob" });
@@ -343,15 +546,23 @@ async function* chunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Ar
     yield* body;
     return;
   }
-  let buffer = new Uint8Array(READ_BUFFER);
+  /** The reused buffer while no read holds it (without a relay). */
+  let buffer: ArrayBuffer | undefined = relay ? undefined : takeBuffer(READ_BUFFER);
   try {
     for (;;) {
-      const { value, done } = await reader.read(buffer);
-      if (done) return;
+      const target = relay ? await relay.acquire() : buffer!;
+      buffer = undefined;
+      const { value, done } = await reader.read(new Uint8Array(target));
+      if (done) {
+        if (relay) relay.giveBack(value?.buffer as ArrayBuffer | undefined);
+        else buffer = value?.buffer as ArrayBuffer | undefined;
+        return;
+      }
       yield value;
-      buffer = new Uint8Array(value.buffer);
+      if (!relay) buffer = value.buffer as ArrayBuffer;
     }
   } finally {
+    if (buffer) giveBuffer(buffer);
     await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
@@ -634,6 +845,8 @@ export async function fetchImage(
         onBytes: (n) => stats.bytes += n,
         ...(options.onLayer
           ? { onStream: (s: ReadableStream<Uint8Array>) => options.onLayer!(layer, s) }
+          : options.onLayerChunks
+          ? { onChunks: (c: LayerChunks) => options.onLayerChunks!(layer, c) }
           : {}),
         ...(options.teeBufferBytes ? { teeBufferBytes: options.teeBufferBytes } : {}),
       });

@@ -63,6 +63,7 @@ import { SyscallError } from "../../ffi/syscall.ts";
 import { Internal, InvalidArgument, NotFound, TugError } from "../../errors.ts";
 import type { Digest } from "../types.ts";
 import { copyAttributes, copyNode, isCopiedXattr } from "../snapshots/copy.ts";
+import { giveBuffer, takeBuffer } from "../_buffers.ts";
 import { hasXattrRecords, RawWindow, rawXattrs } from "./_pax.ts";
 
 /** One entry as tar-stream hands it over: its header, its data, the offset of its header. */
@@ -109,8 +110,12 @@ const META = ".wh..wh.";
 const OPAQUE = ".wh..wh..opq";
 const OPAQUE_XATTR = "trusted.overlay.opaque";
 const BLOCK = 512;
-/** Stream chunks smaller than this are gathered into one of this size before parsing. */
-const COALESCE = 1 << 20;
+/**
+ * The stream is copied into slabs of this size for the parser (its cost is
+ * per chunk, and the source's chunks may be reused buffers); a slab is used
+ * again once everything in it has been applied.
+ */
+const SLAB = 1 << 20;
 /** Directory fds kept open between entries; the cache is emptied when it grows past this. */
 const DIR_CACHE = 256;
 const Y = new TextEncoder().encode("y");
@@ -748,12 +753,27 @@ export async function applyLayer(
     refuse(current || "(none)", `the layer is larger than the limit of ${maxSize} bytes`);
   let sourceError: { error: unknown } | undefined;
 
-  let pending: Uint8Array | undefined;
-  let pendingLength = 0;
+  // The parser and the entries' data hold views of the slabs: a slab is free again once the
+  // stream has been applied past its end (`applied`), which only moves forward.
+  const free: Uint8Array[] = [];
+  const inUse: { slab: Uint8Array; end: number }[] = [];
+  let applied = 0;
+  let parsed = 0;
+  let slab: Uint8Array | undefined;
+  let slabLength = 0;
+  const advance = (offset: number) => {
+    if (offset > applied) applied = offset;
+  };
+  const takeSlab = (): Uint8Array => {
+    while (inUse.length > 0 && inUse[0]!.end <= applied) free.push(inUse.shift()!.slab);
+    return free.pop() ?? new Uint8Array(takeBuffer(SLAB));
+  };
   const flush = (): Uint8Array => {
-    const out = pending!.subarray(0, pendingLength);
-    pending = undefined;
-    pendingLength = 0;
+    const out = slab!.subarray(0, slabLength);
+    parsed += slabLength;
+    inUse.push({ slab: slab!, end: parsed });
+    slab = undefined;
+    slabLength = 0;
     return out;
   };
   /** Writes to the parser, waiting while it is full; false when it was destroyed meanwhile. */
@@ -761,6 +781,18 @@ export async function applyLayer(
     window.push(chunk);
     if (!extract.write(chunk)) await once(extract, ["drain", "close"]);
     return !extract.destroyed;
+  };
+  /** Copies a chunk of the source (valid only until the next is read) into slabs, writing the full ones. */
+  const copy = async (chunk: Uint8Array): Promise<boolean> => {
+    for (let at = 0; at < chunk.length;) {
+      slab ??= takeSlab();
+      const n = Math.min(chunk.length - at, slab.length - slabLength);
+      slab.set(n === chunk.length ? chunk : chunk.subarray(at, at + n), slabLength);
+      slabLength += n;
+      at += n;
+      if (slabLength === slab.length && !(await write(flush()))) return false;
+    }
+    return true;
   };
 
   const source = stream[Symbol.asyncIterator]();
@@ -788,22 +820,14 @@ export async function applyLayer(
           // Stop reading. The parser still gets this chunk, so that the entry crossing the
           // limit is seen and named; past the last entry the refusal names the last one.
           overLimit = true;
-          if (pendingLength > 0 && !(await write(flush()))) return;
-          if (await write(chunk)) extract.end(undefined);
+          if (!(await copy(chunk))) return;
+          if (slabLength > 0 && !(await write(flush()))) return;
+          extract.end(undefined);
           return;
         }
-        // Small chunks (a decompressor's) are gathered into large ones: the parser's cost is per chunk.
-        if (chunk.length >= COALESCE || (pendingLength === 0 && chunk.length === 0)) {
-          if (pendingLength > 0 && !(await write(flush()))) return;
-          if (!(await write(chunk))) return;
-          continue;
-        }
-        if (pendingLength + chunk.length > COALESCE && !(await write(flush()))) return;
-        pending ??= new Uint8Array(COALESCE);
-        pending.set(chunk, pendingLength);
-        pendingLength += chunk.length;
+        if (!(await copy(chunk))) return;
       }
-      if (pendingLength > 0 && !(await write(flush()))) return;
+      if (slabLength > 0 && !(await write(flush()))) return;
       extract.end(undefined);
     } catch (err) {
       if (!sourceError && !(err instanceof TugError)) sourceError = { error: err };
@@ -840,12 +864,17 @@ export async function applyLayer(
         : undefined;
       entryEnd = entry.offset + BLOCK + Math.ceil(header.size / BLOCK) * BLOCK;
       window.keepFrom(entryEnd);
+      advance(entry.offset); // what precedes the header is parsed, and its raw extended headers copied
       if (entryEnd > maxSize) throw tooLarge(); // refused before any of its data is written
       try {
         await applyEntry(
           applier,
           header,
-          entry as AsyncIterable<unknown> as AsyncIterable<Uint8Array>,
+          applying(
+            entry as AsyncIterable<unknown> as AsyncIterable<Uint8Array>,
+            entry.offset + BLOCK,
+            advance,
+          ),
           meta,
         );
       } catch (err) {
@@ -867,6 +896,9 @@ export async function applyLayer(
       }
     }
     await feeding;
+    // The parser is done with every slab: they go back to the pool for the next layer.
+    for (const { slab } of inUse.splice(0)) giveBuffer(slab.buffer as ArrayBuffer);
+    for (const s of free.splice(0)) giveBuffer(s.buffer as ArrayBuffer);
     if (overLimit) throw tooLarge();
     applier.finish();
     if (options.sync) applier.syncfs();
@@ -880,6 +912,20 @@ export async function applyLayer(
     applier.close();
   }
   return { diffId: `sha256:${hash.digest("hex")}`, size };
+}
+
+/** An entry's data, telling `advance` the stream offset up to which each chunk has been applied. */
+async function* applying(
+  data: AsyncIterable<Uint8Array>,
+  start: number,
+  advance: (offset: number) => void,
+): AsyncGenerator<Uint8Array> {
+  let at = start;
+  for await (const chunk of data) {
+    yield chunk;
+    at += chunk.length;
+    advance(at);
+  }
 }
 
 async function applyEntry(

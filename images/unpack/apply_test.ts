@@ -106,6 +106,45 @@ Deno.test({
     }),
 });
 
+/** `bytes` in chunks of `size` from one buffer, overwritten once each chunk has been used. */
+async function* reused(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  const buffer = new Uint8Array(size);
+  for (let at = 0; at < bytes.length; at += size) {
+    const n = Math.min(size, bytes.length - at);
+    buffer.set(bytes.subarray(at, at + n));
+    yield buffer.subarray(0, n);
+    buffer.fill(0x55);
+  }
+}
+
+Deno.test({
+  name:
+    "applyLayer() copes with a source that reuses its buffer, over many entries, long names and xattrs",
+  ignore: root,
+  fn: () =>
+    withTempDir(async (dir) => {
+      const entries = [];
+      for (let i = 0; i < 300; i++) {
+        entries.push({
+          name: `d${i % 7}/${"n".repeat(i % 150)}f${i}`,
+          data: String.fromCharCode(65 + (i % 26)).repeat((i * 7919) % 70_000),
+          ...(i % 3 === 0 ? { xattrs: { "user.i": String(i) } } : {}),
+        });
+      }
+      const tar = await pythonTar(join(dir, "layer.tar"), entries);
+      const bytes = Deno.readFileSync(tar);
+      const reference = join(dir, "reference");
+      await Deno.mkdir(reference);
+      await applyLayer(reference, fileChunks(tar, 1 << 20));
+      for (const size of [1000, 65536, 3 << 20]) {
+        const out = join(dir, `out-${size}`);
+        await Deno.mkdir(out);
+        assertEquals((await applyLayer(out, reused(bytes, size))).diffId, sha256Of(tar));
+        assertEquals(describeTree(out), describeTree(reference), `${size}`);
+      }
+    }),
+});
+
 Deno.test({
   name: "applyLayer() replaces what is in the way and merges directories",
   ignore: root,
