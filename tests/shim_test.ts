@@ -33,8 +33,9 @@ async function withShim(fn: (t: ShimTest) => Promise<void>): Promise<void> {
   const rootfs = `${dir}/rootfs`;
   await busyboxRootfs(rootfs);
   const events: ShimEvent[] = [];
+  const shims: Deno.ChildProcess[] = [];
   const startShim = async () => {
-    new Deno.Command(TUG, { args: ["shim", "--group", "g", "--state", state, "--idle-exit", "1"], stdin: "null", stdout: "null", stderr: "null" }).spawn().unref();
+    shims.push(new Deno.Command(TUG, { args: ["shim", "--group", "g", "--state", state, "--idle-exit", "1"], stdin: "null", stdout: "null", stderr: "null" }).spawn());
     const socket = `${state}/shims/g/shim.sock`;
     let client: RpcClient | undefined;
     // A socket file may be a dead shim's: retry until the new one answers.
@@ -75,6 +76,8 @@ async function withShim(fn: (t: ShimTest) => Promise<void>): Promise<void> {
     }
     t.client.close();
     await waitFor(() => Deno.stat(`${state}/shims/g/shim.sock`).then(() => false, () => true), 10000, "the shim to exit");
+    // Reap the shims we started (the idle one exits by itself; a killed one already died).
+    await Promise.all(shims.map((c) => c.status));
     assertNothingLeft(before, dir);
   } catch (err) {
     failure ??= err;
