@@ -22,13 +22,56 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
-  runtime: { load: () => import("./runtime/cli.ts"), summary: "Run OCI bundles directly (runc-compatible)" },
-  shim: { load: () => import("./shim/main.ts"), summary: "Supervise a group's containers (started by the daemon)", hidden: true },
+  runtime: {
+    load: () => import("./runtime/cli.ts"),
+    summary: "Run OCI bundles directly (runc-compatible)",
+  },
+  shim: {
+    load: () => import("./shim/main.ts"),
+    summary: "Supervise a group's containers (started by the daemon)",
+    hidden: true,
+  },
+  images: {
+    load: () => import("./cli/images.ts"),
+    summary: "Manage images (pull, list, remove, import, export, tag, push, prune, usage)",
+  },
+  i: { load: () => import("./cli/images.ts"), summary: "", hidden: true },
+  image: { load: () => import("./cli/images.ts"), summary: "", hidden: true },
+  snapshots: {
+    load: () => import("./cli/snapshots.ts"),
+    summary: "Inspect snapshots (list, usage)",
+  },
+  snapshot: { load: () => import("./cli/snapshots.ts"), summary: "", hidden: true },
+  content: { load: () => import("./cli/content.ts"), summary: "Inspect the content store (list)" },
+  namespaces: {
+    load: () => import("./cli/namespaces.ts"),
+    summary: "Manage namespaces (create, list, remove)",
+  },
+  namespace: { load: () => import("./cli/namespaces.ts"), summary: "", hidden: true },
+  ns: { load: () => import("./cli/namespaces.ts"), summary: "", hidden: true },
+  events: {
+    load: () => import("./cli/events.ts"),
+    summary: "Print the daemon's events as they happen",
+  },
+  info: { load: () => import("./cli/info.ts"), summary: "Show what the daemon runs with" },
+  system: { load: () => import("./cli/system.ts"), summary: "System-wide reports (df)" },
   version: {
-    load: () => Promise.resolve({ main: () => (console.log(`tug ${VERSION}`), 0) }),
-    summary: "Print the version",
+    load: () => import("./cli/version.ts"),
+    summary: "Print the client's and the daemon's versions",
+  },
+  config: {
+    load: () => import("./cli/config.ts"),
+    summary: "Print the default or the effective daemon configuration",
+  },
+  daemon: { load: () => import("./cli/daemon.ts"), summary: "Run the tug daemon" },
+  "install-service": {
+    load: () => import("./cli/install_service.ts"),
+    summary: "Install tug's systemd unit and default configuration",
   },
 };
+
+/** Global flags that may come before the command (`tug -n ns images ls`); each takes a value. */
+const GLOBAL_FLAGS = new Set(["-a", "--address", "-n", "--namespace", "--timeout"]);
 
 function usage(): string {
   const names = Object.entries(COMMANDS).filter(([, c]) => !c.hidden);
@@ -45,12 +88,22 @@ function usage(): string {
 
 /** Dispatches `args` to a subcommand and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  const [name, ...rest] = args;
+  const globals: string[] = [];
+  while (args.length > 0 && GLOBAL_FLAGS.has(args[0]!.split("=")[0]!)) {
+    const n = args[0]!.includes("=") ? 1 : 2;
+    globals.push(...args.slice(0, n));
+    args = args.slice(n);
+  }
+  const [name, ...tail] = args;
+  const rest = [...globals, ...tail];
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     console.log(usage());
     return name === undefined ? 1 : 0;
   }
-  if (name === "--version" || name === "-v") return COMMANDS.version!.load().then((m) => m.main([]));
+  if (name === "--version" || name === "-v") {
+    console.log(`tug ${VERSION}`);
+    return 0;
+  }
   const command = COMMANDS[name];
   if (!command) {
     console.error(`tug: unknown command ${JSON.stringify(name)}\n\n${usage()}`);

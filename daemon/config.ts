@@ -142,7 +142,7 @@ function checkHostPort(v: string): string | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d+)$/.exec(v);
   if (!m) return 'expected host:port (e.g. 127.0.0.1:1338), or "" for none';
   const port = Number(m[3]);
-  if (port < 1 || port > 65535) return `port ${m[3]} is out of range 1-65535`;
+  if (port > 65535) return `port ${m[3]} is out of range 0-65535`;
   return undefined;
 }
 
@@ -190,7 +190,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   },
   {
     key: "metrics.address",
-    doc: 'host:port serving Prometheus metrics at /metrics over TCP; "" serves none.',
+    doc:
+      'host:port serving Prometheus metrics at /metrics over TCP (port 0: any free port, logged); "" serves none.',
     kind: { type: "string", check: checkHostPort },
   },
   {

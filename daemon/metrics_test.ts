@@ -1,5 +1,6 @@
 import type { CgroupStats } from "../runtime/cgroups/types.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "../tests/assert.ts";
+import { promtoolCheck } from "../tests/daemon.ts";
 import { requires } from "../tests/harness.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -8,22 +9,6 @@ import {
   MetricsRegistry,
   renderFamilies,
 } from "./metrics.ts";
-
-/** Runs `promtool check metrics` on `text`; returns its output (empty when clean). */
-export async function promtoolCheck(text: string): Promise<{ code: number; output: string }> {
-  const child = new Deno.Command("promtool", {
-    args: ["check", "metrics"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(text));
-  await w.close();
-  const out = await child.output();
-  const d = new TextDecoder();
-  return { code: out.code, output: (d.decode(out.stdout) + d.decode(out.stderr)).trim() };
-}
 
 function stats(n: number): CgroupStats {
   return {

@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { Context, Hono } from "hono";
+import type { Context } from "hono";
+import type { Hono } from "hono/tiny";
 import { DEFAULT_NAMESPACE, type ErrorBody, NAMESPACE_HEADER } from "../../client/types.ts";
 import { InvalidArgument, TugError } from "../../errors.ts";
 import type { DaemonContext } from "../context.ts";

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { Hono } from "hono";
+import { Hono } from "hono/tiny";
 import type { DaemonContext } from "../context.ts";
 import { type ApiApp, type ApiEnv, errorResponse, namespaceOf, type RouteModule } from "./_http.ts";
 

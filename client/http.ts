@@ -1,0 +1,235 @@
+/**
+ * The client's transport: `fetch` over the daemon's unix socket
+ * (`Deno.createHttpClient` with a unix proxy), the namespace header, JSON
+ * bodies, timeouts, NDJSON streams, and errors decoded back into tug's
+ * error classes. Loads nothing but `errors.ts`, so the CLI starts fast.
+ *
+ * @module
+ */
+
+import { ERROR_CLASSES, Internal, TugError, Unavailable } from "../errors.ts";
+import { API_PREFIX, DEFAULT_ADDRESS, DEFAULT_NAMESPACE, NAMESPACE_HEADER } from "./types.ts";
+
+/** Options for {@link TugClient} and {@link Transport}. */
+export interface TugClientOptions {
+  /** The daemon's socket (default `/run/tug/tug.sock`). */
+  address?: string;
+  /** The namespace requests work in (default `default`). */
+  namespace?: string;
+  /** Milliseconds a request (streams included) may take; 0 or absent: no limit. */
+  timeout?: number;
+}
+
+/** A query string's values; undefined and false are left out, true is `1`. */
+export type Query = Record<string, string | string[] | boolean | undefined>;
+
+/** Options of one request. */
+export interface RequestOptions {
+  query?: Query;
+  /** Sent as JSON. */
+  json?: unknown;
+  /** Sent as is (a tar, for imports). */
+  body?: ReadableStream<Uint8Array> | Uint8Array;
+  /** Cancels the request. */
+  signal?: AbortSignal;
+  /** The namespace (default: the client's). */
+  namespace?: string;
+}
+
+/** Turns an error body (or a failed response without one) into the error class it names. */
+export function decodeError(status: number, body: unknown, what: string): TugError {
+  const e = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  if (e && typeof e.code === "string" && typeof e.message === "string") {
+    const Cls = ERROR_CLASSES[e.code] ?? Internal;
+    return new Cls(e.message);
+  }
+  return new Internal(`${what}: the daemon answered ${status} without an error body`);
+}
+
+function describeTimeout(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/** The HTTP transport to one daemon (see the module documentation). */
+export class Transport {
+  readonly address: string;
+  readonly namespace: string;
+  readonly timeout: number;
+  #client: Deno.HttpClient | undefined;
+
+  constructor(options: TugClientOptions = {}) {
+    this.address = options.address ?? DEFAULT_ADDRESS;
+    this.namespace = options.namespace ?? DEFAULT_NAMESPACE;
+    this.timeout = options.timeout ?? 0;
+  }
+
+  get #http(): Deno.HttpClient {
+    this.#client ??= Deno.createHttpClient({ proxy: { transport: "unix", path: this.address } });
+    return this.#client;
+  }
+
+  /** Sends a request; resolves to a 2xx response, or throws the error the daemon named. */
+  async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
+    const url = new URL(`http://tug${API_PREFIX}${path}`);
+    for (const [k, v] of Object.entries(options.query ?? {})) {
+      if (v === undefined || v === false) continue;
+      for (const item of Array.isArray(v) ? v : [v === true ? "1" : v]) {
+        url.searchParams.append(k, item);
+      }
+    }
+    const headers = new Headers({ [NAMESPACE_HEADER]: options.namespace ?? this.namespace });
+    let body: BodyInit | undefined;
+    if (options.json !== undefined) {
+      headers.set("content-type", "application/json");
+      body = JSON.stringify(options.json);
+    } else if (options.body !== undefined) {
+      headers.set("content-type", "application/x-tar");
+      body = options.body as BodyInit;
+    }
+    const signals: AbortSignal[] = [];
+    let timeoutSignal: AbortSignal | undefined;
+    if (this.timeout > 0) {
+      timeoutSignal = AbortSignal.timeout(this.timeout);
+      signals.push(timeoutSignal);
+    }
+    if (options.signal) signals.push(options.signal);
+    const signal = signals.length === 0
+      ? undefined
+      : signals.length === 1
+      ? signals[0]
+      : AbortSignal.any(signals);
+    const what = `${method} ${url.pathname}`;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        client: this.#http,
+        ...(body !== undefined ? { body } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      throw this.#transportError(err, what, timeoutSignal);
+    }
+    if (res.ok) return timeoutSignal ? this.#guardBody(res, what, timeoutSignal) : res;
+    let parsed: unknown;
+    try {
+      parsed = await res.json();
+    } catch {
+      parsed = undefined;
+    }
+    throw decodeError(res.status, parsed, what);
+  }
+
+  /** Sends a request and parses the JSON answer (undefined for 204). */
+  async json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const res = await this.request(method, path, options);
+    if (res.status === 204) {
+      await res.body?.cancel();
+      return undefined as T;
+    }
+    try {
+      return await res.json() as T;
+    } catch (err) {
+      if (err instanceof TugError) throw err;
+      throw new Internal(
+        `${method} ${path}: the daemon's answer is not JSON: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  /** The messages of an NDJSON response, one per line. */
+  async *lines<T>(res: Response): AsyncGenerator<T> {
+    if (!res.body) return;
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    try {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<string>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          throw err instanceof TugError ? err : new Unavailable(
+            `Lost the connection to the tug daemon at ${this.address}: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+        if (chunk.done) break;
+        buffer += chunk.value;
+        let i: number;
+        while ((i = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, i).trim();
+          buffer = buffer.slice(i + 1);
+          if (line) yield JSON.parse(line) as T;
+        }
+      }
+      if (buffer.trim()) yield JSON.parse(buffer) as T;
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+  }
+
+  /** Maps a body that stops because the request timed out to Unavailable. */
+  #guardBody(res: Response, what: string, timeout: AbortSignal): Response {
+    if (!res.body) return res;
+    const reader = res.body.getReader();
+    const ms = this.timeout;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const { value, done } = await reader.read();
+          if (done) controller.close();
+          else controller.enqueue(value);
+        } catch (err) {
+          controller.error(
+            timeout.aborted
+              ? new Unavailable(`Request timed out after ${describeTimeout(ms)}: ${what}`)
+              : err,
+          );
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
+    return new Response(body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: res.headers,
+    });
+  }
+
+  #transportError(err: unknown, what: string, timeout: AbortSignal | undefined): Error {
+    if (timeout?.aborted) {
+      return new Unavailable(`Request timed out after ${describeTimeout(this.timeout)}: ${what}`, {
+        cause: err,
+      });
+    }
+    if (err instanceof DOMException && err.name === "AbortError") return err;
+    const message = err instanceof Error
+      ? `${err.message} ${(err.cause as Error | undefined)?.message ?? ""}`
+      : "";
+    if (/os error (2|111)\b|No such file|Connection refused/.test(message)) {
+      return new Unavailable(
+        `Cannot connect to the tug daemon at ${this.address}: is it running?`,
+        { cause: err },
+      );
+    }
+    if (/os error 13\b|Permission denied/.test(message)) {
+      return new Unavailable(
+        `Cannot connect to the tug daemon at ${this.address}: permission denied (root or the socket's group is needed)`,
+        { cause: err },
+      );
+    }
+    return new Unavailable(
+      `Cannot reach the tug daemon at ${this.address}: ${
+        err instanceof Error ? err.message : String(err)
+      }`,
+      { cause: err },
+    );
+  }
+
+  /** Closes the connection pool. */
+  close(): void {
+    this.#client?.close();
+    this.#client = undefined;
+  }
+}

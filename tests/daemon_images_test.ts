@@ -1,0 +1,202 @@
+/**
+ * Images through the real CLI and daemon: `docker.io` served by a test
+ * registry (Debian's docker-registry) through hosts.toml, busybox fixtures
+ * pushed by skopeo. Pull with progress lines, list, tag, remove, export and
+ * import, prune, usage, namespaces isolation, and clear errors.
+ */
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
+import { startDaemon, type TestDaemon } from "./daemon.ts";
+import { pushFixture } from "./fixtures/mod.ts";
+import { requires, TUG, withTempDir } from "./harness.ts";
+import { startRegistry } from "./registry.ts";
+
+const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox");
+
+const BUSYBOX = "docker.io/library/busybox:latest";
+
+async function ok(daemon: TestDaemon, args: string[]): Promise<string> {
+  const r = await daemon.tug(args);
+  assertEquals(r.code, 0, `tug ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function fails(daemon: TestDaemon, args: string[], message: string): Promise<void> {
+  const r = await daemon.tug(args);
+  assert(r.code !== 0, `tug ${args.join(" ")} should fail`);
+  assertStringIncludes(r.stderr, message);
+}
+
+async function names(daemon: TestDaemon, ns = "default"): Promise<string[]> {
+  return (await ok(daemon, ["-n", ns, "images", "ls", "-q"])).split("\n").filter(Boolean);
+}
+
+Deno.test({
+  name:
+    "images pull through the docker.io mirror prints plain progress lines, then list, tag and remove work",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "layers", { repo: "library/busybox" });
+    await using daemon = await startDaemon({ registry });
+    const out = await ok(daemon, ["images", "pull", "busybox"]);
+    assertStringIncludes(out, `busybox: resolving`);
+    assertMatch(out, /^layer sha256:[0-9a-f]{64}: (downloading|done) \(/m);
+    assertMatch(out, /^unpacked 4\/4 layers$/m);
+    assertMatch(out, new RegExp(`^${BUSYBOX}: pulled sha256:[0-9a-f]{64} in [0-9.]+s: `, "m"));
+
+    const table = await ok(daemon, ["images", "ls"]);
+    assertMatch(table.split("\n")[0]!, /^REF\s+TYPE\s+DIGEST\s+SIZE\s+PLATFORMS\s+LABELS$/);
+    assertStringIncludes(table, BUSYBOX);
+    assertStringIncludes(table, "linux/amd64");
+    const json = JSON.parse(await ok(daemon, ["images", "list", "--json"]));
+    assertEquals(json.map((i: { name: string }) => i.name), [BUSYBOX]);
+
+    await ok(daemon, ["images", "tag", BUSYBOX, "docker.io/library/busybox:copy"]);
+    assertEquals(await names(daemon), ["docker.io/library/busybox:copy", BUSYBOX]);
+    await fails(
+      daemon,
+      ["images", "tag", BUSYBOX, "docker.io/library/busybox:copy"],
+      "exists already",
+    );
+    await ok(daemon, ["images", "tag", "--force", BUSYBOX, "docker.io/library/busybox:copy"]);
+
+    assertEquals(await ok(daemon, ["images", "rm", BUSYBOX]), `${BUSYBOX}\n`);
+    assertEquals(await names(daemon), ["docker.io/library/busybox:copy"]);
+    await fails(daemon, ["images", "rm", BUSYBOX], "not found");
+    await fails(daemon, ["images", "pull", "docker.io/library/nonexistent:latest"], "not found");
+    await fails(daemon, [
+      "images",
+      "pull",
+      "--platform",
+      "linux/amd64",
+      "--all-platforms",
+      "busybox",
+    ], "not both");
+    await ok(daemon, ["images", "rm", "--sync", "docker.io/library/busybox:copy"]);
+    assertEquals(await names(daemon), []);
+    assertEquals(await ok(daemon, ["content", "ls", "-q"]), "", "--sync freed the content");
+  },
+});
+
+Deno.test({
+  name: "images export then import round-trips an image through a file and through stdin",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "single", { repo: "library/busybox" });
+    await using daemon = await startDaemon({ registry });
+    await ok(daemon, ["images", "pull", "busybox"]);
+    const digest = JSON.parse(await ok(daemon, ["images", "ls", "--json"]))[0].target.digest;
+    await withTempDir(async (dir) => {
+      const file = join(dir, "busybox.tar");
+      await ok(daemon, ["images", "export", file, BUSYBOX]);
+      assert((await Deno.stat(file)).size > 1024);
+      await fails(
+        daemon,
+        ["images", "export", join(dir, "x.tar"), "docker.io/library/none:latest"],
+        "not found",
+      );
+      let leftover = false;
+      try {
+        await Deno.stat(join(dir, "x.tar.tug-partial"));
+        leftover = true;
+      } catch {
+        // nothing left behind
+      }
+      assert(!leftover, "a failed export leaves no file");
+
+      await ok(daemon, ["images", "rm", "--sync", BUSYBOX]);
+      const imported = await ok(daemon, ["images", "import", file]);
+      assertEquals(imported, `${BUSYBOX}: imported ${digest}\n`);
+      assertEquals(await names(daemon), [BUSYBOX]);
+
+      const empty = await daemon.tug(["-n", "other", "images", "import", "-"], { stdin: "" });
+      assert(empty.code !== 0, "an empty archive is refused");
+      const child = new Deno.Command(TUG, {
+        args: [
+          "-a",
+          daemon.address,
+          "-n",
+          "other",
+          "images",
+          "import",
+          "--name",
+          "example.com/renamed:v1",
+          "-",
+        ],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      await (await Deno.open(file)).readable.pipeTo(child.stdin);
+      const out = await child.output();
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      assertEquals(await names(daemon, "other"), ["example.com/renamed:v1"]);
+    });
+  },
+});
+
+Deno.test({
+  name: "images prune --all removes unused images and frees their space; usage and system df agree",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "single", { repo: "library/busybox" });
+    await using daemon = await startDaemon({ registry });
+    await ok(daemon, ["images", "pull", "busybox"]);
+    const usage = await ok(daemon, ["images", "usage"]);
+    assertMatch(usage.split("\n")[0]!, /^REF\s+CONTENT\s+SNAPSHOTS\s+SIZE\s+SHARED\s+UNIQUE$/);
+    assertStringIncludes(usage, BUSYBOX);
+    const one = JSON.parse(await ok(daemon, ["images", "usage", "--json", "busybox"]));
+    assertEquals(one.length, 1);
+    assert(one[0].size > 0);
+    const df = JSON.parse(await ok(daemon, ["system", "df", "--json"]));
+    assertEquals([df.images.count, df.content.count, df.snapshots.count], [1, 3, 1]);
+    assertStringIncludes(await ok(daemon, ["system", "df"]), "Images");
+    assertEquals((await ok(daemon, ["content", "ls", "-q"])).split("\n").filter(Boolean).length, 3);
+    assertStringIncludes(await ok(daemon, ["snapshots", "ls"]), "committed");
+
+    const nothing = await ok(daemon, ["images", "prune"]);
+    assertStringIncludes(nothing, "reclaimed 0 B");
+    const pruned = await ok(daemon, ["images", "prune", "--all"]);
+    assertStringIncludes(pruned, `removed ${BUSYBOX}`);
+    assertMatch(pruned, /reclaimed [1-9][0-9.]* [KM]iB \(3 blobs, 1 snapshots\)/);
+    assertEquals(await names(daemon), []);
+    assertEquals(await ok(daemon, ["content", "ls", "-q"]), "");
+    assertEquals(JSON.parse(await ok(daemon, ["snapshots", "ls", "--json"])), []);
+  },
+});
+
+Deno.test({
+  name: "namespaces isolate images; a namespace is removed only once empty",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "single", { repo: "library/busybox" });
+    await using daemon = await startDaemon({ registry });
+    await ok(daemon, ["namespaces", "create", "team-a", "owner=ops"]);
+    await fails(daemon, ["namespaces", "create", "team-a"], "exists already");
+    await fails(daemon, ["namespaces", "create", "bad name"], "Invalid namespace");
+    await ok(daemon, ["-n", "team-a", "images", "pull", "busybox"]);
+    assertEquals(await names(daemon, "team-a"), [BUSYBOX]);
+    assertEquals(await names(daemon, "default"), []);
+    const env = await daemon.tug(["images", "ls", "-q"], { env: { TUG_NAMESPACE: "team-a" } });
+    assertEquals(env.stdout.trim(), BUSYBOX);
+    await fails(daemon, ["images", "rm", BUSYBOX], "not found");
+
+    const ls = await ok(daemon, ["namespaces", "ls"]);
+    assertMatch(ls, /^team-a\s+owner=ops$/m);
+    await fails(daemon, ["namespaces", "rm", "team-a"], "still holds images");
+    await ok(daemon, ["-n", "team-a", "images", "rm", BUSYBOX]);
+    // Content and snapshots of the removed image are collected on the way.
+    assertEquals(await ok(daemon, ["namespaces", "rm", "team-a"]), "team-a\n");
+    assertEquals(
+      JSON.parse(await ok(daemon, ["namespaces", "ls", "--json"])).map((n: { name: string }) =>
+        n.name
+      ),
+      [],
+    );
+    await fails(daemon, ["namespaces", "rm", "team-a"], "not found");
+  },
+});
