@@ -266,15 +266,23 @@ export function positionals(
   return p;
 }
 
-/** Prints rows as a table with a header, columns padded to their widest cell. */
+/** Formats rows as a table with a header, columns padded to their widest cell. */
+export function formatTable(
+  header: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("   ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+/** Prints {@link formatTable}. */
 export function printTable(
   header: readonly string[],
   rows: ReadonlyArray<readonly string[]>,
 ): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: readonly string[]) =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("   ").trimEnd();
-  console.log([line(header), ...rows.map(line)].join("\n"));
+  console.log(formatTable(header, rows));
 }
 
 /** Prints a value as indented JSON. */

@@ -50,7 +50,6 @@ export function renderUnit(command: readonly string[], configPath = DEFAULT_CONF
   return `# Written by tug install-service.
 [Unit]
 Description=tug container runtime
-Documentation=https://github.com/tug-runtime/tug
 After=network.target local-fs.target
 Wants=network.target
 
