@@ -60,7 +60,8 @@ export function progressView(options: ProgressViewOptions = {}): ProgressView {
   let columns = options.columns ?? 80;
   if (options.columns === undefined && terminal) {
     try {
-      columns = Deno.consoleSize().columns;
+      // A pseudo-terminal nobody sized reports 0 columns: keep the default then.
+      columns = Deno.consoleSize().columns || columns;
     } catch {
       // not a terminal after all
     }

@@ -16,6 +16,7 @@ import { ServiceKey } from "./context.ts";
 import { createLogger } from "./log.ts";
 import { probeSocket, splitHostPort, startDaemon } from "./mod.ts";
 import type { Plugin } from "./plugins.ts";
+import type { RouteModule } from "./api/_http.ts";
 
 async function withConfig(fn: (config: Config, dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "tug-daemon-mod-" });
@@ -176,5 +177,61 @@ Deno.test("plugins start in order, provide services, and close in reverse; a fai
       lines.some((l) => l.includes("plugin failed to start") && l.includes("plugin=broken")),
       lines.join("\n"),
     );
+  });
+});
+
+Deno.test("stop() lets a request in flight finish, and new connections are refused meanwhile", async () => {
+  await withConfig(async (config) => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const slow: RouteModule = {
+      routes(app) {
+        app.get("/v1/test/slow", async (c) => {
+          entered();
+          await released;
+          return c.json({ finished: true });
+        });
+      },
+    };
+    const d = await startDaemon({
+      config,
+      log: quiet,
+      notifySocket: "",
+      routes: [() => Promise.resolve(slow)],
+    });
+    const client = Deno.createHttpClient({
+      proxy: { transport: "unix", path: config.api.address },
+    });
+    try {
+      const pending = fetch("http://tug/v1/test/slow", { client });
+      await inside;
+      const stopping = d.stop();
+      await new Promise((r) => setTimeout(r, 50));
+      const fresh = Deno.createHttpClient({
+        proxy: { transport: "unix", path: config.api.address },
+      });
+      await assertRejects(() => fetch("http://tug/v1/test/slow", { client: fresh }));
+      fresh.close();
+      release();
+      const res = await pending;
+      assertEquals(await res.json(), { finished: true });
+      await stopping;
+    } finally {
+      client.close();
+    }
+  });
+});
+
+Deno.test("the socket belongs to api.gid", async () => {
+  await withConfig(async (config) => {
+    config.api.gid = 100;
+    const d = await startDaemon({ config, log: quiet, notifySocket: "" });
+    try {
+      assertEquals((await Deno.lstat(config.api.address)).gid, 100);
+    } finally {
+      await d.stop();
+    }
   });
 });

@@ -200,3 +200,24 @@ Deno.test({
     await fails(daemon, ["namespaces", "rm", "team-a"], "not found");
   },
 });
+
+Deno.test({
+  name: "on a terminal, images pull draws a progress bar per layer",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "layers", { repo: "library/busybox" });
+    await using daemon = await startDaemon({ registry });
+    // util-linux's script gives the command a pseudo-terminal as stdout.
+    const r = await new Deno.Command("script", {
+      args: ["-qefc", `${TUG} -a ${daemon.address} images pull busybox`, "/dev/null"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(r.stdout);
+    assertEquals(r.code, 0, out);
+    assertMatch(out, /layer {4}[0-9a-f]{12} {2}\S+ +\[[= >]+\]/);
+    assertStringIncludes(out, "\x1b[", "the bars are redrawn in place");
+    assertStringIncludes(out, `${BUSYBOX}: pulled sha256:`);
+  },
+});
