@@ -221,3 +221,33 @@ Deno.test({
     assertStringIncludes(out, `${BUSYBOX}: pulled sha256:`);
   },
 });
+
+Deno.test({
+  name:
+    "images pull -u user:password reaches a registry that wants credentials; without them the error says so",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry({ auth: "htpasswd" });
+    const ref = await pushFixture(registry, "single", { repo: "private/app" });
+    await using daemon = await startDaemon();
+    const creds = registry.credentials!;
+    const denied = await daemon.tug(["images", "pull", "--plain-http", ref]);
+    assert(denied.code !== 0);
+    assertStringIncludes(denied.stderr, "asks for basic credentials and none were given");
+    assertEquals(await names(daemon), []);
+    await fails(
+      daemon,
+      ["images", "pull", "--plain-http", "-u", `${creds.username}:wrong`, ref],
+      `the credentials of ${creds.username} were refused`,
+    );
+    await ok(daemon, [
+      "images",
+      "pull",
+      "--plain-http",
+      "-u",
+      `${creds.username}:${creds.password}`,
+      ref,
+    ]);
+    assertEquals(await names(daemon), [ref]);
+  },
+});
