@@ -251,3 +251,28 @@ Deno.test({
     assertEquals(await names(daemon), [ref]);
   },
 });
+
+Deno.test({
+  name: "images push sends a local image to another repository, which pulls back the same digest",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "single", { repo: "library/busybox" });
+    await using daemon = await startDaemon({ registry });
+    await ok(daemon, ["images", "pull", "busybox"]);
+    const digest = JSON.parse(await ok(daemon, ["images", "ls", "--json"]))[0].target.digest;
+    const remote = `${registry.host}/pushed/copy:v2`;
+    const out = await ok(daemon, ["images", "push", "--plain-http", remote, "busybox"]);
+    assertStringIncludes(out, `${remote}: pushed ${digest}`);
+    await fails(
+      daemon,
+      ["images", "push", "--plain-http", remote, "docker.io/library/none:latest"],
+      "not found",
+    );
+    await ok(daemon, ["-n", "other", "images", "pull", "--plain-http", remote]);
+    assertEquals(
+      JSON.parse(await ok(daemon, ["-n", "other", "images", "ls", "--json"]))[0].target.digest,
+      digest,
+    );
+  },
+});
