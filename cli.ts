@@ -37,6 +37,19 @@ const COMMANDS: Record<string, Command> = {
   },
   i: { load: () => import("./cli/images.ts"), summary: "", hidden: true },
   image: { load: () => import("./cli/images.ts"), summary: "", hidden: true },
+  containers: {
+    load: () => import("./cli/containers.ts"),
+    summary: "Manage containers (create, list, info, delete, start, exec, logs)",
+  },
+  container: { load: () => import("./cli/containers.ts"), summary: "", hidden: true },
+  c: { load: () => import("./cli/containers.ts"), summary: "", hidden: true },
+  tasks: {
+    load: () => import("./cli/tasks.ts"),
+    summary: "Manage tasks (start, list, kill, exec, ps, pause, resume, metrics, attach, delete)",
+  },
+  task: { load: () => import("./cli/tasks.ts"), summary: "", hidden: true },
+  t: { load: () => import("./cli/tasks.ts"), summary: "", hidden: true },
+  run: { load: () => import("./cli/run.ts"), summary: "Create a container from an image and run it" },
   snapshots: {
     load: () => import("./cli/snapshots.ts"),
     summary: "Inspect snapshots (list, usage)",

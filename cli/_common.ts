@@ -225,12 +225,19 @@ export async function runCommand(
     flags: readonly FlagSpec[];
     help?: string;
     global?: boolean;
+    /** Stop flag parsing after this many positionals (the rest goes to `rest`). */
+    stopAfterPositionals?: number;
   },
   args: readonly string[],
   run: (args: ParsedArgs) => Promise<number> | number,
 ): Promise<number> {
   const all = [...spec.flags, ...(spec.global === false ? [] : GLOBAL_FLAGS), HELP_FLAG];
-  const parsed = parseArgs(args, all, { command: `tug ${name}` });
+  const parsed = parseArgs(args, all, {
+    command: `tug ${name}`,
+    ...(spec.stopAfterPositionals !== undefined
+      ? { stopAfterPositionals: spec.stopAfterPositionals }
+      : {}),
+  });
   if (parsed.flags.help) {
     console.log(
       [

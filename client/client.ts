@@ -7,6 +7,7 @@
  * @module
  */
 
+import { ContainersClient, TasksClient } from "./containers.ts";
 import { ImagesClient } from "./images.ts";
 import { decodeError, Transport, type TugClientOptions } from "./http.ts";
 import type {
@@ -215,6 +216,8 @@ export class TugClient implements Disposable {
   readonly snapshots: SnapshotsClient;
   readonly events: EventsClient;
   readonly system: SystemClient;
+  readonly containers: ContainersClient;
+  readonly tasks: TasksClient;
 
   constructor(options: TugClientOptions = {}, transport?: Transport) {
     this.transport = transport ?? new Transport(options);
@@ -226,6 +229,8 @@ export class TugClient implements Disposable {
     this.snapshots = new SnapshotsClient(this.transport, this.namespace);
     this.events = new EventsClient(this.transport);
     this.system = new SystemClient(this.transport, this.namespace);
+    this.containers = new ContainersClient(this.transport, this.namespace);
+    this.tasks = new TasksClient(this.transport, this.namespace);
   }
 
   /** A client for another namespace, sharing this one's connection. */

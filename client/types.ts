@@ -378,3 +378,26 @@ export interface TaskEventPayload {
 
 /** A line of the events stream: an event, or the error that ended the stream. */
 export type EventMessage = TugEvent | ErrorBody;
+
+export type {
+  ContainerInfo,
+  CreateContainerRequest,
+  ExecRequest,
+  RestartPolicy,
+  StdioRequest,
+  TaskInfo,
+} from "../daemon/containers/service.ts";
+export type { MountOption } from "../daemon/containers/spec.ts";
+export type { ExitStatus } from "../shim/service.ts";
+export type { LogEntry } from "../shim/logs.ts";
+export type { CgroupStats } from "../runtime/cgroups/types.ts";
+
+/** `POST /v1/tasks/{id}/kill`. */
+export interface KillRequest {
+  /** A name (`TERM`, `SIGKILL`) or number; default TERM. */
+  signal?: string | number;
+  /** Every process of the container, not only its init. */
+  all?: boolean;
+  /** Signal this exec instead of the init. */
+  execId?: string;
+}

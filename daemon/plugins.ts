@@ -32,7 +32,9 @@ export interface Plugin {
 }
 
 /** The plugins, in start order. */
-export const PLUGINS: readonly Plugin[] = [];
+export const PLUGINS: readonly Plugin[] = [
+  { id: "containers", load: () => import("./containers/plugin.ts") },
+];
 
 /** What {@link startPlugins} did. */
 export interface PluginReport {

@@ -25,6 +25,7 @@ export const ROUTE_MODULES: ReadonlyArray<() => Promise<RouteModule>> = [
   () => import("./content.ts"),
   () => import("./snapshots.ts"),
   () => import("./events.ts"),
+  () => import("./containers.ts"),
 ];
 
 /** Builds the API app over `ctx` with the route modules (default: {@link ROUTE_MODULES}). */

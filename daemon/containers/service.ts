@@ -20,8 +20,10 @@ import { type LogEntry, readLogs, type ReadLogsOptions } from "../../shim/logs.t
 import type { RpcClient, ShimEvent } from "../../shim/rpc.ts";
 import type { ContainerRecord as ShimRecord, ExitStatus } from "../../shim/service.ts";
 import { join } from "../../util/path.ts";
+import type { ShimInfo } from "../../client/types.ts";
 import type { EventBus } from "../events.ts";
 import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
 import { buildSpec, type ContainerOptions } from "./spec.ts";
 import { ShimManager } from "./shims.ts";
 
@@ -104,6 +106,7 @@ export interface ContainerServiceOptions {
   images: ImageService;
   events: EventBus;
   config: Config;
+  log?: Logger;
 }
 
 function key(namespace: string, id: string): string {
@@ -115,6 +118,7 @@ export class ContainerService {
   readonly #images: ImageService;
   readonly #events: EventBus;
   readonly #config: Config;
+  readonly #log: Logger | undefined;
   readonly shims: ShimManager;
   readonly #tasks = new Map<string, TaskInfo & { group: string }>();
   readonly #restartTimers = new Map<string, ReturnType<typeof setTimeout>>();
@@ -124,12 +128,38 @@ export class ContainerService {
     this.#images = options.images;
     this.#events = options.events;
     this.#config = options.config;
+    this.#log = options.log;
     this.shims = new ShimManager({
       state: options.config.state,
       groupLabel: options.config.shim.groupLabel,
       idleExit: options.config.shim.idleExit,
       onEvent: (e) => this.#onShimEvent(e),
     });
+  }
+
+  /** How many tasks the service knows. */
+  get taskCount(): number {
+    return this.#tasks.size;
+  }
+
+  #warn(message: string, err: unknown): void {
+    if (this.#log) this.#log.warn(message, { error: String((err as Error)?.message ?? err) });
+    else console.error(`tug: ${message}: ${(err as Error)?.message ?? err}`);
+  }
+
+  /** The shims the service is connected to, for `info`. */
+  async shimInfo(): Promise<ShimInfo[]> {
+    const out: ShimInfo[] = [];
+    for (const group of await this.shims.connected()) {
+      try {
+        const shim = await this.shims.get(group);
+        const p = await shim.call<{ pid: number; containers: number }>("ping", {});
+        out.push({ group, pid: p.pid, address: this.shims.socket(group), containers: p.containers });
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return out;
   }
 
   get #db() {
@@ -461,7 +491,7 @@ export class ContainerService {
         if (policy === "unless-stopped" && c.labels[LABELS.stopped]) continue;
         const t = this.#tasks.get(key(ns.name, c.id));
         if (t && t.status !== "stopped") continue;
-        this.start(ns.name, c.id).catch((err) => console.error(`tug: cannot restart container ${c.id}: ${(err as Error).message}`));
+        this.start(ns.name, c.id).catch((err) => this.#warn(`cannot restart container ${c.id}`, err));
       }
     }
   }
@@ -499,7 +529,7 @@ export class ContainerService {
           await this.start(namespace, id);
           this.#events.publish(namespace, "/tasks/restart", { id, count: count + 1 });
         } catch (err) {
-          console.error(`tug: restart of container ${id} failed: ${(err as Error).message}`);
+          this.#warn(`restart of container ${id} failed`, err);
         }
       }, delay),
     );

@@ -43,7 +43,8 @@ export class ShimManager {
     return (label ? `${namespace}.${label}` : namespace).replace(GROUP_SAFE, "_");
   }
 
-  #socket(group: string): string {
+  /** The socket of `group`'s shim. */
+  socket(group: string): string {
     return join(this.#options.state, "shims", group, "shim.sock");
   }
 
@@ -73,7 +74,7 @@ export class ShimManager {
   }
 
   async #connect(group: string, start: boolean): Promise<RpcClient> {
-    const socket = this.#socket(group);
+    const socket = this.socket(group);
     const attempt = () => RpcClient.connect(socket, this.#options.onEvent);
     try {
       return await attempt();

@@ -1,0 +1,339 @@
+/**
+ * Routes for containers and their tasks. Stdio travels through FIFOs the
+ * client makes and names (as containerd's `ctr` does): the daemon and the
+ * CLI are on the same machine, and the shim then moves bytes between the
+ * container and the client without the daemon in the way.
+ *
+ * | route | body | answer |
+ * |---|---|---|
+ * | `GET /v1/containers` | | `ContainerInfo[]` |
+ * | `POST /v1/containers` | `CreateContainerRequest` | `ContainerInfo` (201) |
+ * | `GET /v1/containers/{id}` | | `ContainerInfo` (spec included) |
+ * | `DELETE /v1/containers/{id}` | | 204 |
+ * | `GET /v1/containers/{id}/logs?follow&tail=N&since=T` | | NDJSON `LogEntry` lines |
+ * | `GET /v1/tasks` | | `TaskInfo[]` |
+ * | `POST /v1/tasks/{id}/start` | `StdioRequest` | `TaskInfo` (201) |
+ * | `POST /v1/tasks/{id}/kill` | `KillRequest` | 204 |
+ * | `POST /v1/tasks/{id}/wait` | `{ execId? }` | `ExitStatus` |
+ * | `POST /v1/tasks/{id}/exec` | `ExecRequest` | `{ pid }` (201) |
+ * | `GET /v1/tasks/{id}/ps` | | `number[]` |
+ * | `POST /v1/tasks/{id}/pause`, `…/resume` | | 204 |
+ * | `GET /v1/tasks/{id}/metrics` | | `CgroupStats` |
+ * | `POST /v1/tasks/{id}/resize` | `{ rows, cols, execId? }` | 204 |
+ * | `POST /v1/tasks/{id}/attach` | `StdioRequest` | 204 |
+ * | `DELETE /v1/tasks/{id}?force=true` | | `ExitStatus` or 204 |
+ *
+ * @module
+ */
+
+import type { CreateContainerRequest, ExecRequest, StdioRequest } from "../../client/types.ts";
+import { InvalidArgument } from "../../errors.ts";
+import type { LinuxSeccomp } from "../../runtime/spec.ts";
+import type { DaemonContext } from "../context.ts";
+import { parseRestart } from "../containers/service.ts";
+import type { MountOption } from "../containers/spec.ts";
+import { containers } from "../containers/plugin.ts";
+import { type ApiApp, type ApiContext, boolQuery, Fields, readJson } from "./_http.ts";
+
+const ID = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
+
+/** Throws InvalidArgument unless `id` is a valid container or exec id. */
+export function validateId(id: string, what = "container id"): string {
+  if (id.length === 0 || id.length > 76 || !ID.test(id)) {
+    throw new InvalidArgument(
+      `Invalid ${what} ${
+        JSON.stringify(id)
+      }: use letters, digits and single . _ - between them, at most 76 characters`,
+    );
+  }
+  return id;
+}
+
+function optNumber(f: Fields, name: string): number | undefined {
+  const v = f.raw(name);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+    throw new InvalidArgument(`Invalid request body: field ${name} must be a positive number`);
+  }
+  return v;
+}
+
+function mounts(f: Fields): MountOption[] | undefined {
+  const v = f.raw("mounts");
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) {
+    throw new InvalidArgument("Invalid request body: field mounts must be an array");
+  }
+  return v.map((m, i) => {
+    const g = Fields.of(m, `request body field mounts[${i}]`);
+    const type = g.string("type");
+    const source = g.optString("source") ?? "";
+    const destination = g.string("destination");
+    const options = g.optStrings("options") ?? [];
+    g.end();
+    if (!destination.startsWith("/")) {
+      throw new InvalidArgument(`Invalid mount ${i}: destination must be an absolute path`);
+    }
+    return { type, source, destination, options };
+  });
+}
+
+function seccomp(f: Fields): LinuxSeccomp | "unconfined" | undefined {
+  const v = f.raw("seccompProfile");
+  if (v === undefined || v === null) return undefined;
+  if (v === "unconfined") return v;
+  if (
+    typeof v !== "object" || Array.isArray(v) ||
+    typeof (v as LinuxSeccomp).defaultAction !== "string"
+  ) {
+    throw new InvalidArgument(
+      'Invalid request body: field seccompProfile must be "unconfined" or an OCI seccomp object with a defaultAction',
+    );
+  }
+  return v as LinuxSeccomp;
+}
+
+/** Parses a create request (exported for tests). */
+export function parseCreate(body: unknown): CreateContainerRequest {
+  const f = Fields.of(body);
+  const req: CreateContainerRequest = { id: validateId(f.string("id")), image: f.string("image") };
+  const set = <K extends keyof CreateContainerRequest>(
+    k: K,
+    v: CreateContainerRequest[K] | undefined,
+  ) => {
+    if (v !== undefined) req[k] = v;
+  };
+  set("args", f.optStrings("args"));
+  set("env", f.optStrings("env"));
+  set("cwd", f.optString("cwd"));
+  set("user", f.optString("user"));
+  set("hostname", f.optString("hostname"));
+  set("mounts", mounts(f));
+  set("netHost", f.optBool("netHost"));
+  set("memoryLimit", f.optInt("memoryLimit", 1));
+  set("cpus", optNumber(f, "cpus"));
+  set("pidsLimit", f.optInt("pidsLimit", 1));
+  set("readOnly", f.optBool("readOnly"));
+  set("privileged", f.optBool("privileged"));
+  set("capAdd", f.optStrings("capAdd"));
+  set("capDrop", f.optStrings("capDrop"));
+  set("seccompProfile", seccomp(f));
+  set("terminal", f.optBool("terminal"));
+  set("labels", f.optStringMap("labels"));
+  const restart = f.raw("restart");
+  if (restart !== undefined && restart !== null) {
+    if (typeof restart === "string") req.restart = parseRestart(restart);
+    else {
+      const r = Fields.of(restart, "request body field restart");
+      const name = r.string("name");
+      const max = r.optInt("maxRetries", 0);
+      r.end();
+      req.restart = parseRestart(max === undefined ? name : `${name}:${max}`);
+    }
+  }
+  set("logMaxSize", f.optInt("logMaxSize", 0));
+  set("logMaxFile", f.optInt("logMaxFile", 1));
+  set("snapshotter", f.optString("snapshotter"));
+  f.end();
+  return req;
+}
+
+function absolute(path: string | undefined, name: string): string | undefined {
+  if (path !== undefined && !path.startsWith("/")) {
+    throw new InvalidArgument(`Invalid request body: field ${name} must be an absolute path`);
+  }
+  return path;
+}
+
+function stdio(f: Fields): StdioRequest {
+  const out: StdioRequest = {};
+  for (const k of ["stdin", "stdout", "stderr"] as const) {
+    const v = absolute(f.optString(k), k);
+    if (v) out[k] = v;
+  }
+  return out;
+}
+
+async function optionalJson(c: ApiContext, limit: number): Promise<Fields> {
+  const length = c.req.header("content-length");
+  if (length === "0" || (!c.req.raw.body && length === undefined)) return Fields.of({});
+  return Fields.of(await readJson(c, limit));
+}
+
+/** Adds the container and task routes. */
+export function routes(app: ApiApp, ctx: DaemonContext): void {
+  const limit = ctx.config.api.maxBodySize;
+  const svc = () => containers(ctx);
+  const id = (c: ApiContext) => validateId(c.req.param("id")!);
+
+  app.get("/v1/containers", async (c) => c.json((await svc()).list(c.get("namespace"))));
+
+  app.post("/v1/containers", async (c) => {
+    const req = parseCreate(await readJson(c, limit));
+    return c.json(await (await svc()).create(c.get("namespace"), req), 201);
+  });
+
+  app.get("/v1/containers/:id", async (c) => c.json((await svc()).info(c.get("namespace"), id(c))));
+
+  app.delete("/v1/containers/:id", async (c) => {
+    await (await svc()).delete(c.get("namespace"), id(c));
+    ctx.scheduleGc();
+    return c.body(null, 204);
+  });
+
+  app.get("/v1/containers/:id/logs", async (c) => {
+    const tail = c.req.query("tail");
+    const since = c.req.query("since");
+    const follow = boolQuery(c, "follow");
+    let tailN: number | undefined;
+    if (tail !== undefined && tail !== "all") {
+      tailN = Number(tail);
+      if (!Number.isInteger(tailN) || tailN < 0) {
+        throw new InvalidArgument(
+          `Invalid query parameter tail: ${JSON.stringify(tail)} is not a whole number`,
+        );
+      }
+    }
+    let sinceDate: Date | undefined;
+    if (since !== undefined) {
+      sinceDate = new Date(since);
+      if (Number.isNaN(sinceDate.getTime())) {
+        throw new InvalidArgument(
+          `Invalid query parameter since: ${JSON.stringify(since)} is not a time`,
+        );
+      }
+    }
+    const abort = new AbortController();
+    const entries = (await svc()).logs(c.get("namespace"), id(c), {
+      follow,
+      signal: AbortSignal.any([abort.signal, ctx.signal, c.req.raw.signal]),
+      ...(tailN !== undefined ? { tail: tailN } : {}),
+      ...(sinceDate ? { since: sinceDate } : {}),
+    });
+    const encoder = new TextEncoder();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const next = await entries.next();
+          if (next.done) controller.close();
+          else controller.enqueue(encoder.encode(JSON.stringify(next.value) + "\n"));
+        } catch (err) {
+          if (abort.signal.aborted || ctx.signal.aborted) controller.close();
+          else controller.error(err);
+        }
+      },
+      cancel() {
+        abort.abort();
+        void entries.return(undefined);
+      },
+    });
+    return new Response(body, { headers: { "content-type": "application/x-ndjson" } });
+  });
+
+  app.get("/v1/tasks", async (c) => c.json((await svc()).tasks(c.get("namespace"))));
+
+  app.post("/v1/tasks/:id/start", async (c) => {
+    const f = await optionalJson(c, limit);
+    const io = stdio(f);
+    f.end();
+    return c.json(await (await svc()).start(c.get("namespace"), id(c), io), 201);
+  });
+
+  app.post("/v1/tasks/:id/kill", async (c) => {
+    const f = await optionalJson(c, limit);
+    const raw = f.raw("signal");
+    if (raw !== undefined && raw !== null && typeof raw !== "string" && typeof raw !== "number") {
+      throw new InvalidArgument("Invalid request body: field signal must be a name or a number");
+    }
+    const all = f.optBool("all");
+    const execId = f.optString("execId");
+    f.end();
+    await (await svc()).kill(
+      c.get("namespace"),
+      id(c),
+      (raw as string | number | undefined) ?? "TERM",
+      {
+        ...(all ? { all } : {}),
+        ...(execId ? { execId } : {}),
+      },
+    );
+    return c.body(null, 204);
+  });
+
+  app.post("/v1/tasks/:id/wait", async (c) => {
+    const f = await optionalJson(c, limit);
+    const execId = f.optString("execId");
+    f.end();
+    return c.json(await (await svc()).wait(c.get("namespace"), id(c), execId));
+  });
+
+  app.post("/v1/tasks/:id/exec", async (c) => {
+    const f = Fields.of(await readJson(c, limit));
+    const req: ExecRequest = {
+      execId: validateId(f.string("execId"), "exec id"),
+      args: f.optStrings("args") ?? [],
+      ...stdio(f),
+    };
+    const terminal = f.optBool("terminal");
+    const cwd = absolute(f.optString("cwd"), "cwd");
+    const user = f.optString("user");
+    const env = f.optStrings("env");
+    f.end();
+    if (req.args.length === 0) {
+      throw new InvalidArgument("Invalid request body: field args needs a command");
+    }
+    if (terminal) req.terminal = true;
+    if (cwd) req.cwd = cwd;
+    if (user) req.user = user;
+    if (env) req.env = env;
+    return c.json(await (await svc()).exec(c.get("namespace"), id(c), req), 201);
+  });
+
+  app.get(
+    "/v1/tasks/:id/ps",
+    async (c) => c.json(await (await svc()).ps(c.get("namespace"), id(c))),
+  );
+
+  app.post("/v1/tasks/:id/pause", async (c) => {
+    await (await svc()).pause(c.get("namespace"), id(c));
+    return c.body(null, 204);
+  });
+
+  app.post("/v1/tasks/:id/resume", async (c) => {
+    await (await svc()).resume(c.get("namespace"), id(c));
+    return c.body(null, 204);
+  });
+
+  app.get(
+    "/v1/tasks/:id/metrics",
+    async (c) => c.json(await (await svc()).metrics(c.get("namespace"), id(c))),
+  );
+
+  app.post("/v1/tasks/:id/resize", async (c) => {
+    const f = Fields.of(await readJson(c, limit));
+    const rows = f.optInt("rows", 1, 65535);
+    const cols = f.optInt("cols", 1, 65535);
+    const execId = f.optString("execId");
+    f.end();
+    if (rows === undefined || cols === undefined) {
+      throw new InvalidArgument("Invalid request body: fields rows and cols are required");
+    }
+    await (await svc()).resize(c.get("namespace"), id(c), { rows, cols }, execId);
+    return c.body(null, 204);
+  });
+
+  app.post("/v1/tasks/:id/attach", async (c) => {
+    const f = Fields.of(await readJson(c, limit));
+    const io = stdio(f);
+    f.end();
+    await (await svc()).attach(c.get("namespace"), id(c), io);
+    return c.body(null, 204);
+  });
+
+  app.delete("/v1/tasks/:id", async (c) => {
+    const exit = await (await svc()).deleteTask(c.get("namespace"), id(c), {
+      force: boolQuery(c, "force"),
+    });
+    return exit ? c.json(exit) : c.body(null, 204);
+  });
+}
