@@ -14,6 +14,7 @@
  * the wall time of `ctr images pull`.
  *
  * Usage: deno run -A --v8-flags=--single-threaded bench/pull.ts [--pairs N]
+ * (bench/run.ts runs the same comparison through the exported functions).
  *
  * @module
  */
@@ -24,7 +25,7 @@ import { startRegistry } from "../tests/registry.ts";
 const DENO = new URL("../tools/deno", import.meta.url).pathname;
 const CHILD = new URL("./_pull_child.ts", import.meta.url).pathname;
 const RESULTS = new URL("./results/", import.meta.url).pathname;
-const LAYERS = 5;
+export const LAYERS = 5;
 const LAYER_BYTES = 21 * 1000 * 1000;
 
 function arg(name: string, fallback: number): number {
@@ -58,7 +59,7 @@ function peakRssKiB(pid: number): number {
  * tars without the final padding and end-of-archive blocks, which GNU tar
  * and tug refuse).
  */
-async function buildImage(dir: string): Promise<string> {
+export async function buildImage(dir: string): Promise<string> {
   const layout = join(dir, "layout");
   const bundle = join(dir, "bundle");
   await sh("umoci", ["init", "--layout", layout]);
@@ -137,7 +138,7 @@ async function startContainerd(dir: string): Promise<Containerd> {
   };
 }
 
-async function runTug(dir: string, ref: string) {
+export async function runTug(dir: string, ref: string) {
   const start = performance.now();
   const out = await sh(DENO, [
     "run",
@@ -154,7 +155,7 @@ async function runTug(dir: string, ref: string) {
   return { ms: r.pullMs as number, processMs: wallMs, rssKiB: r.peakRssKiB as number };
 }
 
-async function runCtr(dir: string, ref: string) {
+export async function runCtr(dir: string, ref: string) {
   const cd = await startContainerd(join(dir, "containerd"));
   try {
     const start = performance.now();
@@ -171,82 +172,85 @@ async function runCtr(dir: string, ref: string) {
   }
 }
 
-const pairs = arg("--pairs", 7);
-const dir = await Deno.makeTempDir({ prefix: "tug-bench-pull-" });
-const registry = await startRegistry();
-try {
-  console.error("building the image (5 layers of 21 MB random data) ...");
-  const layout = await buildImage(dir);
-  const ref = `${registry.host}/bench/pull:latest`;
-  await sh("skopeo", [
-    "copy",
-    "--quiet",
-    "--dest-tls-verify=false",
-    `oci:${layout}:bench`,
-    `docker://${ref}`,
-  ]);
-  const manifest = JSON.parse(
-    await sh("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${ref}`]),
-  );
-  const compressed = manifest.layers.reduce((n: number, l: { size: number }) => n + l.size, 0);
-  console.error(
-    `image ${ref}: ${manifest.layers.length} layers, ${
-      (compressed / 1e6).toFixed(1)
-    } MB compressed`,
-  );
+// Run as a script; bench/run.ts imports the functions above.
+if (import.meta.main) {
+  const pairs = arg("--pairs", 7);
+  const dir = await Deno.makeTempDir({ prefix: "tug-bench-pull-" });
+  const registry = await startRegistry();
+  try {
+    console.error("building the image (5 layers of 21 MB random data) ...");
+    const layout = await buildImage(dir);
+    const ref = `${registry.host}/bench/pull:latest`;
+    await sh("skopeo", [
+      "copy",
+      "--quiet",
+      "--dest-tls-verify=false",
+      `oci:${layout}:bench`,
+      `docker://${ref}`,
+    ]);
+    const manifest = JSON.parse(
+      await sh("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${ref}`]),
+    );
+    const compressed = manifest.layers.reduce((n: number, l: { size: number }) => n + l.size, 0);
+    console.error(
+      `image ${ref}: ${manifest.layers.length} layers, ${
+        (compressed / 1e6).toFixed(1)
+      } MB compressed`,
+    );
 
-  const tug: Array<{ ms: number; processMs: number; rssKiB: number }> = [];
-  const ctr: Array<{ ms: number; rssKiB: number }> = [];
-  // One warm-up of each (page cache, Deno's module cache), not counted.
-  for (let i = -1; i < pairs; i++) {
-    const run = join(dir, `run-${i + 1}`);
-    await Deno.mkdir(run);
-    const order = i % 2 === 0 ? ["tug", "ctr"] : ["ctr", "tug"];
-    for (const who of order) {
-      if (who === "tug") {
-        const r = await runTug(run, ref);
-        if (i >= 0) tug.push(r);
-        console.error(
-          `${i < 0 ? "warm-up" : `pair ${i + 1}`}: tug ${r.ms.toFixed(0)} ms (process ${
-            r.processMs.toFixed(0)
-          } ms), peak RSS ${(r.rssKiB / 1024).toFixed(1)} MiB`,
-        );
-      } else {
-        const r = await runCtr(run, ref);
-        if (i >= 0) ctr.push(r);
-        console.error(
-          `${i < 0 ? "warm-up" : `pair ${i + 1}`}: ctr ${r.ms.toFixed(0)} ms, containerd peak RSS ${
-            (r.rssKiB / 1024).toFixed(1)
-          } MiB`,
-        );
+    const tug: Array<{ ms: number; processMs: number; rssKiB: number }> = [];
+    const ctr: Array<{ ms: number; rssKiB: number }> = [];
+    // One warm-up of each (page cache, Deno's module cache), not counted.
+    for (let i = -1; i < pairs; i++) {
+      const run = join(dir, `run-${i + 1}`);
+      await Deno.mkdir(run);
+      const order = i % 2 === 0 ? ["tug", "ctr"] : ["ctr", "tug"];
+      for (const who of order) {
+        if (who === "tug") {
+          const r = await runTug(run, ref);
+          if (i >= 0) tug.push(r);
+          console.error(
+            `${i < 0 ? "warm-up" : `pair ${i + 1}`}: tug ${r.ms.toFixed(0)} ms (process ${
+              r.processMs.toFixed(0)
+            } ms), peak RSS ${(r.rssKiB / 1024).toFixed(1)} MiB`,
+          );
+        } else {
+          const r = await runCtr(run, ref);
+          if (i >= 0) ctr.push(r);
+          console.error(
+            `${i < 0 ? "warm-up" : `pair ${i + 1}`}: ctr ${
+              r.ms.toFixed(0)
+            } ms, containerd peak RSS ${(r.rssKiB / 1024).toFixed(1)} MiB`,
+          );
+        }
       }
+      await sh("rm", ["-rf", run]);
     }
-    await sh("rm", ["-rf", run]);
+    const result = {
+      date: new Date().toISOString(),
+      image: { layers: LAYERS, compressedBytes: compressed },
+      pairs,
+      tug: {
+        medianMs: median(tug.map((r) => r.ms)),
+        medianProcessMs: median(tug.map((r) => r.processMs)),
+        medianPeakRssMiB: median(tug.map((r) => r.rssKiB)) / 1024,
+        maxPeakRssMiB: Math.max(...tug.map((r) => r.rssKiB)) / 1024,
+      },
+      containerd: {
+        medianMs: median(ctr.map((r) => r.ms)),
+        medianPeakRssMiB: median(ctr.map((r) => r.rssKiB)) / 1024,
+        maxPeakRssMiB: Math.max(...ctr.map((r) => r.rssKiB)) / 1024,
+      },
+      ratio: 0,
+      processRatio: 0,
+    };
+    result.ratio = result.tug.medianMs / result.containerd.medianMs;
+    result.processRatio = result.tug.medianProcessMs / result.containerd.medianMs;
+    console.log(JSON.stringify(result, null, 2));
+    await Deno.mkdir(RESULTS, { recursive: true });
+    await Deno.writeTextFile(join(RESULTS, "pull.json"), JSON.stringify(result, null, 2) + "\n");
+  } finally {
+    await registry.stop();
+    await sh("rm", ["-rf", dir]).catch(() => {});
   }
-  const result = {
-    date: new Date().toISOString(),
-    image: { layers: LAYERS, compressedBytes: compressed },
-    pairs,
-    tug: {
-      medianMs: median(tug.map((r) => r.ms)),
-      medianProcessMs: median(tug.map((r) => r.processMs)),
-      medianPeakRssMiB: median(tug.map((r) => r.rssKiB)) / 1024,
-      maxPeakRssMiB: Math.max(...tug.map((r) => r.rssKiB)) / 1024,
-    },
-    containerd: {
-      medianMs: median(ctr.map((r) => r.ms)),
-      medianPeakRssMiB: median(ctr.map((r) => r.rssKiB)) / 1024,
-      maxPeakRssMiB: Math.max(...ctr.map((r) => r.rssKiB)) / 1024,
-    },
-    ratio: 0,
-    processRatio: 0,
-  };
-  result.ratio = result.tug.medianMs / result.containerd.medianMs;
-  result.processRatio = result.tug.medianProcessMs / result.containerd.medianMs;
-  console.log(JSON.stringify(result, null, 2));
-  await Deno.mkdir(RESULTS, { recursive: true });
-  await Deno.writeTextFile(join(RESULTS, "pull.json"), JSON.stringify(result, null, 2) + "\n");
-} finally {
-  await registry.stop();
-  await sh("rm", ["-rf", dir]).catch(() => {});
 }
