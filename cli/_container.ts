@@ -7,6 +7,7 @@
  */
 
 import { type CreateContainerRequest, InvalidArgument, type TugClient } from "../mod.ts";
+import { trace } from "../trace.ts";
 import { parseSize } from "../util/units.ts";
 import { boolFlag, type FlagSpec, listFlag, type ParsedArgs, stringFlag } from "./args.ts";
 import { forwardResize, forwardSignals, StdioSession } from "./_stdio.ts";
@@ -252,8 +253,10 @@ export async function startAttached(
   options: AttachedOptions,
 ): Promise<number | undefined> {
   const session = await StdioSession.open({ id, ...options });
+  trace("run: fifos");
   try {
     await client.tasks.start(id, session.request);
+    trace("run: started");
     return await follow(client, id, session, options.terminal);
   } finally {
     await session.close();

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type ContainerInfo, InvalidArgument, type LogEntry, NotFound } from "../mod.ts";
+import { type ContainerInfo, InvalidArgument, type LogEntry } from "../mod.ts";
 import { parseDuration } from "../util/units.ts";
 import { boolFlag, listFlag, stringFlag } from "./args.ts";
 import {
@@ -97,12 +97,7 @@ const del: Verb = {
     let failed = 0;
     for (const id of ids) {
       try {
-        if (boolFlag(args, "force")) {
-          await client.tasks.delete(id, { force: true }).catch((err) => {
-            if (!(err instanceof NotFound)) throw err;
-          });
-        }
-        await client.containers.delete(id);
+        await client.containers.delete(id, { force: boolFlag(args, "force") });
       } catch (err) {
         console.error(`tug: ${(err as Error).message}`);
         failed++;

@@ -8,18 +8,28 @@
  * @module
  */
 
-import { InvalidArgument, NotFound, type TugClient } from "../mod.ts";
+import { type CreateContainerRequest, InvalidArgument, NotFound, type TugClient } from "../mod.ts";
+import { trace } from "../trace.ts";
 import { boolFlag, type ParsedArgs } from "./args.ts";
 import { connect, runCommand } from "./_common.ts";
 import { CONTAINER_FLAGS, createRequest, startAttached } from "./_container.ts";
 
-/** Pulls `image` when the namespace has no image of that name, with the pull's progress bars. */
-async function ensureImage(client: TugClient, image: string, args: ParsedArgs): Promise<void> {
+/** Creates the container; when its image is missing, pulls it (with progress bars) and tries again. */
+async function createPulling(
+  client: TugClient,
+  request: CreateContainerRequest,
+  args: ParsedArgs,
+): Promise<void> {
   try {
-    await client.images.get(image);
+    await client.containers.create(request);
     return;
   } catch (err) {
     if (!(err instanceof NotFound)) throw err;
+    const present = await client.images.get(request.image).then(() => true, (e) => {
+      if (e instanceof NotFound) return false;
+      throw e;
+    });
+    if (present) throw err; // something else was not found
   }
   const { progressView, pullProgress } = await import("./_progress.ts");
   const encoder = new TextEncoder();
@@ -27,28 +37,22 @@ async function ensureImage(client: TugClient, image: string, args: ParsedArgs): 
     write: (text) => void Deno.stderr.writeSync(encoder.encode(text)),
     terminal: Deno.stderr.isTerminal(),
   });
-  console.error(`${image}: not present, pulling`);
+  console.error(`${request.image}: not present, pulling`);
   try {
-    await client.images.pull(image, {
+    await client.images.pull(request.image, {
       onProgress: pullProgress(view),
       ...(boolFlag(args, "plain-http") ? { plainHttp: true } : {}),
     });
   } finally {
     view.finish();
   }
+  await client.containers.create(request);
 }
 
-/** Removes the task and the container (best effort: reported, not thrown). */
+/** Removes the container and its task (best effort: reported, not thrown). */
 export async function removeContainer(client: TugClient, id: string): Promise<void> {
   try {
-    await client.tasks.delete(id, { force: true });
-  } catch (err) {
-    if (!(err instanceof NotFound)) {
-      console.error(`tug: remove task ${id}: ${(err as Error).message}`);
-    }
-  }
-  try {
-    await client.containers.delete(id);
+    await client.containers.delete(id, { force: true });
   } catch (err) {
     if (!(err instanceof NotFound)) {
       console.error(`tug: remove container ${id}: ${(err as Error).message}`);
@@ -93,9 +97,10 @@ export function main(args: string[]): Promise<number> {
         throw new InvalidArgument("tug run -t: the input device is not a terminal");
       }
       using client = connect(parsed);
+      trace("run: parsed");
       const request = await createRequest(parsed, image, id, parsed.rest);
-      await ensureImage(client, image, parsed);
-      await client.containers.create(request);
+      await createPulling(client, request, parsed);
+      trace("run: created");
       if (detach) {
         try {
           await client.tasks.start(id);
@@ -116,7 +121,9 @@ export function main(args: string[]): Promise<number> {
         throw err;
       }
       if (code === undefined) return 0; // detached
+      trace("run: exited");
       if (rm) await removeContainer(client, id);
+      trace("run: removed");
       return code;
     },
   );

@@ -58,9 +58,12 @@ export class ContainersClient {
     return this.#t.json("GET", `/containers/${enc(id)}`, { namespace: this.#namespace });
   }
 
-  /** Removes a container without a running task (its snapshot and logs too). */
-  async delete(id: string): Promise<void> {
-    await this.#t.json("DELETE", `/containers/${enc(id)}`, { namespace: this.#namespace });
+  /** Removes a container without a running task (`force`: its task is killed and removed first); its snapshot and logs too. */
+  async delete(id: string, options: { force?: boolean } = {}): Promise<void> {
+    await this.#t.json("DELETE", `/containers/${enc(id)}`, {
+      namespace: this.#namespace,
+      query: { force: options.force },
+    });
   }
 
   /** The container's log lines; with `follow`, until its task stops or `signal` aborts. */

@@ -9,7 +9,7 @@
  * | `GET /v1/containers` | | `ContainerInfo[]` |
  * | `POST /v1/containers` | `CreateContainerRequest` | `ContainerInfo` (201) |
  * | `GET /v1/containers/{id}` | | `ContainerInfo` (spec included) |
- * | `DELETE /v1/containers/{id}` | | 204 |
+ * | `DELETE /v1/containers/{id}?force=true` | | 204 (`force`: its task is killed and removed first) |
  * | `GET /v1/containers/{id}/logs?follow&tail=N&since=T` | | NDJSON `LogEntry` lines |
  * | `GET /v1/tasks` | | `TaskInfo[]` |
  * | `POST /v1/tasks/{id}/start` | `StdioRequest` | `TaskInfo` (201) |
@@ -176,7 +176,7 @@ export function routes(app: ApiApp, ctx: DaemonContext): void {
   app.get("/v1/containers/:id", async (c) => c.json((await svc()).info(c.get("namespace"), id(c))));
 
   app.delete("/v1/containers/:id", async (c) => {
-    await (await svc()).delete(c.get("namespace"), id(c));
+    await (await svc()).delete(c.get("namespace"), id(c), { force: boolQuery(c, "force") });
     ctx.scheduleGc();
     return c.body(null, 204);
   });

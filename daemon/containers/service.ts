@@ -48,9 +48,16 @@ export interface RestartPolicy {
 export function parseRestart(value: string): RestartPolicy {
   const m = /^(no|always|unless-stopped|on-failure)(?::(\d+))?$/.exec(value);
   if (!m || (m[2] !== undefined && m[1] !== "on-failure")) {
-    throw new InvalidArgument(`Invalid --restart ${JSON.stringify(value)}: use no, always, unless-stopped or on-failure[:N]`);
+    throw new InvalidArgument(
+      `Invalid --restart ${
+        JSON.stringify(value)
+      }: use no, always, unless-stopped or on-failure[:N]`,
+    );
   }
-  return { name: m[1] as RestartPolicy["name"], ...(m[2] !== undefined ? { maxRetries: Number(m[2]) } : {}) };
+  return {
+    name: m[1] as RestartPolicy["name"],
+    ...(m[2] !== undefined ? { maxRetries: Number(m[2]) } : {}),
+  };
 }
 
 /** What `containers create` takes. */
@@ -154,7 +161,12 @@ export class ContainerService {
       try {
         const shim = await this.shims.get(group);
         const p = await shim.call<{ pid: number; containers: number }>("ping", {});
-        out.push({ group, pid: p.pid, address: this.shims.socket(group), containers: p.containers });
+        out.push({
+          group,
+          pid: p.pid,
+          address: this.shims.socket(group),
+          containers: p.containers,
+        });
       } catch {
         // gone meanwhile
       }
@@ -174,7 +186,13 @@ export class ContainerService {
     try {
       return this.#db.containers.get(namespace, id);
     } catch (err) {
-      if (err instanceof NotFound) throw new NotFound(`Container ${JSON.stringify(id)} does not exist in namespace ${JSON.stringify(namespace)}`);
+      if (err instanceof NotFound) {
+        throw new NotFound(
+          `Container ${JSON.stringify(id)} does not exist in namespace ${
+            JSON.stringify(namespace)
+          }`,
+        );
+      }
       throw err;
     }
   }
@@ -194,7 +212,9 @@ export class ContainerService {
     const labels: Record<string, string> = { ...(req.labels ?? {}), [LABELS.user]: user };
     if (req.restart && req.restart.name !== "no") {
       labels[LABELS.restartPolicy] = req.restart.name;
-      if (req.restart.maxRetries !== undefined) labels[LABELS.restartMax] = String(req.restart.maxRetries);
+      if (req.restart.maxRetries !== undefined) {
+        labels[LABELS.restartMax] = String(req.restart.maxRetries);
+      }
     }
     if (req.logMaxSize !== undefined) labels[LABELS.logMaxSize] = String(req.logMaxSize);
     if (req.logMaxFile !== undefined) labels[LABELS.logMaxFile] = String(req.logMaxFile);
@@ -211,7 +231,13 @@ export class ContainerService {
         labels,
       });
     } catch (err) {
-      if (err instanceof AlreadyExists) throw new AlreadyExists(`Container ${JSON.stringify(req.id)} already exists in namespace ${JSON.stringify(namespace)}`);
+      if (err instanceof AlreadyExists) {
+        throw new AlreadyExists(
+          `Container ${JSON.stringify(req.id)} already exists in namespace ${
+            JSON.stringify(namespace)
+          }`,
+        );
+      }
       throw err;
     }
     try {
@@ -225,7 +251,11 @@ export class ContainerService {
   }
 
   #info(namespace: string, c: Container, withSpec: boolean): ContainerInfo {
-    const info: ContainerInfo = { id: c.id, labels: c.labels, createdAt: c.createdAt.toISOString() };
+    const info: ContainerInfo = {
+      id: c.id,
+      labels: c.labels,
+      createdAt: c.createdAt.toISOString(),
+    };
     if (c.image) info.image = c.image;
     if (c.snapshotter) info.snapshotter = c.snapshotter;
     if (c.snapshotKey) info.snapshotKey = c.snapshotKey;
@@ -248,15 +278,22 @@ export class ContainerService {
     return this.#info(namespace, this.#record(namespace, id), true);
   }
 
-  /** Removes a container whose task is gone: its snapshot and its record (and its logs). */
-  async delete(namespace: string, id: string): Promise<void> {
+  /**
+   * Removes a container whose task is gone or stopped (any task with
+   * `force`, killed first): its snapshot, its record and its logs.
+   */
+  async delete(namespace: string, id: string, options: { force?: boolean } = {}): Promise<void> {
     const c = this.#record(namespace, id);
     const task = this.#tasks.get(key(namespace, id));
     if (task) {
-      if (task.status !== "stopped") {
-        throw new FailedPrecondition(`Cannot delete container ${JSON.stringify(id)}: its task is ${task.status}; kill it and delete the task first`);
+      if (task.status !== "stopped" && !options.force) {
+        throw new FailedPrecondition(
+          `Cannot delete container ${
+            JSON.stringify(id)
+          }: its task is ${task.status}; kill it and delete the task first`,
+        );
       }
-      await this.deleteTask(namespace, id);
+      await this.deleteTask(namespace, id, { force: options.force === true });
     }
     this.#cancelRestart(namespace, id);
     if (c.snapshotter && c.snapshotKey) {
@@ -266,7 +303,9 @@ export class ContainerService {
       });
     }
     this.#db.containers.delete(namespace, id);
-    await Deno.remove(join(this.#config.root, "logs", namespace, id), { recursive: true }).catch(() => {});
+    await Deno.remove(join(this.#config.root, "logs", namespace, id), { recursive: true }).catch(
+      () => {},
+    );
     this.#events.publish(namespace, "/containers/delete", { id });
   }
 
@@ -288,11 +327,20 @@ export class ContainerService {
     const c = this.#record(namespace, id);
     const existing = this.#tasks.get(key(namespace, id));
     if (existing) {
-      if (existing.status !== "stopped") throw new FailedPrecondition(`Cannot start container ${JSON.stringify(id)}: its task is ${existing.status}`);
+      if (existing.status !== "stopped") {
+        throw new FailedPrecondition(
+          `Cannot start container ${JSON.stringify(id)}: its task is ${existing.status}`,
+        );
+      }
       await this.deleteTask(namespace, id);
     }
-    if (!c.snapshotter || !c.snapshotKey) throw new FailedPrecondition(`Cannot start container ${JSON.stringify(id)}: it has no snapshot`);
-    const rootfs = await this.#db.snapshotter(namespace, this.#images.snapshotter(c.snapshotter)).mounts(c.snapshotKey);
+    if (!c.snapshotter || !c.snapshotKey) {
+      throw new FailedPrecondition(
+        `Cannot start container ${JSON.stringify(id)}: it has no snapshot`,
+      );
+    }
+    const rootfs = await this.#db.snapshotter(namespace, this.#images.snapshotter(c.snapshotter))
+      .mounts(c.snapshotKey);
     const group = this.shims.group(namespace, c.labels);
     const shim = await this.shims.get(group);
     const task: TaskInfo & { group: string } = { id, pid: 0, status: "created", group };
@@ -319,18 +367,34 @@ export class ContainerService {
       this.#tasks.delete(key(namespace, id));
       throw err;
     }
-    if (c.labels[LABELS.stopped]) this.#db.containers.update(namespace, { id, labels: { ...c.labels, [LABELS.stopped]: "" } });
+    if (c.labels[LABELS.stopped]) {
+      this.#db.containers.update(namespace, { id, labels: { ...c.labels, [LABELS.stopped]: "" } });
+    }
     return { id, pid: task.pid, status: task.status };
   }
 
   /** Signals the task (or one of its execs). A user's kill also stops restart policies other than `always`. */
-  async kill(namespace: string, id: string, signal: string | number, options: { all?: boolean; execId?: string } = {}): Promise<void> {
+  async kill(
+    namespace: string,
+    id: string,
+    signal: string | number,
+    options: { all?: boolean; execId?: string } = {},
+  ): Promise<void> {
     const sig = typeof signal === "number" ? signal : parseSignal(signal);
     const shim = await this.#shim(namespace, id);
-    await shim.call("kill", { namespace, id, signal: sig, all: options.all === true, ...(options.execId ? { execId: options.execId } : {}) });
+    await shim.call("kill", {
+      namespace,
+      id,
+      signal: sig,
+      all: options.all === true,
+      ...(options.execId ? { execId: options.execId } : {}),
+    });
     if (!options.execId) {
       const c = this.#record(namespace, id);
-      this.#db.containers.update(namespace, { id, labels: { ...c.labels, [LABELS.stopped]: "true" } });
+      this.#db.containers.update(namespace, {
+        id,
+        labels: { ...c.labels, [LABELS.stopped]: "true" },
+      });
       this.#cancelRestart(namespace, id);
     }
   }
@@ -358,7 +422,11 @@ export class ContainerService {
     delete process.consoleSize;
     if (req.user !== undefined) {
       const m = /^(\d+)(?::(\d+))?$/.exec(req.user);
-      if (!m) throw new InvalidArgument(`Invalid --user ${JSON.stringify(req.user)} for exec: use UID[:GID]`);
+      if (!m) {
+        throw new InvalidArgument(
+          `Invalid --user ${JSON.stringify(req.user)} for exec: use UID[:GID]`,
+        );
+      }
       process.user = { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
     }
     const shim = await this.#shim(namespace, id);
@@ -392,8 +460,18 @@ export class ContainerService {
     return await (await this.#shim(namespace, id)).call("stats", { namespace, id });
   }
 
-  async resize(namespace: string, id: string, size: { rows: number; cols: number }, execId?: string): Promise<void> {
-    await (await this.#shim(namespace, id)).call("resize", { namespace, id, ...size, ...(execId ? { execId } : {}) });
+  async resize(
+    namespace: string,
+    id: string,
+    size: { rows: number; cols: number },
+    execId?: string,
+  ): Promise<void> {
+    await (await this.#shim(namespace, id)).call("resize", {
+      namespace,
+      id,
+      ...size,
+      ...(execId ? { execId } : {}),
+    });
   }
 
   async attach(namespace: string, id: string, stdio: StdioRequest): Promise<void> {
@@ -401,13 +479,25 @@ export class ContainerService {
   }
 
   /** Removes a stopped task; returns its exit status. */
-  async deleteTask(namespace: string, id: string, options: { force?: boolean } = {}): Promise<ExitStatus | undefined> {
+  async deleteTask(
+    namespace: string,
+    id: string,
+    options: { force?: boolean } = {},
+  ): Promise<ExitStatus | undefined> {
     const task = this.#task(namespace, id);
     if (task.status !== "stopped" && !options.force) {
-      throw new FailedPrecondition(`Cannot delete the task of container ${JSON.stringify(id)}: it is ${task.status}; kill it first`);
+      throw new FailedPrecondition(
+        `Cannot delete the task of container ${
+          JSON.stringify(id)
+        }: it is ${task.status}; kill it first`,
+      );
     }
     const shim = await this.shims.get(task.group);
-    const exit = await shim.call<ExitStatus | undefined>("delete", { namespace, id, ...(options.force ? { force: true } : {}) })
+    const exit = await shim.call<ExitStatus | undefined>("delete", {
+      namespace,
+      id,
+      ...(options.force ? { force: true } : {}),
+    })
       .catch((err) => {
         if (err instanceof NotFound) return task.exit;
         throw err;
@@ -444,7 +534,11 @@ export class ContainerService {
   }
 
   /** A container's log entries (following until its task stops, with `follow`). */
-  logs(namespace: string, id: string, options: Omit<ReadLogsOptions, "done"> = {}): AsyncGenerator<LogEntry> {
+  logs(
+    namespace: string,
+    id: string,
+    options: Omit<ReadLogsOptions, "done"> = {},
+  ): AsyncGenerator<LogEntry> {
     this.#record(namespace, id);
     const done = () => {
       const t = this.#tasks.get(key(namespace, id));
@@ -479,7 +573,12 @@ export class ContainerService {
     for (const group of await this.shims.reconnectAll()) {
       const shim = await this.shims.get(group);
       for (const r of await shim.call<ShimRecord[]>("list", {})) {
-        const task: TaskInfo & { group: string } = { id: r.id, pid: r.pid, status: r.status, group };
+        const task: TaskInfo & { group: string } = {
+          id: r.id,
+          pid: r.pid,
+          status: r.status,
+          group,
+        };
         if (r.exit) task.exit = r.exit;
         this.#tasks.set(key(r.namespace, r.id), task);
       }
@@ -491,7 +590,9 @@ export class ContainerService {
         if (policy === "unless-stopped" && c.labels[LABELS.stopped]) continue;
         const t = this.#tasks.get(key(ns.name, c.id));
         if (t && t.status !== "stopped") continue;
-        this.start(ns.name, c.id).catch((err) => this.#warn(`cannot restart container ${c.id}`, err));
+        this.start(ns.name, c.id).catch((err) =>
+          this.#warn(`cannot restart container ${c.id}`, err)
+        );
       }
     }
   }
@@ -516,7 +617,10 @@ export class ContainerService {
     const count = Number(c.labels[LABELS.restartCount] ?? 0);
     const max = c.labels[LABELS.restartMax];
     if (policy === "on-failure" && max !== undefined && count >= Number(max)) return;
-    const delay = Math.min(this.#config.containers.restartDelay * 2 ** Math.min(count, 20), this.#config.containers.restartDelayMax);
+    const delay = Math.min(
+      this.#config.containers.restartDelay * 2 ** Math.min(count, 20),
+      this.#config.containers.restartDelayMax,
+    );
     this.#cancelRestart(namespace, id);
     this.#restartTimers.set(
       key(namespace, id),
@@ -525,7 +629,10 @@ export class ContainerService {
         try {
           const fresh = this.#db.containers.get(namespace, id);
           if (fresh.labels[LABELS.stopped] === "true") return;
-          this.#db.containers.update(namespace, { id, labels: { ...fresh.labels, [LABELS.restartCount]: String(count + 1) } });
+          this.#db.containers.update(namespace, {
+            id,
+            labels: { ...fresh.labels, [LABELS.restartCount]: String(count + 1) },
+          });
           await this.start(namespace, id);
           this.#events.publish(namespace, "/tasks/restart", { id, count: count + 1 });
         } catch (err) {
