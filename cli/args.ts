@@ -65,7 +65,10 @@ export function parseArgs(
   const where = options.command ? ` for ${options.command}` : "";
   let i = 0;
   for (; i < argv.length; i++) {
-    if (options.stopAfterPositionals !== undefined && positionals.length >= options.stopAfterPositionals) break;
+    if (
+      options.stopAfterPositionals !== undefined &&
+      positionals.length >= options.stopAfterPositionals
+    ) break;
     const arg = argv[i]!;
     if (arg === "--") {
       i++;
@@ -84,7 +87,9 @@ export function parseArgs(
       if (eq >= 0) {
         const v = body.slice(eq + 1);
         if (v !== "true" && v !== "false") {
-          throw new InvalidArgument(`Invalid value for --${spec.name}${where}: ${JSON.stringify(v)} is not true or false`);
+          throw new InvalidArgument(
+            `Invalid value for --${spec.name}${where}: ${JSON.stringify(v)} is not true or false`,
+          );
         }
         flags[spec.name] = v === "true";
       } else {
@@ -130,7 +135,10 @@ export function listFlag(args: ParsedArgs, name: string): string[] {
 /** Formats flag help lines for a usage message. */
 export function flagHelp(specs: readonly FlagSpec[]): string {
   const rows = specs.map((s) => {
-    const names = [`--${s.name}`, ...(s.aliases ?? []).map((a) => (a.length === 1 ? `-${a}` : `--${a}`))];
+    const names = [
+      `--${s.name}`,
+      ...(s.aliases ?? []).map((a) => (a.length === 1 ? `-${a}` : `--${a}`)),
+    ];
     const left = names.join(", ") + (s.type === "boolean" ? "" : ` ${s.value ?? "VALUE"}`);
     return [left, s.help ?? ""] as const;
   });
@@ -139,12 +147,24 @@ export function flagHelp(specs: readonly FlagSpec[]): string {
 }
 
 /** Throws InvalidArgument unless exactly `count` positionals were given. */
-export function expectPositionals(args: ParsedArgs, names: readonly string[], command: string): string[] {
+export function expectPositionals(
+  args: ParsedArgs,
+  names: readonly string[],
+  command: string,
+): string[] {
   if (args.positionals.length < names.length) {
-    throw new InvalidArgument(`${command} needs ${names.map((n) => n.toUpperCase()).join(" ")}: missing ${names[args.positionals.length]!.toUpperCase()}`);
+    throw new InvalidArgument(
+      `${command} needs ${names.map((n) => n.toUpperCase()).join(" ")}: missing ${
+        names[args.positionals.length]!.toUpperCase()
+      }`,
+    );
   }
   if (args.positionals.length > names.length && args.rest.length === 0) {
-    throw new InvalidArgument(`${command} takes ${names.length} argument(s), got ${args.positionals.length}: ${args.positionals.join(" ")}`);
+    throw new InvalidArgument(
+      `${command} takes ${names.length} argument(s), got ${args.positionals.length}: ${
+        args.positionals.join(" ")
+      }`,
+    );
   }
   return args.positionals.slice(0, names.length);
 }

@@ -15,7 +15,9 @@ Deno.test("parseArgs() reads long, short, single-dash and = forms", () => {
 });
 
 Deno.test("parseArgs() leaves a container's own command untouched", () => {
-  const a = parseArgs(["-d", "img", "id", "sh", "-c", "echo --bundle"], specs, { stopAfterPositionals: 2 });
+  const a = parseArgs(["-d", "img", "id", "sh", "-c", "echo --bundle"], specs, {
+    stopAfterPositionals: 2,
+  });
   assertEquals(a.positionals, ["img", "id"]);
   assertEquals(a.rest, ["sh", "-c", "echo --bundle"]);
 });
