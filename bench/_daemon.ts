@@ -1,0 +1,121 @@
+/**
+ * A private `dist/tug daemon` for the benchmarks: root, state, socket and
+ * hosts.toml directory in a directory of ours, container cgroups under the
+ * harness's cgroup subtree, started in its own session, stopped by pid with
+ * every shim and container it started.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import {
+  alive,
+  descendants,
+  exec,
+  findProcesses,
+  killPids,
+  type Output,
+  processesRootedUnder,
+  sleep,
+} from "./_proc.ts";
+
+/** The tug binary the benchmarks run (made by `make bundle` or `make build`). */
+export const TUG: string = new URL("../dist/tug", import.meta.url).pathname;
+
+/** Options for {@link startTugDaemon}. */
+export interface TugDaemonOptions {
+  /** The cgroup parent for containers (absolute; tug adds `<namespace>/<id>`). */
+  cgroupParent: string;
+}
+
+/** A running private tug daemon. */
+export interface TugDaemon {
+  dir: string;
+  pid: number;
+  /** The API socket. */
+  address: string;
+  /** The state directory (its shims are `tug shim --group … --state <state>`). */
+  state: string;
+  /** Runs `dist/tug -a <address> …`. */
+  tug(args: readonly string[], timeout?: number): Promise<Output>;
+  /** Pids of the shims this daemon started. */
+  shimPids(): number[];
+  /** Stops the daemon (SIGTERM, then SIGKILL), then its shims and containers, by pid. */
+  stop(): Promise<void>;
+}
+
+/** Starts `dist/tug daemon` with everything under `dir` (created); resolves once the socket accepts connections. */
+export async function startTugDaemon(dir: string, options: TugDaemonOptions): Promise<TugDaemon> {
+  await Deno.mkdir(join(dir, "certs.d"), { recursive: true });
+  const state = join(dir, "state");
+  const address = join(dir, "tug.sock");
+  const config = join(dir, "config.toml");
+  await Deno.writeTextFile(
+    config,
+    [
+      `root = ${JSON.stringify(join(dir, "root"))}`,
+      `state = ${JSON.stringify(state)}`,
+      "[api]",
+      `address = ${JSON.stringify(address)}`,
+      "[debug]",
+      'level = "warn"',
+      "[registry]",
+      `config_path = ${JSON.stringify(join(dir, "certs.d"))}`,
+      "[containers]",
+      `cgroup_parent = ${JSON.stringify(options.cgroupParent)}`,
+      "",
+    ].join("\n"),
+  );
+  const log = await Deno.open(join(dir, "daemon.log"), { write: true, create: true, append: true });
+  const child = new Deno.Command(TUG, {
+    args: ["daemon", "--config", config],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    detached: true,
+  }).spawn();
+  const logging = child.stderr.pipeTo(log.writable).catch(() => {});
+  const shimPids = () =>
+    findProcesses((c) => c.includes("shim --group") && c.includes(`--state ${state}`));
+
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await killPids([child.pid], "SIGTERM", 10_000);
+    await child.status;
+    await logging;
+    // Shims outlive the daemon by design, and ignore SIGTERM while they hold containers:
+    // their containers first, then the shims.
+    const shims = shimPids();
+    await killPids([...descendants(shims), ...processesRootedUnder(dir)], "SIGKILL");
+    await killPids(shims, "SIGTERM", 2000);
+  };
+
+  for (let i = 0;; i++) {
+    try {
+      const conn = await Deno.connect({ transport: "unix", path: address });
+      conn.close();
+      break;
+    } catch {
+      // not serving yet
+    }
+    if (i >= 600 || !alive(child.pid)) {
+      await stop();
+      const text = await Deno.readTextFile(join(dir, "daemon.log")).catch(() => "");
+      throw new Error(
+        `tug daemon did not start:\n${text.trim().split("\n").slice(-10).join("\n")}`,
+      );
+    }
+    await sleep(25);
+  }
+  return {
+    dir,
+    pid: child.pid,
+    address,
+    state,
+    tug: (args, timeout = 120_000) => exec(TUG, ["-a", address, ...args], { timeout }),
+    shimPids,
+    stop,
+  };
+}
