@@ -14,6 +14,17 @@ import { join } from "../../util/path.ts";
 
 const GROUP_SAFE = /[^A-Za-z0-9._-]/g;
 
+/**
+ * V8 flags for shims (added to the binary's own): a 1 MiB young generation.
+ * A shim allocates little and lives long; with V8's default semi-spaces its
+ * heap grows by about 0.7 MiB per container it holds, with 1 MiB by about
+ * 0.25 MiB (measured with 50 containers).
+ */
+export function shimV8Flags(): string {
+  const own = Deno.env.get("DENO_V8_FLAGS");
+  return own ? `${own},--max-semi-space-size=1` : "--max-semi-space-size=1";
+}
+
 /** Options for {@link ShimManager}. */
 export interface ShimManagerOptions {
   /** The daemon's state directory: shims live in `<state>/shims/<group>/`. */
@@ -87,7 +98,7 @@ export class ShimManager {
       stdin: "null",
       stdout: "null",
       stderr: "null",
-      ...(this.#options.env ? { env: this.#options.env } : {}),
+      env: { DENO_V8_FLAGS: shimV8Flags(), ...this.#options.env },
     }).spawn();
     // Reap it if it exits while we run; it is not ours to wait for otherwise.
     child.status.catch(() => {});
