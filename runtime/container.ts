@@ -299,6 +299,9 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     } catch (err) {
       throw initFailure(sys, plan.id, pid, syncParent) ?? err;
     }
+    // superviseInit closes the sync socket whatever happens: it must not be closed twice, for in a
+    // shim another container's fd may have its number by then.
+    fds.splice(fds.indexOf(syncParent), 1);
     await superviseInit(sys, plan, syncParent, pid, warn, options.runHooks ?? runHooks);
     await armed;
     trace("create: init ready");
