@@ -50,9 +50,12 @@ import {
   check,
   descendants,
   exec,
+  findProcesses,
+  killPids,
   memoryOf,
   memoryOfAll,
   type Output,
+  processesRootedUnder,
   sleep,
   unmountUnder,
   versionOf,
@@ -97,6 +100,13 @@ function log(msg: string): void {
   console.error(`[${elapsedS().toFixed(0).padStart(4)} s] ${msg}`);
 }
 
+let interrupted = false;
+
+/** Throws once a SIGINT or SIGTERM came: the clean-up runs, nothing new may start. */
+function checkInterrupted(): void {
+  if (interrupted) throw new Error("interrupted");
+}
+
 function wanted(id: string): boolean {
   return !ONLY || ONLY.some((o) => id.startsWith(o));
 }
@@ -133,6 +143,7 @@ async function inPrivateNamespace(): Promise<void> {
 
 /** The subjects in the order of round `round`: rotated, so that each goes first as often. */
 function rotate<T>(xs: readonly T[], round: number): T[] {
+  checkInterrupted();
   const k = ((round % xs.length) + xs.length) % xs.length;
   return [...xs.slice(k), ...xs.slice(0, k)];
 }
@@ -340,12 +351,14 @@ async function compareRunRm(engines: Engine[]): Promise<Comparison> {
     const round: Record<string, number> = {};
     for (const e of rotate(engines, i)) {
       if (failedTooOften(c, e.name)) continue;
+      checkInterrupted();
       const id = `rm-${i + warmup}`;
       const t = performance.now();
       try {
         ok(await e.runRm(id), `${e.name} run --rm`);
         round[e.name] = performance.now() - t;
       } catch (err) {
+        if (interrupted) throw err;
         recordError(c, e.name, err);
         await e.forceRemove([id]);
       }
@@ -516,6 +529,7 @@ async function sampleIdle(fleet: Fleet, engines: Engine[], daemons: string[]): P
 
 /** Starts `n` containers of `e` at once; returns the time until all run (throws when some never do). */
 async function startFleet(e: Engine, ids: string[]): Promise<number> {
+  checkInterrupted();
   const t = performance.now();
   const outs = await Promise.all(ids.map((id) => e.runDetached(id)));
   let done = performance.now() - t;
@@ -571,6 +585,7 @@ async function fleetRound(fleet: Fleet, e: Engine, round: number, warmup: boolea
           } MiB private`,
       );
     } catch (err) {
+      if (interrupted) throw err;
       for (const c of [fleet.start, fleet.stop, ...Object.values(mem)]) recordError(c, e.name, err);
       log(
         `fleet: ${e.name}, ${n} containers failed: ${
@@ -689,9 +704,21 @@ async function main(): Promise<number> {
       if (left.length) throw new Error(`mounts left: ${left.join(", ")}`);
     },
   });
+  cleanups.push({
+    what: "kill leftover processes",
+    fn: async () => {
+      // Whatever still names the directory (a daemon interrupted while starting, its shims) or runs in it.
+      const left = [...findProcesses((c) => c.includes(`${tmp}/`)), ...processesRootedUnder(tmp)];
+      if (left.length) {
+        log(`killing ${left.length} leftover processes: ${left.join(" ")}`);
+        await killPids([...descendants(left), ...left], "SIGKILL");
+      }
+    },
+  });
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(sig, () => {
       log(`${sig}: cleaning up`);
+      interrupted = true;
       cleanup().finally(() => Deno.exit(130));
     });
   }
@@ -764,10 +791,12 @@ async function main(): Promise<number> {
     // Stop before the versions and the report, so nothing of ours runs while they are written.
     for (const c of containerds) if (alive(c.pid)) await c.removeAll().catch(() => {});
   } catch (err) {
-    console.error(`bench: ${err instanceof Error ? err.stack : err}`);
+    if (interrupted) log("interrupted: nothing written");
+    else console.error(`bench: ${err instanceof Error ? err.stack : err}`);
   } finally {
     await cleanup();
   }
+  if (interrupted) return 130;
 
   const results = finish({
     date: date.toISOString(),
