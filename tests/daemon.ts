@@ -4,11 +4,30 @@
  * `docker.io` served by a test registry through hosts.toml), started as our
  * own child process, its log kept, stopped by pid, its directory removed.
  *
+ * Containers nest their cgroups under `tug-test-<dir name>` in the test
+ * process's own cgroup (a relative `containers.cgroup_parent`). Cleanup
+ * takes down whatever containers the test left: their tasks and records
+ * through the CLI while the daemon runs, then the daemon, then the shims it
+ * started (by pid: `shim --group … --state <dir>/state`), then whatever is
+ * still mounted under the directory and the cgroup parent in every
+ * hierarchy. What tug should have removed itself but did not (a shim that
+ * holds on after its containers are gone, a container's mount or cgroup left
+ * after its deletion, a container process) is removed too, and reported:
+ * cleanup throws, so the test fails.
+ *
  * @module
  */
 
-import { join } from "node:path";
-import { run, type RunOptions, type RunResult, TUG } from "./harness.ts";
+import { basename, join } from "node:path";
+import {
+  mountsUnder,
+  ownCgroups,
+  processesRootedUnder,
+  run,
+  type RunOptions,
+  type RunResult,
+  TUG,
+} from "./harness.ts";
 import type { TestRegistry } from "./registry.ts";
 
 /** Options for {@link startDaemon}. */
@@ -21,6 +40,8 @@ export interface TestDaemonOptions {
   notifySocket?: string;
   /** Reuse this directory (a restart after a kill); default: a new one. */
   dir?: string;
+  /** Extra lines for the `[containers]` section (the config has one already: use this, not extraConfig). */
+  containersConfig?: string;
   /** Snapshotter (default overlayfs when the kernel has it, else native). */
   snapshotter?: "overlayfs" | "native";
 }
@@ -33,6 +54,8 @@ export interface TestDaemon extends AsyncDisposable {
   config: string;
   /** `http://127.0.0.1:<port>/metrics`. */
   metricsUrl: string;
+  /** The relative cgroup parent of its containers (`containers.cgroup_parent`). */
+  cgroupParent: string;
   pid: number;
   /** Runs `dist/tug` with `-a <address>` first. */
   tug(args: readonly string[], options?: RunOptions): Promise<RunResult>;
@@ -42,7 +65,12 @@ export interface TestDaemon extends AsyncDisposable {
   stop(): Promise<number>;
   /** SIGKILL (the socket file stays behind). */
   kill9(): Promise<void>;
-  /** Stops (if running) and removes the directory. */
+  /**
+   * Removes the test's containers, stops the daemon (if running) and its
+   * shims, unmounts and removes what is left, and removes the directory
+   * (unless it was given). Throws when tug left something behind that it
+   * should have removed.
+   */
   cleanup(): Promise<void>;
 }
 
@@ -63,6 +91,9 @@ export async function writeTestConfig(
       join(certs, "docker.io", "hosts.toml"),
       `server = "http://${options.registry.host}"\n`,
     );
+  }
+  if (/^\s*\[containers\]/m.test(options.extraConfig ?? "")) {
+    throw new Error("writeTestConfig: put [containers] keys in containersConfig, not extraConfig");
   }
   const snapshotter = options.snapshotter ?? (overlayAvailable() ? "overlayfs" : "native");
   const config = join(dir, "config.toml");
@@ -86,10 +117,263 @@ gc_delay = "100ms"
 
 [registry]
 config_path = "${certs}"
+
+[containers]
+cgroup_parent = "${testCgroupParent(dir)}"
+${options.containersConfig ?? ""}
 ${options.extraConfig ?? ""}
 `,
   );
   return config;
+}
+
+/** The relative cgroup parent of the containers of the test daemon in `dir`. */
+export function testCgroupParent(dir: string): string {
+  return `tug-test-${basename(dir)}`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Removes every container of every namespace through the CLI (`containers
+ * rm -f`: the task is killed and deleted first). Returns what failed.
+ */
+export async function removeContainers(address: string): Promise<string[]> {
+  const problems: string[] = [];
+  const cli = (args: string[]) => run(TUG, ["-a", address, ...args], { timeout: 60_000 });
+  const ns = await cli(["namespaces", "ls", "--json"]);
+  if (ns.code !== 0) return [`namespaces ls failed: ${ns.stderr.trim()}`];
+  const names = new Set<string>(["default"]);
+  for (const n of JSON.parse(ns.stdout) as { name: string }[]) names.add(n.name);
+  for (const n of names) {
+    const ls = await cli(["-n", n, "containers", "ls", "-q"]);
+    if (ls.code !== 0) {
+      problems.push(`containers ls in ${n} failed: ${ls.stderr.trim()}`);
+      continue;
+    }
+    const ids = ls.stdout.split("\n").filter(Boolean);
+    if (ids.length === 0) continue;
+    const rm = await cli(["-n", n, "containers", "rm", "-f", ...ids]);
+    if (rm.code !== 0) {
+      problems.push(`containers rm -f ${ids.join(" ")} in ${n} failed: ${rm.stderr.trim()}`);
+    }
+  }
+  return problems;
+}
+
+function readCmdline(pid: number): string[] | undefined {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+function parentPid(pid: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pids of the shims a test daemon with directory `dir` started (`shim --group G
+ * --state <dir>/state`). A shim forks the inits of its containers, which
+ * carry its command line until they exec: `all` lists those as well.
+ */
+export function shimPids(dir: string, options: { all?: boolean } = {}): number[] {
+  const state = join(dir, "state");
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const argv = readCmdline(Number(e.name));
+    if (!argv) continue;
+    const at = argv.indexOf("shim");
+    if (at < 0 || argv[at + 1] !== "--group") continue;
+    const s = argv.indexOf("--state");
+    if (s > at && argv[s + 1] === state && alive(Number(e.name))) pids.push(Number(e.name));
+  }
+  const result = options.all ? pids : pids.filter((p) => !pids.includes(parentPid(p) ?? 0));
+  return result.sort((a, b) => a - b);
+}
+
+/** Directories of the cgroup `parent` (relative to our own cgroup) in every mounted hierarchy. */
+export function testCgroupDirs(parent: string): string[] {
+  const dirs = new Set<string>();
+  for (const [, path] of ownCgroups()) dirs.add(join(path, parent));
+  for (const line of Deno.readTextFileSync("/proc/self/cgroup").trim().split("\n")) {
+    const [, controllers, path] = line.split(":", 3) as [string, string, string];
+    if (controllers.startsWith("name=")) {
+      dirs.add(join("/sys/fs/cgroup", controllers.slice(5), path, parent));
+    }
+  }
+  return [...dirs].filter((d) => {
+    try {
+      return Deno.statSync(d).isDirectory;
+    } catch {
+      return false;
+    }
+  }).sort();
+}
+
+/** Sub-directories of a cgroup, deepest first, the cgroup itself last. */
+function cgroupTree(dir: string): { path: string; depth: number }[] {
+  const out: { path: string; depth: number }[] = [];
+  const walk = (path: string, depth: number) => {
+    try {
+      for (const e of Deno.readDirSync(path)) {
+        if (e.isDirectory) walk(join(path, e.name), depth + 1);
+      }
+    } catch {
+      // gone
+    }
+    out.push({ path, depth });
+  };
+  walk(dir, 0);
+  return out;
+}
+
+/** Pids in the cgroups under `dirs`. */
+function cgroupPids(dirs: string[]): number[] {
+  const pids = new Set<number>();
+  for (const d of dirs) {
+    for (const { path } of cgroupTree(d)) {
+      try {
+        for (const p of Deno.readTextFileSync(join(path, "cgroup.procs")).split("\n")) {
+          if (p) pids.add(Number(p));
+        }
+      } catch {
+        // gone
+      }
+    }
+  }
+  return [...pids].sort((a, b) => a - b);
+}
+
+async function waitGone(pids: number[], ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  let left = pids.filter(alive);
+  while (left.length && Date.now() < deadline) {
+    await sleep(50);
+    left = left.filter(alive);
+  }
+  return left;
+}
+
+function signal(pid: number, sig: Deno.Signal): void {
+  try {
+    Deno.kill(pid, sig);
+  } catch {
+    // gone
+  }
+}
+
+/**
+ * After the daemon has stopped: stops its shims (SIGTERM; they exit once
+ * they hold no container), kills container processes left, unmounts what
+ * is mounted under `dir`, removes the containers' cgroup parent. With
+ * `graceful` (every container was deleted through the CLI) whatever had to
+ * be forced is returned as a problem.
+ */
+export async function reapContainers(
+  dir: string,
+  options: { graceful: boolean },
+): Promise<string[]> {
+  const problems: string[] = [];
+  const report = (what: string) => options.graceful && problems.push(what);
+  const shimLogs = () => {
+    const out: string[] = [];
+    try {
+      for (const g of Deno.readDirSync(join(dir, "state", "shims"))) {
+        try {
+          const text = Deno.readTextFileSync(join(dir, "state", "shims", g.name, "shim.log"));
+          out.push(
+            `shim ${g.name} log (last 20 lines):\n${text.split("\n").slice(-20).join("\n")}`,
+          );
+        } catch {
+          // no log
+        }
+      }
+    } catch {
+      // no shims
+    }
+    return out;
+  };
+  const cgroupDirs = testCgroupDirs(testCgroupParent(dir));
+
+  // Shims first: a shim that holds no container exits on SIGTERM.
+  const shims = shimPids(dir);
+  for (const pid of shims) signal(pid, "SIGTERM");
+  const holding = await waitGone(shims, 10_000);
+  if (holding.length) report(`shims still running after SIGTERM: ${holding.join(", ")}`);
+  const forks = shimPids(dir, { all: true }).filter((p) => !holding.includes(p));
+  if (forks.length) report(`processes forked by a shim left: ${forks.join(", ")}`);
+  const stubborn = [...holding, ...forks];
+
+  // Container processes: thaw frozen cgroups (a frozen process cannot die), then SIGKILL.
+  const containers = [...new Set([...processesRootedUnder(dir), ...cgroupPids(cgroupDirs)])].filter(
+    alive,
+  );
+  if (containers.length) report(`container processes left: ${containers.join(", ")}`);
+  for (const d of cgroupDirs) {
+    for (const { path } of cgroupTree(d)) {
+      try {
+        Deno.writeTextFileSync(join(path, "freezer.state"), "THAWED");
+      } catch {
+        // not the freezer hierarchy
+      }
+      try {
+        Deno.writeTextFileSync(join(path, "cgroup.freeze"), "0");
+      } catch {
+        // not v2
+      }
+    }
+  }
+  for (const pid of containers) signal(pid, "SIGKILL");
+  for (const pid of stubborn) signal(pid, "SIGKILL");
+  const survivors = await waitGone([...containers, ...stubborn], 10_000);
+  if (survivors.length) problems.push(`processes that survived SIGKILL: ${survivors.join(", ")}`);
+
+  const mounts = mountsUnder(dir);
+  if (mounts.length) report(`mounts left: ${mounts.join(", ")}`);
+  for (const m of mounts.sort((a, b) => b.length - a.length)) {
+    await run("umount", ["-l", m]).catch(() => undefined);
+  }
+  const stillMounted = mountsUnder(dir);
+  if (stillMounted.length) problems.push(`cannot unmount: ${stillMounted.join(", ")}`);
+
+  for (const d of cgroupDirs) {
+    for (const { path, depth } of cgroupTree(d)) {
+      // <parent>/<namespace>/<id>: a container's cgroup, which deleting the container should have removed.
+      if (depth >= 2) report(`cgroup left: ${path}`);
+      for (let attempt = 0;; attempt++) {
+        try {
+          Deno.removeSync(path);
+          break;
+        } catch (err) {
+          if (err instanceof Deno.errors.NotFound) break;
+          if (attempt >= 50) {
+            problems.push(`cannot remove cgroup ${path}: ${(err as Error).message}`);
+            break;
+          }
+          await sleep(100);
+        }
+      }
+    }
+  }
+  if (problems.length) problems.push(...shimLogs());
+  return problems;
 }
 
 /** Starts `dist/tug daemon` and resolves once it serves. */
@@ -143,7 +427,12 @@ export async function startDaemon(options: TestDaemonOptions = {}): Promise<Test
     await reading;
   };
   const cleanup = async () => {
+    const problems: string[] = [];
+    let graceful = false;
     if (exited === undefined) {
+      const removal = await removeContainers(address);
+      problems.push(...removal);
+      graceful = removal.length === 0;
       // Give it a graceful chance, then make sure.
       child.kill("SIGTERM");
       const timer = setTimeout(() => exited === undefined && child.kill("SIGKILL"), 10_000);
@@ -151,13 +440,21 @@ export async function startDaemon(options: TestDaemonOptions = {}): Promise<Test
       clearTimeout(timer);
     }
     await reading;
+    problems.push(...await reapContainers(dir, { graceful }));
     if (!options.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (problems.length) {
+      throw new Error(
+        `the test daemon in ${dir} left things behind:\n  ${problems.join("\n  ")}\n` +
+          `daemon log (last 60 lines):\n${log.split("\n").slice(-60).join("\n")}`,
+      );
+    }
   };
   return {
     dir,
     address,
     config,
     metricsUrl: `http://${metrics}/metrics`,
+    cgroupParent: testCgroupParent(dir),
     pid: child.pid,
     tug: (args, o = {}) => run(TUG, ["-a", address, ...args], { ...o, env: { ...o.env } }),
     log: () => log,
@@ -208,4 +505,28 @@ export async function promtoolCheck(text: string): Promise<{ code: number; outpu
 /** A fetch client over the daemon's socket, for raw API requests. */
 export function socketClient(address: string): Deno.HttpClient {
   return Deno.createHttpClient({ proxy: { transport: "unix", path: address } });
+}
+
+function describe(err: unknown): string {
+  if (err instanceof SuppressedError) {
+    return `${describe(err.error)}\n(and while unwinding before it: ${describe(err.suppressed)})`;
+  }
+  return err instanceof Error ? (err.stack ?? String(err)) : String(err);
+}
+
+/**
+ * Wraps a test body that uses `await using`: when disposal fails as well as
+ * the body (or a later disposal as well as an earlier one), the runtime
+ * throws a SuppressedError that Deno's test runner prints without either
+ * error. This rethrows one Error that shows both.
+ */
+export function showSuppressed(fn: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof SuppressedError) throw new Error(describe(err));
+      throw err;
+    }
+  };
 }
