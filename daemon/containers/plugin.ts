@@ -6,8 +6,8 @@
  * The service opens the image service (its database holds the containers),
  * so it is opened on first use, not with the daemon. At start-up it is opened
  * at once only when there is something to recover: shims still running from
- * a previous daemon, or a metadata database whose containers' restart
- * policies may want them running again (after a reboot).
+ * a previous daemon, or containers whose restart policies want them running
+ * again (listed in `<root>/autostart`, which survives reboots).
  *
  * @module
  */
@@ -17,6 +17,9 @@ import type { ShimInfo } from "../../client/types.ts";
 import { type DaemonContext, ServiceKey } from "../context.ts";
 import { type ContainerMetrics, containerMetricsProvider } from "../metrics.ts";
 import type { ContainerService } from "./service.ts";
+
+/** The file under the root listing the containers that start with the daemon. */
+export const AUTOSTART_FILE = "autostart";
 
 /** Opens (once) and returns the containers service. */
 export type OpenContainers = () => Promise<ContainerService>;
@@ -80,13 +83,15 @@ export function init(ctx: DaemonContext): { close(): Promise<void> } {
   const shimsDir = join(ctx.config.state, "shims");
   const hasShims = (() => {
     try {
-      for (const _ of Deno.readDirSync(shimsDir)) return true;
+      for (const e of Deno.readDirSync(shimsDir)) {
+        if (exists(join(shimsDir, e.name, "shim.sock"))) return true;
+      }
     } catch {
       // none
     }
     return false;
   })();
-  if (hasShims || exists(join(ctx.config.root, "metadata.db"))) {
+  if (hasShims || exists(join(ctx.config.root, AUTOSTART_FILE))) {
     open().catch(() => {}); // logged above; the next request tries again
   }
 

@@ -24,6 +24,7 @@ import type { ShimInfo } from "../../client/types.ts";
 import type { EventBus } from "../events.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
+import { AUTOSTART_FILE } from "./plugin.ts";
 import { buildSpec, type ContainerOptions } from "./spec.ts";
 import { ShimManager } from "./shims.ts";
 
@@ -246,6 +247,9 @@ export class ContainerService {
       this.#db.containers.delete(namespace, req.id);
       throw err;
     }
+    if (req.restart?.name === "always" || req.restart?.name === "unless-stopped") {
+      this.#syncAutostart();
+    }
     this.#events.publish(namespace, "/containers/create", { id: req.id, image: image.name });
     return this.#info(namespace, record, false);
   }
@@ -303,6 +307,7 @@ export class ContainerService {
       });
     }
     this.#db.containers.delete(namespace, id);
+    if (c.labels[LABELS.restartPolicy]) this.#syncAutostart();
     await Deno.remove(join(this.#config.root, "logs", namespace, id), { recursive: true }).catch(
       () => {},
     );
@@ -346,18 +351,28 @@ export class ContainerService {
     const task: TaskInfo & { group: string } = { id, pid: 0, status: "created", group };
     this.#tasks.set(key(namespace, id), task);
     try {
-      const { pid } = await shim.call<{ pid: number }>("create", {
-        namespace,
-        id,
-        spec: c.spec,
-        rootfs,
-        user: c.labels[LABELS.user],
-        ...stdio,
-        log: {
-          path: this.#logPath(namespace, id),
-          maxSize: Number(c.labels[LABELS.logMaxSize] ?? this.#config.logs.maxSize),
-          maxFiles: Number(c.labels[LABELS.logMaxFile] ?? this.#config.logs.maxFile),
-        },
+      const create = () =>
+        shim.call<{ pid: number }>("create", {
+          namespace,
+          id,
+          spec: c.spec,
+          rootfs,
+          user: c.labels[LABELS.user],
+          ...stdio,
+          log: {
+            path: this.#logPath(namespace, id),
+            maxSize: Number(c.labels[LABELS.logMaxSize] ?? this.#config.logs.maxSize),
+            maxFiles: Number(c.labels[LABELS.logMaxFile] ?? this.#config.logs.maxFile),
+          },
+        });
+      const { pid } = await create().catch(async (err) => {
+        // A shim that replaced a dead one adopted this container's record: if that task has
+        // stopped, it is removed and the start goes on.
+        if (!(err instanceof AlreadyExists)) throw err;
+        const state = await shim.call<ShimRecord>("state", { namespace, id });
+        if (state.status !== "stopped") throw err;
+        await shim.call("delete", { namespace, id });
+        return await create();
       });
       task.pid = pid;
       await shim.call("start", { namespace, id });
@@ -583,18 +598,43 @@ export class ContainerService {
         this.#tasks.set(key(r.namespace, r.id), task);
       }
     }
+    for (const [namespace, c] of this.#syncAutostart()) {
+      const policy = c.labels[LABELS.restartPolicy];
+      if (policy === "unless-stopped" && c.labels[LABELS.stopped]) continue;
+      const t = this.#tasks.get(key(namespace, c.id));
+      if (t && t.status !== "stopped") continue;
+      this.start(namespace, c.id).catch((err) =>
+        this.#warn(`cannot restart container ${c.id}`, err)
+      );
+    }
+  }
+
+  /**
+   * Rewrites `<root>/autostart`, the list of containers whose restart policy
+   * starts them with the daemon: the containers plugin opens this service
+   * at daemon start only when that file or a running shim says there is
+   * something to do. Returns those containers.
+   */
+  #syncAutostart(): [string, Container][] {
+    const out: [string, Container][] = [];
     for (const ns of this.#db.namespaces.list()) {
       for (const c of this.#db.containers.list(ns.name)) {
         const policy = c.labels[LABELS.restartPolicy];
-        if (policy !== "always" && policy !== "unless-stopped") continue;
-        if (policy === "unless-stopped" && c.labels[LABELS.stopped]) continue;
-        const t = this.#tasks.get(key(ns.name, c.id));
-        if (t && t.status !== "stopped") continue;
-        this.start(ns.name, c.id).catch((err) =>
-          this.#warn(`cannot restart container ${c.id}`, err)
-        );
+        if (policy === "always" || policy === "unless-stopped") out.push([ns.name, c]);
       }
     }
+    const path = join(this.#config.root, AUTOSTART_FILE);
+    try {
+      if (out.length) {
+        Deno.writeTextFileSync(`${path}.tmp`, out.map(([ns, c]) => `${ns}/${c.id}\n`).join(""));
+        Deno.renameSync(`${path}.tmp`, path);
+      } else Deno.removeSync(path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) {
+        this.#warn("cannot write the autostart list", err);
+      }
+    }
+    return out;
   }
 
   #cancelRestart(namespace: string, id: string): void {

@@ -94,7 +94,16 @@ export class ShimManager {
     }
     const [cmd, ...args] = selfCommand();
     const child = new Deno.Command(cmd!, {
-      args: [...args, "shim", "--group", group, "--state", this.#options.state, "--idle-exit", String(this.#options.idleExit / 1000)],
+      args: [
+        ...args,
+        "shim",
+        "--group",
+        group,
+        "--state",
+        this.#options.state,
+        "--idle-exit",
+        String(this.#options.idleExit / 1000),
+      ],
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -113,7 +122,11 @@ export class ShimManager {
       }
       await new Promise((r) => setTimeout(r, 10));
     }
-    throw new Unavailable(`Cannot start a shim for group ${JSON.stringify(group)}: ${(last as Error)?.message ?? "no answer"}`);
+    throw new Unavailable(
+      `Cannot start a shim for group ${JSON.stringify(group)}: ${
+        (last as Error)?.message ?? "no answer"
+      }`,
+    );
   }
 
   /** Connects to every shim that is running (at daemon start): their groups. */

@@ -80,10 +80,20 @@ export function parseMountFlag(value: string): MountOption {
   const type = fields.get("type") ?? "bind";
   const source = fields.get("src") ?? fields.get("source") ?? "";
   const destination = fields.get("dst") ?? fields.get("destination") ?? fields.get("target") ?? "";
-  if (!destination.startsWith("/")) throw new InvalidArgument(`Invalid --mount ${JSON.stringify(value)}: dst must be an absolute path`);
-  if (type === "bind" && !source.startsWith("/")) throw new InvalidArgument(`Invalid --mount ${JSON.stringify(value)}: src must be an absolute path`);
+  if (!destination.startsWith("/")) {
+    throw new InvalidArgument(
+      `Invalid --mount ${JSON.stringify(value)}: dst must be an absolute path`,
+    );
+  }
+  if (type === "bind" && !source.startsWith("/")) {
+    throw new InvalidArgument(
+      `Invalid --mount ${JSON.stringify(value)}: src must be an absolute path`,
+    );
+  }
   const options = (fields.get("options") ?? "").split(":").filter(Boolean);
-  if (type === "bind" && !options.some((o) => o === "bind" || o === "rbind")) options.unshift("rbind");
+  if (type === "bind" && !options.some((o) => o === "bind" || o === "rbind")) {
+    options.unshift("rbind");
+  }
   if (fields.get("readonly") === "true" || fields.get("ro") === "true") options.push("ro");
   return { type, source, destination, options };
 }
@@ -94,12 +104,16 @@ function capName(c: string): string {
 }
 
 /** The capability set after `--cap-add` and `--cap-drop` (either may be "ALL"). */
-export function capabilities(options: Pick<ContainerOptions, "capAdd" | "capDrop" | "privileged">): string[] {
+export function capabilities(
+  options: Pick<ContainerOptions, "capAdd" | "capDrop" | "privileged">,
+): string[] {
   if (options.privileged) return [...CAPABILITIES];
   const add = (options.capAdd ?? []).map(capName);
   const drop = (options.capDrop ?? []).map(capName);
   for (const c of [...add, ...drop]) {
-    if (c !== "ALL" && !CAPABILITIES.includes(c)) throw new InvalidArgument(`Unknown capability ${JSON.stringify(c)}`);
+    if (c !== "ALL" && !CAPABILITIES.includes(c)) {
+      throw new InvalidArgument(`Unknown capability ${JSON.stringify(c)}`);
+    }
   }
   let caps = drop.includes("ALL") ? [] : DEFAULT_CAPABILITIES.filter((c) => !drop.includes(c));
   caps = add.includes("ALL") ? [...CAPABILITIES] : [...new Set([...caps, ...add])];
@@ -112,7 +126,11 @@ function mergeEnv(...lists: (readonly string[] | undefined)[]): string[] {
   for (const list of lists) {
     for (const e of list ?? []) {
       const eq = e.indexOf("=");
-      if (eq <= 0) throw new InvalidArgument(`Invalid environment variable ${JSON.stringify(e)}: use NAME=value`);
+      if (eq <= 0) {
+        throw new InvalidArgument(
+          `Invalid environment variable ${JSON.stringify(e)}: use NAME=value`,
+        );
+      }
       env.set(e.slice(0, eq), e);
     }
   }
@@ -136,19 +154,56 @@ export function buildSpec(
   const entrypoint = config.Entrypoint ?? [];
   const cmd = options.args?.length ? options.args : (config.Cmd ?? []);
   const args = [...entrypoint, ...cmd];
-  if (args.length === 0) throw new InvalidArgument("The image has no command to run: give one after the container id");
+  if (args.length === 0) {
+    throw new InvalidArgument("The image has no command to run: give one after the container id");
+  }
   const caps = capabilities(options);
-  const env = mergeEnv([`PATH=${DEFAULT_PATH}`], config.Env, options.terminal ? ["TERM=xterm"] : [], options.env);
+  const env = mergeEnv(
+    [`PATH=${DEFAULT_PATH}`],
+    config.Env,
+    options.terminal ? ["TERM=xterm"] : [],
+    options.env,
+  );
   const privileged = options.privileged === true;
 
   const mounts: Mount[] = [
     { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
-    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-    { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
-    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
-    { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", privileged ? "rw" : "ro"] },
-    { destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", privileged ? "rw" : "ro"] },
+    {
+      destination: "/dev",
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+    },
+    {
+      destination: "/dev/pts",
+      type: "devpts",
+      source: "devpts",
+      options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+    },
+    {
+      destination: "/dev/shm",
+      type: "tmpfs",
+      source: "shm",
+      options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    },
+    {
+      destination: "/dev/mqueue",
+      type: "mqueue",
+      source: "mqueue",
+      options: ["nosuid", "noexec", "nodev"],
+    },
+    {
+      destination: "/sys",
+      type: "sysfs",
+      source: "sysfs",
+      options: ["nosuid", "noexec", "nodev", privileged ? "rw" : "ro"],
+    },
+    {
+      destination: "/sys/fs/cgroup",
+      type: "cgroup",
+      source: "cgroup",
+      options: ["nosuid", "noexec", "nodev", "relatime", privileged ? "rw" : "ro"],
+    },
   ];
   if (options.netHost) {
     for (const f of ["/etc/resolv.conf", "/etc/hosts"]) {
@@ -160,22 +215,39 @@ export function buildSpec(
       }
     }
   }
-  for (const m of options.mounts ?? []) mounts.push({ destination: m.destination, type: m.type, source: m.source, options: m.options });
+  for (const m of options.mounts ?? []) {
+    mounts.push({ destination: m.destination, type: m.type, source: m.source, options: m.options });
+  }
 
-  const namespaces = ["pid", "ipc", "uts", "mount", "cgroup", ...(options.netHost ? [] : ["network"])].map((type) => ({ type }));
+  const namespaces = [
+    "pid",
+    "ipc",
+    "uts",
+    "mount",
+    "cgroup",
+    ...(options.netHost ? [] : ["network"]),
+  ].map((type) => ({ type }));
   const resources: NonNullable<NonNullable<Spec["linux"]>["resources"]> = {
     devices: [{ allow: privileged, access: "rwm" }],
   };
   if (options.memoryLimit !== undefined) {
-    if (!(options.memoryLimit > 0)) throw new InvalidArgument(`Invalid --memory-limit ${options.memoryLimit}: must be positive`);
+    if (!(options.memoryLimit > 0)) {
+      throw new InvalidArgument(`Invalid --memory-limit ${options.memoryLimit}: must be positive`);
+    }
     resources.memory = { limit: options.memoryLimit };
   }
   if (options.cpus !== undefined) {
-    if (!(options.cpus > 0)) throw new InvalidArgument(`Invalid --cpus ${options.cpus}: must be positive`);
+    if (!(options.cpus > 0)) {
+      throw new InvalidArgument(`Invalid --cpus ${options.cpus}: must be positive`);
+    }
     resources.cpu = { quota: Math.round(options.cpus * 100_000), period: 100_000 };
   }
   if (options.pidsLimit !== undefined) {
-    if (!Number.isInteger(options.pidsLimit) || options.pidsLimit < 1) throw new InvalidArgument(`Invalid --pids-limit ${options.pidsLimit}: must be a positive integer`);
+    if (!Number.isInteger(options.pidsLimit) || options.pidsLimit < 1) {
+      throw new InvalidArgument(
+        `Invalid --pids-limit ${options.pidsLimit}: must be a positive integer`,
+      );
+    }
     resources.pids = { limit: options.pidsLimit };
   }
 
@@ -200,8 +272,17 @@ export function buildSpec(
       cgroupsPath: `${options.cgroupParent.replace(/\/+$/, "")}/${options.namespace}/${options.id}`,
       ...(privileged ? {} : {
         maskedPaths: [
-          "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-          "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+          "/proc/acpi",
+          "/proc/asound",
+          "/proc/kcore",
+          "/proc/keys",
+          "/proc/latency_stats",
+          "/proc/timer_list",
+          "/proc/timer_stats",
+          "/proc/sched_debug",
+          "/proc/scsi",
+          "/sys/firmware",
+          "/sys/devices/virtual/powercap",
         ],
         readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
       }),
@@ -210,7 +291,9 @@ export function buildSpec(
   };
   if (!privileged && options.seccompProfile !== "unconfined") {
     if (options.seccompProfile) spec.linux!.seccomp = options.seccompProfile;
-    else if (options.seccompDefault) spec.linux!.seccomp = defaultSeccompProfile({ capabilities: caps });
+    else if (options.seccompDefault) {
+      spec.linux!.seccomp = defaultSeccompProfile({ capabilities: caps });
+    }
   }
   return { spec, user: options.user ?? (config.User || "0") };
 }

@@ -3,7 +3,13 @@ import { InvalidArgument } from "../../errors.ts";
 import { buildSpec, capabilities, DEFAULT_CAPABILITIES, parseMountFlag } from "./spec.ts";
 
 const image = {
-  config: { Entrypoint: ["/docker-entrypoint.sh"], Cmd: ["httpd", "-f"], Env: ["PATH=/custom", "A=1"], WorkingDir: "/srv", User: "www" },
+  config: {
+    Entrypoint: ["/docker-entrypoint.sh"],
+    Cmd: ["httpd", "-f"],
+    Env: ["PATH=/custom", "A=1"],
+    WorkingDir: "/srv",
+    User: "www",
+  },
 };
 const base = { id: "web-1", namespace: "default", cgroupParent: "/tug", seccompDefault: true };
 
@@ -15,7 +21,14 @@ Deno.test("buildSpec() runs the image's entrypoint and command in its directory 
   assertEquals(user, "www");
   assertEquals(spec.hostname, "web-1");
   assertEquals(spec.linux!.cgroupsPath, "/tug/default/web-1");
-  assertEquals(spec.linux!.namespaces!.map((n) => n.type).sort(), ["cgroup", "ipc", "mount", "network", "pid", "uts"]);
+  assertEquals(spec.linux!.namespaces!.map((n) => n.type).sort(), [
+    "cgroup",
+    "ipc",
+    "mount",
+    "network",
+    "pid",
+    "uts",
+  ]);
   assert(spec.linux!.seccomp, "the default seccomp profile applies");
   assertEquals(spec.process!.capabilities!.bounding, [...DEFAULT_CAPABILITIES]);
 });
@@ -38,7 +51,10 @@ Deno.test("buildSpec() lets flags replace the command, add env, and set limits",
   assertEquals(spec.linux!.resources!.cpu, { quota: 50000, period: 100000 });
   assertEquals(spec.linux!.resources!.pids, { limit: 10 });
   assertEquals(spec.root!.readonly, true);
-  assert(!spec.linux!.namespaces!.some((n) => n.type === "network"), "--net-host keeps the host network");
+  assert(
+    !spec.linux!.namespaces!.some((n) => n.type === "network"),
+    "--net-host keeps the host network",
+  );
 });
 
 Deno.test("buildSpec() with --privileged gives every capability, no seccomp and no masked paths", () => {
@@ -64,7 +80,11 @@ Deno.test("parseMountFlag() reads ctr's --mount syntax", () => {
     options: ["rbind", "ro"],
   });
   assertEquals(parseMountFlag("src=/a,dst=/b").options, ["rbind"]);
-  assertThrows(() => parseMountFlag("src=rel,dst=/b"), InvalidArgument, "src must be an absolute path");
+  assertThrows(
+    () => parseMountFlag("src=rel,dst=/b"),
+    InvalidArgument,
+    "src must be an absolute path",
+  );
 });
 
 Deno.test("buildSpec() refuses an image without a command", () => {
