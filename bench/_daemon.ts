@@ -22,8 +22,63 @@ import {
 /** The tug binary the benchmarks run (made by `make bundle` or `make build`). */
 export const TUG: string = new URL("../dist/tug", import.meta.url).pathname;
 
+/**
+ * Copies the tug under test into `dir` and returns the path to run: the
+ * compiled binary, or the bundle's launcher rewritten to a copy of
+ * `dist/tug.js` and every chunk it imports. Other people's `make bundle`
+ * replaces dist/ with new chunk names while a run goes on; the copy keeps
+ * one build for the whole run. A bundle caught half-written is copied again.
+ */
+export async function snapshotTug(dir: string): Promise<string> {
+  const dist = join(TUG, "..");
+  await Deno.mkdir(dir, { recursive: true });
+  const head = new TextDecoder().decode((await Deno.readFile(TUG)).subarray(0, 2));
+  if (head !== "#!") {
+    await Deno.copyFile(TUG, join(dir, "tug"));
+    return join(dir, "tug");
+  }
+  for (let attempt = 0;; attempt++) {
+    const launcher = await Deno.readTextFile(TUG);
+    const copied = new Set<string>();
+    const queue = ["tug.js"];
+    let missing: string | undefined;
+    while (queue.length && !missing) {
+      const name = queue.shift()!;
+      if (copied.has(name)) continue;
+      let text: string;
+      try {
+        text = await Deno.readTextFile(join(dist, name));
+      } catch {
+        missing = name;
+        break;
+      }
+      await Deno.writeTextFile(join(dir, name), text);
+      copied.add(name);
+      for (const m of text.matchAll(/["']\.\/([\w.-]+\.js)["']/g)) queue.push(m[1]!);
+    }
+    if (!missing && launcher.includes(join(dist, "tug.js"))) {
+      await Deno.writeTextFile(
+        join(dir, "tug"),
+        launcher.replaceAll(join(dist, "tug.js"), join(dir, "tug.js")),
+        {
+          mode: 0o755,
+        },
+      );
+      return join(dir, "tug");
+    }
+    if (attempt >= 20) {
+      throw new Error(
+        `Cannot copy tug's bundle: ${missing ?? "the launcher"} is missing in ${dist}`,
+      );
+    }
+    await sleep(500);
+  }
+}
+
 /** Options for {@link startTugDaemon}. */
 export interface TugDaemonOptions {
+  /** The tug to run (default dist/tug); see {@link snapshotTug}. */
+  tug?: string;
   /** The cgroup parent for containers (absolute; tug adds `<namespace>/<id>`). */
   cgroupParent: string;
 }
@@ -67,7 +122,8 @@ export async function startTugDaemon(dir: string, options: TugDaemonOptions): Pr
     ].join("\n"),
   );
   const log = await Deno.open(join(dir, "daemon.log"), { write: true, create: true, append: true });
-  const child = new Deno.Command(TUG, {
+  const tug = options.tug ?? TUG;
+  const child = new Deno.Command(tug, {
     args: ["daemon", "--config", config],
     stdin: "null",
     stdout: "null",
@@ -114,7 +170,7 @@ export async function startTugDaemon(dir: string, options: TugDaemonOptions): Pr
     pid: child.pid,
     address,
     state,
-    tug: (args, timeout = 120_000) => exec(TUG, ["-a", address, ...args], { timeout }),
+    tug: (args, timeout = 120_000) => exec(tug, ["-a", address, ...args], { timeout }),
     shimPids,
     stop,
   };

@@ -42,7 +42,7 @@
 import { join } from "node:path";
 import { startRegistry, type TestRegistry } from "../tests/registry.ts";
 import { type Containerd, startContainerd } from "./_containerd.ts";
-import { startTugDaemon, TUG, type TugDaemon } from "./_daemon.ts";
+import { snapshotTug, startTugDaemon, TUG, type TugDaemon } from "./_daemon.ts";
 import { pushBusybox } from "./_image.ts";
 import {
   alive,
@@ -634,10 +634,22 @@ async function machine(): Promise<Record<string, string | number>> {
   };
 }
 
-async function versions(): Promise<Record<string, string>> {
-  const tug = await exec(TUG, ["version"], { timeout: 20_000 }).catch(() => undefined);
+/** The commit the tree is at, and whether it has uncommitted changes (the bundle is built from the tree). */
+async function gitDescribe(): Promise<string> {
+  const root = new URL("..", import.meta.url).pathname;
+  const head = await exec("git", ["-C", root, "rev-parse", "--short", "HEAD"]).catch(() =>
+    undefined
+  );
+  const dirty = await exec("git", ["-C", root, "status", "--porcelain", "--untracked-files=no"])
+    .catch(() => undefined);
+  if (!head || head.code !== 0) return "no git";
+  return `git ${head.stdout.trim()}${dirty?.stdout.trim() ? ", uncommitted changes" : ""}`;
+}
+
+async function versions(tugPath: string): Promise<Record<string, string>> {
+  const tug = await exec(tugPath, ["version"], { timeout: 20_000 }).catch(() => undefined);
   return {
-    tug: /Version:\s*(\S+)/.exec(tug?.stdout ?? "")?.[1] ?? "",
+    tug: `${/Version:\s*(\S+)/.exec(tug?.stdout ?? "")?.[1] ?? "?"} (${await gitDescribe()})`,
     containerd: (await versionOf("containerd")).replace(
       /^containerd github.com\/containerd\/containerd /,
       "",
@@ -724,7 +736,13 @@ async function main(): Promise<number> {
   }
 
   const comparisons: Comparison[] = [];
+  let facts:
+    | { machine: Record<string, string | number>; versions: Record<string, string> }
+    | undefined;
   try {
+    // One build of tug for the whole run (bench/runtime.ts runs dist/tug itself).
+    const tug = await snapshotTug(join(tmp, "dist"));
+    facts = { machine: await machine(), versions: await versions(tug) };
     const registry = await startRegistry();
     cleanups.push({ what: "stop the registry", fn: () => registry.stop() });
     const ref = await pushBusybox(tmp, registry.host);
@@ -744,7 +762,10 @@ async function main(): Promise<number> {
     }
     let tugEng: Engine;
     try {
-      const daemon = await startTugDaemon(join(tmp, "tug"), { cgroupParent: `${cgroup.path}/tug` });
+      const daemon = await startTugDaemon(join(tmp, "tug"), {
+        tug,
+        cgroupParent: `${cgroup.path}/tug`,
+      });
       cleanups.push({ what: "stop the tug daemon", fn: () => daemon.stop() });
       ok(await daemon.tug(["images", "pull", "--plain-http", ref]), "tug images pull");
       tugEng = tugEngine("tug", daemon, ref);
@@ -802,8 +823,8 @@ async function main(): Promise<number> {
     date: date.toISOString(),
     mode: QUICK ? "quick" : "full",
     durationS: elapsedS(),
-    machine: await machine(),
-    versions: await versions(),
+    machine: facts?.machine ?? await machine(),
+    versions: facts?.versions ?? await versions(TUG),
     comparisons,
   });
   await Deno.mkdir(OUT, { recursive: true });
