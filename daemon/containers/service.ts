@@ -14,6 +14,7 @@
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../../errors.ts";
 import type { ImageService } from "../../images/service.ts";
 import type { Container } from "../../images/metadata/containers.ts";
+import type { Mount } from "../../images/types.ts";
 import type { Process, Spec } from "../../runtime/spec.ts";
 import { parseSignal } from "../../runtime/signals.ts";
 import { type LogEntry, readLogs, type ReadLogsOptions } from "../../shim/logs.ts";
@@ -327,6 +328,27 @@ export class ContainerService {
     return await this.shims.get(this.#task(namespace, id).group);
   }
 
+  /**
+   * The mounts of a container's snapshot. A create cut short (the daemon
+   * killed between the record and its snapshot) left a record without one:
+   * the snapshot is prepared from the container's image now.
+   */
+  async #rootfs(
+    namespace: string,
+    c: Container,
+    snapshotter: string,
+    key: string,
+  ): Promise<Mount[]> {
+    const sn = this.#db.snapshotter(namespace, this.#images.snapshotter(snapshotter));
+    try {
+      return await sn.mounts(key);
+    } catch (err) {
+      if (!(err instanceof NotFound) || !c.image) throw err;
+      this.#warn(`container ${c.id} has no snapshot ${key}; preparing it again`, err);
+      return await this.#images.prepareRootfs(c.image, key, { namespace, snapshotter });
+    }
+  }
+
   /** Creates and starts the task of a container (its process), with its stdio on FIFOs when given. */
   async start(namespace: string, id: string, stdio: StdioRequest = {}): Promise<TaskInfo> {
     const c = this.#record(namespace, id);
@@ -344,8 +366,7 @@ export class ContainerService {
         `Cannot start container ${JSON.stringify(id)}: it has no snapshot`,
       );
     }
-    const rootfs = await this.#db.snapshotter(namespace, this.#images.snapshotter(c.snapshotter))
-      .mounts(c.snapshotKey);
+    const rootfs = await this.#rootfs(namespace, c, c.snapshotter, c.snapshotKey);
     const group = this.shims.group(namespace, c.labels);
     const shim = await this.shims.get(group);
     const task: TaskInfo & { group: string } = { id, pid: 0, status: "created", group };
