@@ -171,7 +171,9 @@ export function markdown(r: Results, chart?: string): string {
   lines.push(
     `Machine: ${m.cpu} (${m.cores} cores), ${m.memoryGiB} GiB memory, Linux ${m.kernel}${
       m.os ? `, ${m.os}` : ""
-    }.`,
+    }; load average ${m.loadavg} at the start, ${
+      m.loadavgEnd ?? "?"
+    } at the end (other work shares it).`,
     "",
     `Versions: ${Object.entries(r.versions).map(([k, v]) => `${k} ${v || "?"}`).join("; ")}.`,
     "",

@@ -823,7 +823,10 @@ async function main(): Promise<number> {
     date: date.toISOString(),
     mode: QUICK ? "quick" : "full",
     durationS: elapsedS(),
-    machine: facts?.machine ?? await machine(),
+    machine: {
+      ...(facts?.machine ?? await machine()),
+      loadavgEnd: (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" "),
+    },
     versions: facts?.versions ?? await versions(TUG),
     comparisons,
   });
