@@ -259,6 +259,8 @@ export function ownCgroups(): Hierarchy[] {
 export interface BenchCgroup {
   /** The absolute cgroup path (from each hierarchy's root) to create containers under. */
   path: string;
+  /** Pids of every process in the subtree, in any hierarchy (the containers, whatever their mount namespace). */
+  pids(): number[];
   /** Removes the subtree in every hierarchy, deepest first, and the ancestors it needed that did not exist before; returns what could not be removed. */
   remove(): Promise<string[]>;
 }
@@ -326,5 +328,20 @@ export function benchCgroup(name: string): BenchCgroup {
     }
     return left;
   };
-  return { path, remove };
+  const pids = (): number[] => {
+    const found = new Set<number>();
+    const walk = (dir: string) => {
+      try {
+        for (const line of Deno.readTextFileSync(join(dir, "cgroup.procs")).split("\n")) {
+          if (line.trim()) found.add(Number(line));
+        }
+        for (const e of Deno.readDirSync(dir)) if (e.isDirectory) walk(join(dir, e.name));
+      } catch {
+        // not there (yet), or gone
+      }
+    };
+    for (const h of hierarchies) walk(join(h.point, path));
+    return [...found].sort((a, b) => a - b);
+  };
+  return { path, pids, remove };
 }

@@ -720,7 +720,11 @@ async function main(): Promise<number> {
     what: "kill leftover processes",
     fn: async () => {
       // Whatever still names the directory (a daemon interrupted while starting, its shims) or runs in it.
-      const left = [...findProcesses((c) => c.includes(`${tmp}/`)), ...processesRootedUnder(tmp)];
+      const left = [
+        ...findProcesses((c) => c.includes(`${tmp}/`)),
+        ...processesRootedUnder(tmp),
+        ...cgroup.pids(),
+      ];
       if (left.length) {
         log(`killing ${left.length} leftover processes: ${left.join(" ")}`);
         await killPids([...descendants(left), ...left], "SIGKILL");
