@@ -3,12 +3,58 @@
  * `<algorithm>:<hex>`; tug accepts `sha256` (64 hex digits) and `sha512`
  * (128), lowercase, as the OCI image spec registers them.
  *
+ * Hashing goes through GNU Nettle where it can be loaded (see `_nettle.ts`),
+ * else through `node:crypto`, which is then imported when this module loads.
+ *
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
 import { InvalidArgument } from "../../errors.ts";
+import { CTX_SIZE, hex, type Nettle, nettle } from "../_nettle.ts";
 import type { Digest } from "../types.ts";
+
+const native = nettle();
+const nodeCrypto = native ? undefined : await import("node:crypto");
+const encoder = new TextEncoder();
+
+/** An incremental hash: Nettle's, or node:crypto's. */
+interface Hasher {
+  update(data: Uint8Array): void;
+  hex(): string;
+}
+
+class NettleHasher implements Hasher {
+  readonly #n: Nettle;
+  readonly #sha512: boolean;
+  /** The context: native code writes into it, so it is an ArrayBuffer of its own. */
+  readonly #ctx = new Uint8Array(new ArrayBuffer(CTX_SIZE));
+
+  constructor(n: Nettle, algorithm: DigestAlgorithm) {
+    this.#n = n;
+    this.#sha512 = algorithm === "sha512";
+    if (this.#sha512) n.nettle_sha512_init(this.#ctx);
+    else n.nettle_sha256_init(this.#ctx);
+  }
+
+  update(data: Uint8Array): void {
+    if (data.length === 0) return;
+    if (this.#sha512) this.#n.nettle_sha512_update(this.#ctx, BigInt(data.length), data);
+    else this.#n.nettle_sha256_update(this.#ctx, BigInt(data.length), data);
+  }
+
+  hex(): string {
+    const md = new Uint8Array(this.#sha512 ? 64 : 32);
+    if (this.#sha512) this.#n.nettle_sha512_digest(this.#ctx, BigInt(md.length), md);
+    else this.#n.nettle_sha256_digest(this.#ctx, BigInt(md.length), md);
+    return hex(md);
+  }
+}
+
+function hasher(algorithm: DigestAlgorithm): Hasher {
+  if (native) return new NettleHasher(native, algorithm);
+  const h = nodeCrypto!.createHash(algorithm);
+  return { update: (data) => h.update(data), hex: () => h.digest("hex") };
+}
 
 /** A digest algorithm tug can verify. */
 export type DigestAlgorithm = "sha256" | "sha512";
@@ -60,18 +106,20 @@ export function isDigest(value: string): boolean {
 
 /** The digest of `data` (sha256 unless told otherwise). */
 export function digestOf(data: Uint8Array | string, algorithm: DigestAlgorithm = "sha256"): Digest {
-  return `${algorithm}:${createHash(algorithm).update(data).digest("hex")}`;
+  const h = hasher(algorithm);
+  h.update(typeof data === "string" ? encoder.encode(data) : data);
+  return `${algorithm}:${h.hex()}`;
 }
 
 /** An incremental digest: feed chunks with `update`, read the result with `digest`. */
 export class Digester {
   readonly algorithm: DigestAlgorithm;
-  #hash: Hash;
+  #hash: Hasher;
   #done: Digest | undefined;
 
   constructor(algorithm: DigestAlgorithm = "sha256") {
     this.algorithm = algorithm;
-    this.#hash = createHash(algorithm);
+    this.#hash = hasher(algorithm);
   }
 
   /** Adds `chunk` to the digest. */
@@ -82,7 +130,7 @@ export class Digester {
 
   /** The digest of everything fed so far; the digester cannot be updated afterwards. */
   digest(): Digest {
-    this.#done ??= `${this.algorithm}:${this.#hash.digest("hex")}`;
+    this.#done ??= `${this.algorithm}:${this.#hash.hex()}`;
     return this.#done;
   }
 }

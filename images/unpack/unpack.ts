@@ -7,13 +7,13 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import {
   AlreadyExists,
   FailedPrecondition,
   InvalidArgument,
   NotImplemented,
 } from "../../errors.ts";
+import { digestOf } from "../content/digest.ts";
 import type { Digest, Mount, Snapshotter } from "../types.ts";
 import { applyLayer, type ApplyLayerOptions, type ApplyLayerResult } from "./apply.ts";
 
@@ -142,9 +142,7 @@ export function chainIds(diffIds: readonly Digest[]): Digest[] {
   for (const id of diffIds) {
     const prev = out[out.length - 1];
     out.push(
-      prev === undefined
-        ? id
-        : `sha256:${createHash("sha256").update(`${prev} ${id}`).digest("hex")}`,
+      prev === undefined ? id : digestOf(`${prev} ${id}`),
     );
   }
   return out;
