@@ -1,7 +1,7 @@
 /**
  * A small pool of byte buffers shared by the pull's stages (download reads,
- * decompression output, the tar parser's slabs), so that a pull allocates
- * its few megabytes of buffers once per process rather than per layer. V8
+ * decompression output), so that a pull allocates its few megabytes of
+ * buffers once per process rather than per layer. V8
  * frees an unreferenced ArrayBuffer only when a garbage collection runs, and
  * a pull makes almost no garbage on the JS heap to trigger one: every buffer
  * dropped per layer stays in the RSS until much later.

@@ -19,9 +19,10 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "./_path.ts";
 import { AlreadyExists, InvalidArgument, NotFound } from "../errors.ts";
-import { type ArchiveFormat, exportArchive, importArchive } from "./archive/mod.ts";
+// The archive code (tar-stream, node:zlib) is imported by import() and export() when called.
+import type { ArchiveFormat } from "./archive/mod.ts";
 import { LocalContentStore } from "./content/local.ts";
 import {
   collectGarbage,
@@ -241,6 +242,8 @@ interface UnpackPlan {
 
 const DAY = 24 * 60 * 60 * 1000;
 const MAX_CONFIG = 16 << 20;
+/** Download buffers a layer being unpacked may hold (the rest waits): two reads of 256 KiB. */
+const TEE_BYTES = 512 << 10;
 
 function ns(options: NamespaceOptions | undefined): string {
   return options?.namespace ?? "default";
@@ -619,6 +622,7 @@ export class ImageService {
           store: content,
           platform,
           ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+          teeBufferBytes: TEE_BYTES,
           ...(plan ? { onLayerChunks: feed.onLayer } : {}),
           onProgress: (p) => {
             feed.onProgress(p);
@@ -951,6 +955,7 @@ export class ImageService {
   ): Promise<ImportResult> {
     const namespace = ns(options);
     const backendSn = (options.unpack ?? true) ? this.#snapshotter(options.snapshotter) : undefined;
+    const { importArchive } = await import("./archive/mod.ts");
     return await this.#withLease(namespace, "import", async (lease) => {
       const content = this.db.contentStore(namespace, this.content, { lease });
       const result = await importArchive(input, {
@@ -984,6 +989,7 @@ export class ImageService {
   async export(names: string[], options: ExportOptions = {}): Promise<ReadableStream<Uint8Array>> {
     const namespace = ns(options);
     const images = names.map((n) => this.#find(namespace, n));
+    const { exportArchive } = await import("./archive/mod.ts");
     return await exportArchive(images.map((i) => ({ name: i.name, target: i.target })), {
       content: this.db.contentStore(namespace, this.content),
       ...(options.platforms ? { platforms: options.platforms } : {}),

@@ -17,8 +17,7 @@
  * @module
  */
 
-import { Duplex } from "node:stream";
-import zlib from "node:zlib";
+import type { Duplex } from "node:stream";
 import { NotImplemented } from "../../errors.ts";
 import { MEDIA_TYPES } from "../types.ts";
 import { openInflater } from "./_zlib.ts";
@@ -68,10 +67,43 @@ export function decompress(
     case "none":
       return stream;
     case "gzip":
-      return stream.pipeThrough(webTransform(zlib.createGunzip({ chunkSize: CHUNK })));
+      return lazyPipe(stream, async () => {
+        const zlib = await import("node:zlib");
+        return webTransform(zlib.createGunzip({ chunkSize: CHUNK }), await import("node:stream"));
+      });
     case "zstd":
-      return stream.pipeThrough(webTransform(zlib.createZstdDecompress({ chunkSize: CHUNK })));
+      return lazyPipe(stream, async () => {
+        const zlib = await import("node:zlib");
+        return webTransform(
+          zlib.createZstdDecompress({ chunkSize: CHUNK }),
+          await import("node:stream"),
+        );
+      });
   }
+}
+
+/**
+ * `stream` piped through the transform `make` returns, made on the first
+ * read: `node:zlib` and `node:stream` are imported only when a codec of
+ * theirs is used (the first `node:` import sets up Deno's Node compatibility
+ * layer, megabytes of RSS that the pull's gzip path through libz avoids).
+ */
+function lazyPipe(
+  stream: ReadableStream<Uint8Array>,
+  make: () => Promise<ReadableWritablePair<Uint8Array, Uint8Array>>,
+): ReadableStream<Uint8Array> {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      reader ??= stream.pipeThrough(await make()).getReader();
+      const { value, done } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader ? reader.cancel(reason) : stream.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** Decompresses a layer stream according to its media type (see {@link compressionOf}). */
@@ -82,8 +114,11 @@ export function decompressLayer(
   return decompress(stream, compressionOf(mediaType));
 }
 
-function webTransform(codec: Duplex): ReadableWritablePair<Uint8Array, Uint8Array> {
-  return Duplex.toWeb(codec) as unknown as ReadableWritablePair<Uint8Array, Uint8Array>;
+function webTransform(
+  codec: Duplex,
+  stream: { Duplex: typeof Duplex },
+): ReadableWritablePair<Uint8Array, Uint8Array> {
+  return stream.Duplex.toWeb(codec) as unknown as ReadableWritablePair<Uint8Array, Uint8Array>;
 }
 
 /**

@@ -14,8 +14,6 @@
  * @module
  */
 
-import https from "node:https";
-import { Readable } from "node:stream";
 import { InvalidArgument, Unavailable } from "../../errors.ts";
 import type { RegistryHost } from "./hosts.ts";
 
@@ -183,9 +181,17 @@ function describe(err: unknown): string {
   return parts.join(": ").replace(/\s+/g, " ").slice(0, 400) || "unknown error";
 }
 
-/** One request through node:https (for hosts whose certificates are not verified). */
-function nodeRequest(url: URL, init: RequestInit, tls: TlsFiles): Promise<Response> {
-  return new Promise((resolve, reject) => {
+/**
+ * One request through node:https (for hosts whose certificates are not
+ * verified). `node:https` is imported here, when first needed: importing a
+ * `node:` module sets up Deno's Node compatibility layer (megabytes of RSS).
+ */
+async function nodeRequest(url: URL, init: RequestInit, tls: TlsFiles): Promise<Response> {
+  const [{ default: https }, { Readable }] = await Promise.all([
+    import("node:https"),
+    import("node:stream"),
+  ]);
+  return await new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
     new Headers(init.headers).forEach((v, k) => headers[k] = v);
     const req = https.request(url, {

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { resolve } from "node:path";
+import { resolve } from "../_path.ts";
 import type { Mount, SnapshotKind } from "../types.ts";
 import type { SnapshotRow } from "./_store.ts";
 import { DirSnapshotter } from "./_dir_snapshotter.ts";

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { resolve } from "node:path";
+import { resolve } from "../_path.ts";
 import { InvalidArgument } from "../../errors.ts";
 import type { Mount, SnapshotKind } from "../types.ts";
 import type { SnapshotRow } from "./_store.ts";
