@@ -14,6 +14,11 @@
  * the wall time of `ctr images pull`.
  *
  * Usage: deno run -A --v8-flags=--single-threaded bench/pull.ts [--pairs N]
+ *   [--tug-v8-flags FLAGS]
+ *
+ * tug's process gets the V8 flags tug runs with (`--single-threaded`, as
+ * the Makefile's RUNFLAGS), plus `--tug-v8-flags` (comma-separated) when
+ * given, to measure a flag before it goes into RUNFLAGS.
  * (bench/run.ts runs the same comparison through the exported functions).
  *
  * @module
@@ -138,13 +143,13 @@ async function startContainerd(dir: string): Promise<Containerd> {
   };
 }
 
-export async function runTug(dir: string, ref: string) {
+export async function runTug(dir: string, ref: string, extraV8Flags: string[] = []) {
   const start = performance.now();
   const out = await sh(DENO, [
     "run",
     "-A",
     "--no-check",
-    "--v8-flags=--single-threaded",
+    `--v8-flags=${["--single-threaded", ...extraV8Flags].join(",")}`,
     CHILD,
     join(dir, "tug"),
     ref,
@@ -175,6 +180,10 @@ export async function runCtr(dir: string, ref: string) {
 // Run as a script; bench/run.ts imports the functions above.
 if (import.meta.main) {
   const pairs = arg("--pairs", 7);
+  const flagsAt = Deno.args.indexOf("--tug-v8-flags");
+  const extraV8Flags = flagsAt >= 0
+    ? (Deno.args[flagsAt + 1] ?? "").split(",").filter(Boolean)
+    : [];
   const dir = await Deno.makeTempDir({ prefix: "tug-bench-pull-" });
   const registry = await startRegistry();
   try {
@@ -207,7 +216,7 @@ if (import.meta.main) {
       const order = i % 2 === 0 ? ["tug", "ctr"] : ["ctr", "tug"];
       for (const who of order) {
         if (who === "tug") {
-          const r = await runTug(run, ref);
+          const r = await runTug(run, ref, extraV8Flags);
           if (i >= 0) tug.push(r);
           console.error(
             `${i < 0 ? "warm-up" : `pair ${i + 1}`}: tug ${r.ms.toFixed(0)} ms (process ${
@@ -230,6 +239,7 @@ if (import.meta.main) {
       date: new Date().toISOString(),
       image: { layers: LAYERS, compressedBytes: compressed },
       pairs,
+      tugV8Flags: ["--single-threaded", ...extraV8Flags],
       tug: {
         medianMs: median(tug.map((r) => r.ms)),
         medianProcessMs: median(tug.map((r) => r.processMs)),
