@@ -19,7 +19,7 @@
  * @module
  */
 
-import { join } from "./_path.ts";
+import { join } from "../util/path.ts";
 import { AlreadyExists, InvalidArgument, NotFound } from "../errors.ts";
 // The archive code (tar-stream, node:zlib) is imported by import() and export() when called.
 import type { ArchiveFormat } from "./archive/mod.ts";

@@ -24,7 +24,7 @@
  * @module
  */
 
-import { join } from "../_path.ts";
+import { join } from "../../util/path.ts";
 import { AlreadyExists, Conflict, InvalidArgument, NotFound } from "../../errors.ts";
 import type { ContentInfo, ContentStore, ContentWriter, Digest, IngestStatus } from "../types.ts";
 import { type DigestAlgorithm, Digester, digestOf, parseDigest } from "./digest.ts";

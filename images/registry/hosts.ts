@@ -22,7 +22,7 @@
  * @module
  */
 
-import { isAbsolute, join } from "../_path.ts";
+import { isAbsolute, join } from "../../util/path.ts";
 import { parse as parseToml } from "smol-toml";
 import { InvalidArgument } from "../../errors.ts";
 

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { join } from "../_path.ts";
+import { join } from "../../util/path.ts";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../../errors.ts";
 import type { Mount, SnapshotInfo, SnapshotKind, Snapshotter, SnapshotUsage } from "../types.ts";
 import { encodeLabels, type SnapshotRow, SnapshotStore } from "./_store.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { resolve } from "../_path.ts";
+import { resolve } from "../../util/path.ts";
 import type { Mount, SnapshotKind } from "../types.ts";
 import type { SnapshotRow } from "./_store.ts";
 import { DirSnapshotter } from "./_dir_snapshotter.ts";

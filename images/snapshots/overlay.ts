@@ -21,7 +21,7 @@
  * @module
  */
 
-import { resolve } from "../_path.ts";
+import { resolve } from "../../util/path.ts";
 import { InvalidArgument } from "../../errors.ts";
 import type { Mount, SnapshotKind } from "../types.ts";
 import type { SnapshotRow } from "./_store.ts";

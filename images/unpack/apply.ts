@@ -3,9 +3,8 @@
  * unpacked onto a snapshot's directory, streaming, and its diff ID (the
  * sha256 of the uncompressed stream) is returned.
  *
- * Parsing is `_tar_reader.ts`'s (PAX and GNU long names, base-256 numbers,
- * xattr values byte for byte), over the source's own chunks: an entry's data
- * is written straight from the chunk it arrived in.
+ * Parsing is tar-stream's (PAX and GNU long names, base-256 numbers); xattr
+ * values are re-read binary-safe from the raw PAX records (see `_pax.ts`).
  * Every filesystem change is made relative to a directory fd that was opened
  * with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | …), and the final
  * component is always created with O_EXCL/O_NOFOLLOW semantics, so nothing is
@@ -33,6 +32,8 @@
  * @module
  */
 
+import tarStream from "tar-stream";
+import type { ExtractEvents, Header } from "tar-stream";
 import {
   AT_EMPTY_PATH,
   AT_SYMLINK_NOFOLLOW,
@@ -60,9 +61,13 @@ import type { FileStat, Syscall } from "../../ffi/syscall.ts";
 import { SyscallError } from "../../ffi/syscall.ts";
 import { Internal, InvalidArgument, NotFound, TugError } from "../../errors.ts";
 import type { Digest } from "../types.ts";
-import { copyAttributes, copyNode, isCopiedXattr } from "../snapshots/copy.ts";
 import { Digester } from "../content/digest.ts";
-import { TarFormatError, type TarHeader, TarLimitError, TarReader } from "./_tar_reader.ts";
+import { copyAttributes, copyNode, isCopiedXattr } from "../snapshots/copy.ts";
+import { giveBuffer, takeBuffer } from "../_buffers.ts";
+import { hasXattrRecords, RawWindow, rawXattrs } from "./_pax.ts";
+
+/** One entry as tar-stream hands it over: its header, its data, the offset of its header. */
+type Source = ExtractEvents["entry"][1];
 
 /** How whiteouts are represented in the directory a layer is applied to. */
 export type WhiteoutMode = "overlay" | "delete";
@@ -104,6 +109,13 @@ const WHITEOUT = ".wh.";
 const META = ".wh..wh.";
 const OPAQUE = ".wh..wh..opq";
 const OPAQUE_XATTR = "trusted.overlay.opaque";
+const BLOCK = 512;
+/**
+ * The stream is copied into slabs of this size for the parser (its cost is
+ * per chunk, and the source's chunks may be reused buffers); a slab is used
+ * again once everything in it has been applied.
+ */
+const SLAB = 1 << 20;
 /** Directory fds kept open between entries; the cache is emptied when it grows past this. */
 const DIR_CACHE = 256;
 const Y = new TextEncoder().encode("y");
@@ -118,6 +130,12 @@ function refuse(entry: string, why: string): InvalidArgument {
 
 function errnoOf(err: unknown): string | undefined {
   return err instanceof SyscallError ? err.errnoName : undefined;
+}
+
+/** True for errors of the system (a failed call), as opposed to the tar parser's. */
+function isSystemError(err: unknown): boolean {
+  return err instanceof SyscallError ||
+    Object.values(Deno.errors).some((cls) => err instanceof cls);
 }
 
 function typeOf(st: FileStat): number {
@@ -160,6 +178,20 @@ function split(path: string): [string, string] {
 
 function join(dir: string, name: string): string {
   return dir === "" ? name : `${dir}/${name}`;
+}
+
+/** Seconds (a PAX decimal such as `1234.5` or `-1.25`) as nanoseconds. */
+function paxTime(value: string | undefined): bigint | undefined {
+  if (value === undefined || !/^-?\d+(\.\d*)?$/.test(value)) return undefined;
+  const negative = value.startsWith("-");
+  const [whole, frac = ""] = (negative ? value.slice(1) : value).split(".");
+  const ns = BigInt(whole!) * 1_000_000_000n + BigInt((frac + "000000000").slice(0, 9));
+  return negative ? -ns : ns;
+}
+
+function paxInt(value: string | undefined, fallback: number): number {
+  if (value === undefined || !/^\d+$/.test(value)) return fallback;
+  return Number(value);
 }
 
 /** An entry's metadata, with PAX records applied. */
@@ -523,7 +555,7 @@ class Applier {
     this.#dirTimes.push({ path, atimeNs: meta.atimeNs, mtimeNs: meta.mtimeNs });
   }
 
-  async file(path: string, meta: EntryMeta, data: TarReader): Promise<void> {
+  async file(path: string, meta: EntryMeta, data: AsyncIterable<Uint8Array>): Promise<void> {
     const sys = this.#sys;
     const [dir, name] = split(path);
     const dirFd = this.dir(dir, meta.name);
@@ -533,7 +565,7 @@ class Applier {
       fd = sys.openat(dirFd, name, FILE_FLAGS, 0o600);
     });
     try {
-      for (let chunk = await data.read(); chunk !== null; chunk = await data.read()) {
+      for await (const chunk of data) {
         let off = 0;
         while (off < chunk.length) off += sys.write(fd, off === 0 ? chunk : chunk.subarray(off));
       }
@@ -554,11 +586,11 @@ class Applier {
     this.#finishNode(dirFd, name, meta, { chmod: false, times: true });
   }
 
-  device(path: string, type: number, header: TarHeader, meta: EntryMeta): void {
+  device(path: string, type: number, header: Header, meta: EntryMeta): void {
     const [dir, name] = split(path);
     const dirFd = this.dir(dir, meta.name);
     this.#markUnpacked(path);
-    const major = header.devmajor, minor = header.devminor;
+    const major = header.devmajor ?? 0, minor = header.devminor ?? 0;
     this.#create(
       dirFd,
       name,
@@ -636,16 +668,45 @@ class Applier {
   }
 }
 
-function entryMeta(header: TarHeader): EntryMeta {
+function entryMeta(header: Header, rawMeta: Uint8Array | undefined): EntryMeta {
+  const pax = (header.pax ?? undefined) as Record<string, string> | undefined;
+  const mtimeNs = paxTime(pax?.mtime) ?? BigInt(header.mtime.getTime()) * 1_000_000n;
+  let xattrs = new Map<string, Uint8Array>();
+  if (hasXattrRecords(pax)) {
+    if (rawMeta === undefined) {
+      throw refuse(header.name, "its extended header could not be read back");
+    }
+    xattrs = rawXattrs(rawMeta);
+  }
   return {
     name: header.name,
-    uid: header.uid,
-    gid: header.gid,
+    uid: paxInt(pax?.uid, header.uid),
+    gid: paxInt(pax?.gid, header.gid),
     mode: header.mode & 0o7777,
-    atimeNs: header.atimeNs,
-    mtimeNs: header.mtimeNs,
-    xattrs: header.xattrs,
+    atimeNs: paxTime(pax?.atime) ?? mtimeNs,
+    mtimeNs,
+    xattrs,
   };
+}
+
+async function drain(data: AsyncIterable<Uint8Array>): Promise<void> {
+  for await (const _ of data) {
+    // discard
+  }
+}
+
+/** Resolves when `emitter` emits one of `events`, removing its listeners. */
+function once(
+  emitter: { once(e: string, f: () => void): unknown; off(e: string, f: () => void): unknown },
+  events: string[],
+): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      for (const e of events) emitter.off(e, done);
+      resolve();
+    };
+    for (const e of events) emitter.once(e, done);
+  });
 }
 
 /**
@@ -682,40 +743,151 @@ export async function applyLayer(
   signal?.throwIfAborted();
 
   const applier = new Applier(root, sys, parents, overlay);
+  const extract = tarStream.extract();
   const hash = new Digester("sha256");
-  const reader = new TarReader(stream, { onChunk: (c) => hash.update(c), maxSize, signal });
+  const window = new RawWindow();
+  let size = 0;
+  let overLimit = false;
   let current = "";
   const tooLarge = () =>
     refuse(current || "(none)", `the layer is larger than the limit of ${maxSize} bytes`);
-  /** The error to throw for a failure of the reader. */
-  const readFailure = (err: unknown, where: string): unknown => {
-    if (err instanceof TugError || reader.sourceError || signal?.aborted) return err;
-    if (err instanceof TarLimitError) return tooLarge();
-    if (err instanceof TarFormatError) {
-      return new InvalidArgument(`Cannot read layer: ${err.message}${where}`, { cause: err });
-    }
-    return err;
+  let sourceError: { error: unknown } | undefined;
+
+  // The parser and the entries' data hold views of the slabs: a slab is free again once the
+  // stream has been applied past its end (`applied`), which only moves forward.
+  const free: Uint8Array[] = [];
+  const inUse: { slab: Uint8Array; end: number }[] = [];
+  let applied = 0;
+  let parsed = 0;
+  let slab: Uint8Array | undefined;
+  let slabLength = 0;
+  const advance = (offset: number) => {
+    if (offset > applied) applied = offset;
   };
-  let diffId: Digest;
+  const takeSlab = (): Uint8Array => {
+    while (inUse.length > 0 && inUse[0]!.end <= applied) free.push(inUse.shift()!.slab);
+    return free.pop() ?? new Uint8Array(takeBuffer(SLAB));
+  };
+  const flush = (): Uint8Array => {
+    const out = slab!.subarray(0, slabLength);
+    parsed += slabLength;
+    inUse.push({ slab: slab!, end: parsed });
+    slab = undefined;
+    slabLength = 0;
+    return out;
+  };
+  /** Writes to the parser, waiting while it is full; false when it was destroyed meanwhile. */
+  const write = async (chunk: Uint8Array): Promise<boolean> => {
+    window.push(chunk);
+    if (!extract.write(chunk)) await once(extract, ["drain", "close"]);
+    return !extract.destroyed;
+  };
+  /** Copies a chunk of the source (valid only until the next is read) into slabs, writing the full ones. */
+  const copy = async (chunk: Uint8Array): Promise<boolean> => {
+    for (let at = 0; at < chunk.length;) {
+      slab ??= takeSlab();
+      const n = Math.min(chunk.length - at, slab.length - slabLength);
+      slab.set(n === chunk.length ? chunk : chunk.subarray(at, at + n), slabLength);
+      slabLength += n;
+      at += n;
+      if (slabLength === slab.length && !(await write(flush()))) return false;
+    }
+    return true;
+  };
+
+  const source = stream[Symbol.asyncIterator]();
+  const feeding = (async () => {
+    let finished = false;
+    try {
+      for (;;) {
+        if (extract.destroyed) return;
+        signal?.throwIfAborted();
+        let next: IteratorResult<Uint8Array>;
+        try {
+          next = await source.next();
+        } catch (err) {
+          sourceError = { error: err };
+          throw err;
+        }
+        if (next.done) {
+          finished = true;
+          break;
+        }
+        const chunk = next.value;
+        size += chunk.length;
+        hash.update(chunk);
+        if (size > maxSize) {
+          // Stop reading. The parser still gets this chunk, so that the entry crossing the
+          // limit is seen and named; past the last entry the refusal names the last one.
+          overLimit = true;
+          if (!(await copy(chunk))) return;
+          if (slabLength > 0 && !(await write(flush()))) return;
+          extract.end(undefined);
+          return;
+        }
+        if (!(await copy(chunk))) return;
+      }
+      if (slabLength > 0 && !(await write(flush()))) return;
+      extract.end(undefined);
+    } catch (err) {
+      if (!sourceError && !(err instanceof TugError)) sourceError = { error: err };
+      extract.destroy(err as Error);
+    } finally {
+      if (!finished) await source.return?.().catch(() => {});
+    }
+  })();
+
+  const entries = (extract as AsyncIterable<Source>)[Symbol.asyncIterator]();
+  let entryEnd = 0;
   try {
     for (;;) {
-      let header: TarHeader | null;
+      let next: IteratorResult<Source>;
       try {
-        header = await reader.next();
+        next = await entries.next();
       } catch (err) {
-        throw readFailure(err, current === "" ? "" : ` after entry ${q(current)}`);
+        if (err instanceof TugError || sourceError || signal?.aborted) throw err;
+        if (overLimit) throw tooLarge();
+        const at = current === "" ? "" : ` after entry ${q(current)}`;
+        throw new InvalidArgument(`Cannot read layer: ${(err as Error).message}${at}`, {
+          cause: err,
+        });
       }
-      if (header === null) break;
+      if (next.done) break;
       signal?.throwIfAborted();
       applier.evict();
+      const entry = next.value;
+      const header = entry.header;
       current = header.name;
-      if (header.dataEnd > maxSize) throw tooLarge(); // refused before any of its data is written
+      // The raw extended headers sit between the previous entry's data and this entry's header.
+      const meta = hasXattrRecords(header.pax as Record<string, string> | null)
+        ? window.slice(entryEnd, entry.offset)
+        : undefined;
+      entryEnd = entry.offset + BLOCK + Math.ceil(header.size / BLOCK) * BLOCK;
+      window.keepFrom(entryEnd);
+      advance(entry.offset); // what precedes the header is parsed, and its raw extended headers copied
+      if (entryEnd > maxSize) throw tooLarge(); // refused before any of its data is written
       try {
-        await applyEntry(applier, header, reader);
+        await applyEntry(
+          applier,
+          header,
+          applying(
+            entry as AsyncIterable<unknown> as AsyncIterable<Uint8Array>,
+            entry.offset + BLOCK,
+            advance,
+          ),
+          meta,
+        );
       } catch (err) {
-        if (err instanceof TugError || reader.sourceError || signal?.aborted) throw err;
-        if (err instanceof TarLimitError || err instanceof TarFormatError) {
-          throw readFailure(err, ` in entry ${q(current)}`);
+        if (err instanceof TugError || sourceError || signal?.aborted) throw err;
+        if (overLimit) throw tooLarge();
+        if (!isSystemError(err)) {
+          // The parser failed while handing over the entry's data (a truncated or corrupt stream).
+          throw new InvalidArgument(
+            `Cannot read layer: ${(err as Error).message} in entry ${q(current)}`,
+            {
+              cause: err,
+            },
+          );
         }
         const why = errnoOf(err) === "ENOSPC"
           ? "no space left on the device"
@@ -723,39 +895,56 @@ export async function applyLayer(
         throw new Internal(`Cannot apply layer entry ${q(current)}: ${why}`, { cause: err });
       }
     }
-    try {
-      await reader.finish();
-    } catch (err) {
-      throw readFailure(err, current === "" ? "" : ` after entry ${q(current)}`);
-    }
-    diffId = hash.digest();
+    await feeding;
+    // The parser is done with every slab: they go back to the pool for the next layer.
+    for (const { slab } of inUse.splice(0)) giveBuffer(slab.buffer as ArrayBuffer);
+    for (const s of free.splice(0)) giveBuffer(s.buffer as ArrayBuffer);
+    if (overLimit) throw tooLarge();
     applier.finish();
     if (options.sync) applier.syncfs();
   } catch (err) {
-    await reader.close();
-    if (reader.sourceError) throw reader.sourceError.error;
+    extract.destroy();
+    feeding.catch(() => {});
+    if (sourceError) throw sourceError.error;
     if (signal?.aborted) throw signal.reason;
     throw err;
   } finally {
     applier.close();
   }
-  return { diffId, size: reader.size };
+  return { diffId: hash.digest(), size };
+}
+
+/** An entry's data, telling `advance` the stream offset up to which each chunk has been applied. */
+async function* applying(
+  data: AsyncIterable<Uint8Array>,
+  start: number,
+  advance: (offset: number) => void,
+): AsyncGenerator<Uint8Array> {
+  let at = start;
+  for await (const chunk of data) {
+    yield chunk;
+    at += chunk.length;
+    advance(at);
+  }
 }
 
 async function applyEntry(
   applier: Applier,
-  header: TarHeader,
-  data: TarReader,
+  header: Header,
+  data: AsyncIterable<Uint8Array>,
+  rawMeta: Uint8Array | undefined,
 ): Promise<void> {
   const name = header.name;
   const path = normalizeName(name);
-  const type = header.type;
-  const pax = header.pax;
-  if (pax && [...pax.keys()].some((k) => k.startsWith("GNU.sparse."))) {
+  const type = header.type as string | null;
+  const pax = header.pax as Record<string, string> | null | undefined;
+  if (pax && Object.keys(pax).some((k) => k.startsWith("GNU.sparse."))) {
     throw refuse(name, "GNU sparse files are not supported");
   }
   const [dir, base] = split(path);
   const whiteout = base.startsWith(WHITEOUT);
+  const isFile = (type === "file" || type === "contiguous-file") && !whiteout && path !== "";
+  if (!isFile) await drain(data);
   if (path === "") return; // the root itself ("./"): containerd ignores it too
   if (path.startsWith(META) && path !== OPAQUE) return; // aufs metadata (.wh..wh.plnk, …): not part of the tree
   if (whiteout) {
@@ -763,8 +952,7 @@ async function applyEntry(
     else if (!base.startsWith(META)) applier.whiteout(dir, base.slice(WHITEOUT.length), name);
     return;
   }
-  // Data that is not written is skipped by the reader's next().
-  const meta = entryMeta(header);
+  const meta = entryMeta(header, rawMeta);
   switch (type) {
     case "file":
     case "contiguous-file":
@@ -772,9 +960,9 @@ async function applyEntry(
     case "directory":
       return applier.directory(path, meta);
     case "symlink":
-      return applier.symlink(path, header.linkname, meta);
+      return applier.symlink(path, header.linkname ?? "", meta);
     case "link":
-      return await applier.hardlink(path, header.linkname, meta);
+      return await applier.hardlink(path, header.linkname ?? "", meta);
     case "character-device":
       return applier.device(path, S_IFCHR, header, meta);
     case "block-device":
