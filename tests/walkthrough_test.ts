@@ -23,16 +23,31 @@ async function ok(daemon: TestDaemon, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** Runs a shell command line under a pseudo-terminal (util-linux script); its exit code and what the terminal showed. */
+/**
+ * Runs a shell command line under a pseudo-terminal (util-linux script); its
+ * exit code and what the terminal showed. script's stdin stays open until the
+ * command exits: at end of input script would type an end-of-file character
+ * into the terminal, which a raw terminal passes on to the container.
+ */
 async function underPty(command: string): Promise<{ code: number; output: string }> {
-  const r = await new Deno.Command("script", {
+  const child = new Deno.Command("script", {
     args: ["-qec", command, "/dev/null"],
-    stdin: "null",
+    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: r.code, output: d.decode(r.stdout) + d.decode(r.stderr) };
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  try {
+    const [stdout, stderr, status] = await Promise.all([
+      new Response(child.stdout).text(),
+      new Response(child.stderr).text(),
+      child.status,
+    ]);
+    return { code: status.code, output: stdout + stderr };
+  } finally {
+    clearTimeout(timer);
+    await child.stdin.close().catch(() => {});
+  }
 }
 
 Deno.test({
