@@ -28,15 +28,21 @@ export interface LogOptions {
 /** Parses a size like `10m`, `512k`, `1g` or `1048576` into bytes; throws on garbage. */
 export function parseSize(value: string): number {
   const m = /^(\d+)([kmg]?)b?$/i.exec(value.trim());
-  if (!m) throw new Error(`invalid size ${JSON.stringify(value)}: use a number with an optional k, m or g`);
-  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"];
+  if (!m) {
+    throw new Error(
+      `invalid size ${JSON.stringify(value)}: use a number with an optional k, m or g`,
+    );
+  }
+  const unit =
+    { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"];
   return Number(m[1]) * unit;
 }
 
 /** A nanosecond-precision timestamp: the wall clock, with a counter keeping lines of one instant in order. */
 let lastNs = 0n;
 function nowRfc3339Nano(): string {
-  let ns = BigInt(Math.round(performance.timeOrigin * 1e3)) * 1000n + BigInt(Math.round(performance.now() * 1e6));
+  let ns = BigInt(Math.round(performance.timeOrigin * 1e3)) * 1000n +
+    BigInt(Math.round(performance.now() * 1e6));
   if (ns <= lastNs) ns = lastNs + 1n;
   lastNs = ns;
   const secs = Number(ns / 1_000_000_000n);
@@ -54,6 +60,8 @@ export class LogWriter {
   #file: Deno.FsFile;
   #size: number;
   readonly #partial: Record<"stdout" | "stderr", string> = { stdout: "", stderr: "" };
+  /** A decoder per stream: a character split across two reads stays with its own stream. */
+  readonly #decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
 
   constructor(path: string, options: LogOptions) {
     this.path = path;
@@ -64,7 +72,7 @@ export class LogWriter {
 
   /** Adds output of a stream; complete lines are written, a trailing partial line waits for more. */
   write(stream: "stdout" | "stderr", chunk: Uint8Array): void {
-    const text = this.#partial[stream] + decoder.decode(chunk, { stream: true });
+    const text = this.#partial[stream] + this.#decoders[stream].decode(chunk, { stream: true });
     const lines = text.split("\n");
     this.#partial[stream] = lines.pop()!;
     for (const line of lines) this.#append({ log: `${line}\n`, stream, time: nowRfc3339Nano() });
@@ -81,7 +89,10 @@ export class LogWriter {
 
   #append(entry: LogEntry): void {
     const bytes = encoder.encode(JSON.stringify(entry) + "\n");
-    if (this.#options.maxSize > 0 && this.#size > 0 && this.#size + bytes.length > this.#options.maxSize) this.#rotate();
+    if (
+      this.#options.maxSize > 0 && this.#size > 0 &&
+      this.#size + bytes.length > this.#options.maxSize
+    ) this.#rotate();
     let off = 0;
     while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
     this.#size += bytes.length;
@@ -162,7 +173,10 @@ function logFiles(path: string): string[] {
 }
 
 /** Entries of a container's log, oldest first, optionally following the live file. */
-export async function* readLogs(path: string, options: ReadLogsOptions = {}): AsyncGenerator<LogEntry> {
+export async function* readLogs(
+  path: string,
+  options: ReadLogsOptions = {},
+): AsyncGenerator<LogEntry> {
   const since = options.since?.toISOString();
   const accept = (e: LogEntry) => since === undefined || e.time.slice(0, 23) >= since.slice(0, 23);
   let entries: LogEntry[] = [];

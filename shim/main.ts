@@ -11,7 +11,13 @@
 
 import { boolFlag, parseArgs, stringFlag } from "../cli/args.ts";
 import { FailedPrecondition, InvalidArgument } from "../errors.ts";
-import { O_APPEND, O_CLOEXEC, O_CREAT, O_WRONLY, PR_SET_CHILD_SUBREAPER } from "../ffi/constants.ts";
+import {
+  O_APPEND,
+  O_CLOEXEC,
+  O_CREAT,
+  O_WRONLY,
+  PR_SET_CHILD_SUBREAPER,
+} from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
 import { join } from "../util/path.ts";
 import { RpcServer } from "./rpc.ts";
@@ -21,14 +27,18 @@ const GROUP = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 function str(params: Record<string, unknown>, name: string): string {
   const v = params[name];
-  if (typeof v !== "string" || v === "") throw new InvalidArgument(`Invalid shim request: ${name} must be a non-empty string`);
+  if (typeof v !== "string" || v === "") {
+    throw new InvalidArgument(`Invalid shim request: ${name} must be a non-empty string`);
+  }
   return v;
 }
 
 function optStr(params: Record<string, unknown>, name: string): string | undefined {
   const v = params[name];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") throw new InvalidArgument(`Invalid shim request: ${name} must be a string`);
+  if (typeof v !== "string") {
+    throw new InvalidArgument(`Invalid shim request: ${name} must be a string`);
+  }
   return v;
 }
 
@@ -47,7 +57,9 @@ export async function main(argv: string[]): Promise<number> {
   ], { command: "shim" });
   const group = stringFlag(args, "group");
   const state = stringFlag(args, "state");
-  if (!group || !GROUP.test(group)) throw new InvalidArgument(`Invalid --group ${JSON.stringify(group)}`);
+  if (!group || !GROUP.test(group)) {
+    throw new InvalidArgument(`Invalid --group ${JSON.stringify(group)}`);
+  }
   if (!state) throw new InvalidArgument("shim needs --state");
   const idleExit = Number(stringFlag(args, "idle-exit", "60"));
   const dir = shimDir(state, group);
@@ -70,7 +82,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const conn = await Deno.connect({ transport: "unix", path: socket });
     conn.close();
-    throw new FailedPrecondition(`A shim for group ${JSON.stringify(group)} is running already at ${socket}`);
+    throw new FailedPrecondition(
+      `A shim for group ${JSON.stringify(group)} is running already at ${socket}`,
+    );
   } catch (err) {
     if (err instanceof FailedPrecondition) throw err;
     await Deno.remove(socket).catch(() => {}); // stale
@@ -82,16 +96,21 @@ export async function main(argv: string[]): Promise<number> {
   server = new RpcServer(socket, async (method, p) => {
     switch (method) {
       case "ping":
-        return { pid: Deno.pid, group, containers: service.size };
+        return { pid: Deno.pid, group, containers: service.size, memory: Deno.memoryUsage() };
       case "create":
         return await service.create(p as unknown as CreateParams);
       case "start":
         return await service.start(str(p, "namespace"), str(p, "id"));
       case "kill": {
         const signal = p.signal;
-        if (typeof signal !== "number" || !Number.isInteger(signal)) throw new InvalidArgument("Invalid shim request: signal must be a number");
+        if (typeof signal !== "number" || !Number.isInteger(signal)) {
+          throw new InvalidArgument("Invalid shim request: signal must be a number");
+        }
         const execId = optStr(p, "execId");
-        return service.kill(str(p, "namespace"), str(p, "id"), signal, { all: p.all === true, ...(execId ? { execId } : {}) });
+        return service.kill(str(p, "namespace"), str(p, "id"), signal, {
+          all: p.all === true,
+          ...(execId ? { execId } : {}),
+        });
       }
       case "pause":
         return service.pause(str(p, "namespace"), str(p, "id"));
@@ -102,9 +121,16 @@ export async function main(argv: string[]): Promise<number> {
       case "stats":
         return service.stats(str(p, "namespace"), str(p, "id"));
       case "resize":
-        return service.resize(str(p, "namespace"), str(p, "id"), { rows: Number(p.rows), cols: Number(p.cols) }, optStr(p, "execId"));
+        return service.resize(str(p, "namespace"), str(p, "id"), {
+          rows: Number(p.rows),
+          cols: Number(p.cols),
+        }, optStr(p, "execId"));
       case "attach":
-        return service.attach(str(p, "namespace"), str(p, "id"), p as { stdin?: string; stdout?: string; stderr?: string });
+        return service.attach(
+          str(p, "namespace"),
+          str(p, "id"),
+          p as { stdin?: string; stdout?: string; stderr?: string },
+        );
       case "exec":
         return await service.exec(str(p, "namespace"), str(p, "id"), p as never);
       case "wait":
@@ -135,7 +161,9 @@ export async function main(argv: string[]): Promise<number> {
   };
   Deno.addSignalListener("SIGTERM", () => {
     if (service.size === 0) exit();
-    else console.error(`tug shim ${group}: ignoring SIGTERM while holding ${service.size} container(s)`);
+    else {console.error(
+        `tug shim ${group}: ignoring SIGTERM while holding ${service.size} container(s)`,
+      );}
   });
   // Leave when idle: nothing held, nobody connected, for idleExit seconds in a row.
   let idleSince = Date.now();

@@ -19,15 +19,29 @@ const WEXITED = 4;
 const WNOHANG = 1;
 const WNOWAIT = 0x01000000;
 
-let waitidSymbol: Deno.DynamicLibrary<{ syscall: { parameters: ["i64", "i64", "i64", "buffer", "i64", "i64"]; result: "i64" } }>["symbols"] | undefined;
+let waitidSymbol:
+  | Deno.DynamicLibrary<
+    { syscall: { parameters: ["i64", "i64", "i64", "buffer", "i64", "i64"]; result: "i64" } }
+  >["symbols"]
+  | undefined;
 
 /** The pid of an exited child not yet reaped, or 0 when there is none. */
 function peekExited(): number {
-  waitidSymbol ??= Deno.dlopen("libc.so.6", {
-    syscall: { parameters: ["i64", "i64", "i64", "buffer", "i64", "i64"], result: "i64" },
-  } as const).symbols;
+  waitidSymbol ??= Deno.dlopen(
+    "libc.so.6",
+    {
+      syscall: { parameters: ["i64", "i64", "i64", "buffer", "i64", "i64"], result: "i64" },
+    } as const,
+  ).symbols;
   const info = new Uint8Array(128);
-  const r = waitidSymbol.syscall(BigInt(NR.waitid!), BigInt(P_ALL), 0n, info, BigInt(WEXITED | WNOHANG | WNOWAIT), 0n);
+  const r = waitidSymbol.syscall(
+    BigInt(NR.waitid!),
+    BigInt(P_ALL),
+    0n,
+    info,
+    BigInt(WEXITED | WNOHANG | WNOWAIT),
+    0n,
+  );
   if (r < 0n) {
     if (errno() === 10 /* ECHILD */) return 0;
     return 0;
@@ -111,7 +125,9 @@ export class Reaper {
       } else {
         this.#unclaimed.set(pid, status);
         // Orphans nobody will ever ask about must not pile up.
-        if (this.#unclaimed.size > 1024) this.#unclaimed.delete(this.#unclaimed.keys().next().value!);
+        if (this.#unclaimed.size > 1024) {
+          this.#unclaimed.delete(this.#unclaimed.keys().next().value!);
+        }
       }
     }
   }

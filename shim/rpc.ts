@@ -20,16 +20,35 @@ export interface ShimEvent {
 }
 
 /** Handles one request; throwing a TugError sends its class back. */
-export type Handler = (method: string, params: Record<string, unknown>) => Promise<unknown> | unknown;
+export type Handler = (
+  method: string,
+  params: Record<string, unknown>,
+) => Promise<unknown> | unknown;
 
 const encoder = new TextEncoder();
 
-/** Splits a byte stream into lines. */
-async function* lines(readable: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+/**
+ * Splits what a connection sends into lines, reading into one buffer per
+ * connection (a connection's `readable` allocates a fresh 64 KiB buffer for
+ * every read, which a long-lived shim turned into megabytes of garbage).
+ */
+async function* lines(conn: Deno.Conn): AsyncGenerator<string> {
   const decoder = new TextDecoder();
+  const chunk = new Uint8Array(16 * 1024);
   let buffer = "";
-  for await (const chunk of readable) {
-    buffer += decoder.decode(chunk, { stream: true });
+  for (;;) {
+    let n: number | null;
+    try {
+      n = await conn.read(chunk);
+    } catch (err) {
+      if (
+        err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted ||
+        err instanceof Deno.errors.ConnectionReset
+      ) break;
+      throw err;
+    }
+    if (n === null) break;
+    buffer += decoder.decode(chunk.subarray(0, n), { stream: true });
     let i: number;
     while ((i = buffer.indexOf("\n")) >= 0) {
       yield buffer.slice(0, i);
@@ -72,18 +91,28 @@ export class RpcServer {
     };
     let subscribed: ((line: string) => void) | undefined;
     try {
-      for await (const line of lines(conn.readable)) {
+      for await (const line of lines(conn)) {
         if (!line.trim()) continue;
         let request: { id?: unknown; method?: unknown; params?: unknown };
         try {
           request = JSON.parse(line);
         } catch {
-          send(JSON.stringify({ id: null, error: { code: "invalid_argument", message: "Invalid request: not JSON" } }));
+          send(
+            JSON.stringify({
+              id: null,
+              error: { code: "invalid_argument", message: "Invalid request: not JSON" },
+            }),
+          );
           continue;
         }
         const { id, method } = request;
         if (typeof method !== "string") {
-          send(JSON.stringify({ id, error: { code: "invalid_argument", message: "Invalid request: no method" } }));
+          send(
+            JSON.stringify({
+              id,
+              error: { code: "invalid_argument", message: "Invalid request: no method" },
+            }),
+          );
           continue;
         }
         if (method === "subscribe") {
@@ -92,7 +121,11 @@ export class RpcServer {
           send(JSON.stringify({ id, result: true }));
           continue;
         }
-        const params = (request.params && typeof request.params === "object" ? request.params : {}) as Record<string, unknown>;
+        const params =
+          (request.params && typeof request.params === "object" ? request.params : {}) as Record<
+            string,
+            unknown
+          >;
         // Requests are handled concurrently: a wait() must not hold up a kill().
         (async () => {
           try {
@@ -145,7 +178,10 @@ export class RpcServer {
 export class RpcClient {
   readonly #conn: Deno.Conn;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly #pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void }
+  >();
   #nextId = 1;
   #closed = false;
   /** Resolves when the connection ends (the shim exited or closed it). */
@@ -163,7 +199,9 @@ export class RpcClient {
     try {
       conn = await Deno.connect({ transport: "unix", path });
     } catch (err) {
-      throw new Unavailable(`Cannot connect to the shim at ${path}: ${errorMessage(err)}`, { cause: err });
+      throw new Unavailable(`Cannot connect to the shim at ${path}: ${errorMessage(err)}`, {
+        cause: err,
+      });
     }
     const client = new RpcClient(conn, onEvent);
     if (onEvent) await client.call("subscribe", {});
@@ -172,9 +210,14 @@ export class RpcClient {
 
   async #read(onEvent?: (event: ShimEvent) => void): Promise<void> {
     try {
-      for await (const line of lines(this.#conn.readable)) {
+      for await (const line of lines(this.#conn)) {
         if (!line.trim()) continue;
-        const msg = JSON.parse(line) as { id?: number; result?: unknown; error?: { code: string; message: string }; event?: ShimEvent };
+        const msg = JSON.parse(line) as {
+          id?: number;
+          result?: unknown;
+          error?: { code: string; message: string };
+          event?: ShimEvent;
+        };
         if (msg.event) {
           onEvent?.(msg.event);
           continue;
@@ -193,7 +236,9 @@ export class RpcClient {
       // reset
     } finally {
       this.#closed = true;
-      for (const p of this.#pending.values()) p.reject(new Unavailable("The shim closed the connection"));
+      for (const p of this.#pending.values()) {
+        p.reject(new Unavailable("The shim closed the connection"));
+      }
       this.#pending.clear();
     }
   }
@@ -204,10 +249,12 @@ export class RpcClient {
     const id = this.#nextId++;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.#writer.write(encoder.encode(JSON.stringify({ id, method, params }) + "\n")).catch((err) => {
-        this.#pending.delete(id);
-        reject(new Unavailable(`Cannot reach the shim: ${errorMessage(err)}`));
-      });
+      this.#writer.write(encoder.encode(JSON.stringify({ id, method, params }) + "\n")).catch(
+        (err) => {
+          this.#pending.delete(id);
+          reject(new Unavailable(`Cannot reach the shim: ${errorMessage(err)}`));
+        },
+      );
     });
   }
 

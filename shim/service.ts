@@ -9,7 +9,15 @@
  * @module
  */
 
-import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, SIGNALS, SOCK_STREAM } from "../ffi/constants.ts";
+import {
+  O_CLOEXEC,
+  O_NONBLOCK,
+  O_RDONLY,
+  O_RDWR,
+  O_WRONLY,
+  SIGNALS,
+  SOCK_STREAM,
+} from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
 import { Poller } from "../ffi/poller.ts";
 import { exitCodeOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
@@ -34,6 +42,14 @@ import { join } from "../util/path.ts";
 import { LogWriter } from "./logs.ts";
 import { Reaper } from "./reaper.ts";
 import type { ShimEvent } from "./rpc.ts";
+
+/**
+ * The one buffer every pump and relay reads into. Poller callbacks run one at
+ * a time on the main thread and hand each chunk on (log, FIFO, pty) before
+ * they return, so one buffer serves every container; a buffer per pump made
+ * 100+ KiB of garbage per container.
+ */
+const PUMP_BUFFER = new Uint8Array(64 * 1024);
 
 /** How a container's or exec's stdio is wired. */
 export interface StdioPaths {
@@ -122,7 +138,10 @@ export class ShimService {
     this.#sys = options.sys ?? libcSyscall();
     this.#publish = options.publish;
     this.#warn = options.warn ?? ((m) => console.error(`tug shim: warning: ${m}`));
-    this.#reaper = new Reaper({ sys: this.#sys, onExit: (pid, status) => this.#onChildExit(pid, status) });
+    this.#reaper = new Reaper({
+      sys: this.#sys,
+      onExit: (pid, status) => this.#onChildExit(pid, status),
+    });
   }
 
   /** Starts reaping and adopts the containers a previous shim left behind. */
@@ -166,21 +185,30 @@ export class ShimService {
 
   #save(record: ContainerRecord): void {
     const path = this.#recordPath(record.namespace, record.id);
-    Deno.mkdirSync(join(this.#dir, "containers", record.namespace), { recursive: true, mode: 0o700 });
+    Deno.mkdirSync(join(this.#dir, "containers", record.namespace), {
+      recursive: true,
+      mode: 0o700,
+    });
     Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(record));
     Deno.renameSync(`${path}.tmp`, path);
   }
 
   #get(namespace: string, id: string): Live {
     const live = this.#live.get(this.#key(namespace, id));
-    if (!live) throw new NotFound(`Container ${JSON.stringify(id)} has no task in namespace ${JSON.stringify(namespace)}`);
+    if (!live) {
+      throw new NotFound(
+        `Container ${JSON.stringify(id)} has no task in namespace ${JSON.stringify(namespace)}`,
+      );
+    }
     return live;
   }
 
   /** Creates a container: bundle, rootfs mount, stdio, runtime create. Its process waits for start(). */
   async create(p: CreateParams): Promise<{ pid: number }> {
     const key = this.#key(p.namespace, p.id);
-    if (this.#live.has(key)) throw new AlreadyExists(`Container ${JSON.stringify(p.id)} has a task already`);
+    if (this.#live.has(key)) {
+      throw new AlreadyExists(`Container ${JSON.stringify(p.id)} has a task already`);
+    }
     const sys = this.#sys;
     const bundle = this.#bundle(p.namespace, p.id);
     const rootfs = join(bundle, "rootfs");
@@ -196,9 +224,14 @@ export class ShimService {
       }
       const spec: Spec = structuredClone(p.spec);
       spec.root = { ...(spec.root ?? {}), path: "rootfs" };
-      if (p.user !== undefined && spec.process) spec.process.user = { ...spec.process.user, ...resolveUser(rootfs, p.user) };
+      if (p.user !== undefined && spec.process) {
+        spec.process.user = { ...spec.process.user, ...resolveUser(rootfs, p.user) };
+      }
       Deno.writeTextFileSync(join(bundle, "config.json"), JSON.stringify(spec));
-      Deno.mkdirSync(p.log.path.slice(0, p.log.path.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+      Deno.mkdirSync(p.log.path.slice(0, p.log.path.lastIndexOf("/")), {
+        recursive: true,
+        mode: 0o700,
+      });
       const log = new LogWriter(p.log.path, p.log);
       undo.push(() => log.close());
 
@@ -210,7 +243,14 @@ export class ShimService {
         : sys.open("/dev/null", O_RDONLY | O_CLOEXEC);
       fds.push(stdin);
       const live: Live = {
-        record: { namespace: p.namespace, id: p.id, pid: 0, status: "created", logPath: p.log.path, terminal },
+        record: {
+          namespace: p.namespace,
+          id: p.id,
+          pid: 0,
+          status: "created",
+          logPath: p.log.path,
+          terminal,
+        },
         log,
         pumps: [],
         attached: {},
@@ -231,7 +271,9 @@ export class ShimService {
           consoleSocketFd: theirs,
         });
         const master = sys.recvFds(ours, 256).fds[0];
-        if (master === undefined) throw new FailedPrecondition("The container's init sent no terminal");
+        if (master === undefined) {
+          throw new FailedPrecondition("The container's init sent no terminal");
+        }
         live.master = master;
         this.#pump(live, master, "stdout");
         if (p.stdin) {
@@ -291,7 +333,7 @@ export class ShimService {
   /** Reads `fd` as it becomes readable into the log and any attached FIFO; closes it at end of file. */
   #pump(live: Live, fd: number, stream: "stdout" | "stderr"): void {
     live.pumps.push(fd);
-    const buf = new Uint8Array(64 * 1024);
+    const buf = PUMP_BUFFER;
     const finish = () => {
       this.#poller.unwatch(fd);
       this.#closeQuietly(fd);
@@ -323,7 +365,7 @@ export class ShimService {
 
   /** Relays a FIFO (stdin) into a pty master. */
   #relayInto(live: Live, from: number, to: number): void {
-    const buf = new Uint8Array(16 * 1024);
+    const buf = PUMP_BUFFER;
     this.#poller.watch(from, () => {
       for (;;) {
         let n: number;
@@ -367,7 +409,11 @@ export class ShimService {
   /** Lets a created container's process run. */
   async start(namespace: string, id: string): Promise<void> {
     const live = this.#get(namespace, id);
-    if (live.record.status !== "created") throw new FailedPrecondition(`Cannot start container ${JSON.stringify(id)}: it is ${live.record.status}`);
+    if (live.record.status !== "created") {
+      throw new FailedPrecondition(
+        `Cannot start container ${JSON.stringify(id)}: it is ${live.record.status}`,
+      );
+    }
     await startContainer(this.#runtimeId(namespace, id), this.#runtime());
     live.record.status = "running";
     this.#save(live.record);
@@ -375,17 +421,39 @@ export class ShimService {
   }
 
   /** Sends a signal to the container's init (or every process with `all`), or to an exec'd process. */
-  kill(namespace: string, id: string, signal: number, options: { all?: boolean; execId?: string } = {}): void {
+  kill(
+    namespace: string,
+    id: string,
+    signal: number,
+    options: { all?: boolean; execId?: string } = {},
+  ): void {
     const live = this.#get(namespace, id);
     if (options.execId) {
       const exec = live.execs.get(options.execId);
-      if (!exec) throw new NotFound(`Exec ${JSON.stringify(options.execId)} does not exist in container ${JSON.stringify(id)}`);
-      if (exec.exit) throw new FailedPrecondition(`Cannot kill exec ${JSON.stringify(options.execId)}: it has exited`);
+      if (!exec) {
+        throw new NotFound(
+          `Exec ${JSON.stringify(options.execId)} does not exist in container ${
+            JSON.stringify(id)
+          }`,
+        );
+      }
+      if (exec.exit) {
+        throw new FailedPrecondition(
+          `Cannot kill exec ${JSON.stringify(options.execId)}: it has exited`,
+        );
+      }
       this.#sys.kill(exec.pid, signal);
       return;
     }
-    if (live.record.status === "stopped") throw new FailedPrecondition(`Cannot kill container ${JSON.stringify(id)}: it is not running`);
-    killContainer(this.#runtimeId(namespace, id), signal, { ...this.#runtime(), all: options.all === true });
+    if (live.record.status === "stopped") {
+      throw new FailedPrecondition(
+        `Cannot kill container ${JSON.stringify(id)}: it is not running`,
+      );
+    }
+    killContainer(this.#runtimeId(namespace, id), signal, {
+      ...this.#runtime(),
+      all: options.all === true,
+    });
   }
 
   pause(namespace: string, id: string): void {
@@ -418,10 +486,21 @@ export class ShimService {
   }
 
   /** Resizes the pty of the container (or of an exec). */
-  resize(namespace: string, id: string, size: { rows: number; cols: number }, execId?: string): void {
+  resize(
+    namespace: string,
+    id: string,
+    size: { rows: number; cols: number },
+    execId?: string,
+  ): void {
     const live = this.#get(namespace, id);
     const master = execId ? live.execs.get(execId)?.master : live.master;
-    if (master === undefined) throw new FailedPrecondition(`Cannot resize: ${execId ? `exec ${JSON.stringify(execId)}` : `container ${JSON.stringify(id)}`} has no terminal`);
+    if (master === undefined) {
+      throw new FailedPrecondition(
+        `Cannot resize: ${
+          execId ? `exec ${JSON.stringify(execId)}` : `container ${JSON.stringify(id)}`
+        } has no terminal`,
+      );
+    }
     this.#sys.setWinsize(master, size);
   }
 
@@ -440,20 +519,37 @@ export class ShimService {
   }
 
   /** Runs another process in the container. */
-  async exec(namespace: string, id: string, p: { execId: string; process: Process } & StdioPaths): Promise<{ pid: number }> {
+  async exec(
+    namespace: string,
+    id: string,
+    p: { execId: string; process: Process } & StdioPaths,
+  ): Promise<{ pid: number }> {
     const live = this.#get(namespace, id);
-    if (live.execs.has(p.execId)) throw new AlreadyExists(`Exec ${JSON.stringify(p.execId)} exists already in container ${JSON.stringify(id)}`);
-    if (live.record.status !== "running") throw new FailedPrecondition(`Cannot exec in container ${JSON.stringify(id)}: it is ${live.record.status}`);
+    if (live.execs.has(p.execId)) {
+      throw new AlreadyExists(
+        `Exec ${JSON.stringify(p.execId)} exists already in container ${JSON.stringify(id)}`,
+      );
+    }
+    if (live.record.status !== "running") {
+      throw new FailedPrecondition(
+        `Cannot exec in container ${JSON.stringify(id)}: it is ${live.record.status}`,
+      );
+    }
     const { execInContainer } = await import("../runtime/exec.ts");
     const sys = this.#sys;
     const opened: number[] = [];
     const open = (path: string | undefined, flags: number) => {
-      const fd = path ? sys.open(path, flags | O_CLOEXEC) : sys.open("/dev/null", flags | O_CLOEXEC);
+      const fd = path
+        ? sys.open(path, flags | O_CLOEXEC)
+        : sys.open("/dev/null", flags | O_CLOEXEC);
       opened.push(fd);
       return fd;
     };
     try {
-      const exec: { pid: number; exit?: ExitStatus; master?: number; pumps: number[] } = { pid: 0, pumps: [] };
+      const exec: { pid: number; exit?: ExitStatus; master?: number; pumps: number[] } = {
+        pid: 0,
+        pumps: [],
+      };
       let pid: number;
       if (p.process.terminal) {
         const [ours, theirs] = sys.socketpair(SOCK_STREAM);
@@ -490,7 +586,15 @@ export class ShimService {
       live.execs.set(p.execId, exec);
       this.#reaper.wait(pid).then((status) => {
         exec.exit = { exitCode: exitCodeOf(status), exitedAt: new Date().toISOString() };
-        this.#publish({ topic: "/tasks/exit", namespace, id, execId: p.execId, pid, exitCode: exec.exit.exitCode, exitedAt: exec.exit.exitedAt });
+        this.#publish({
+          topic: "/tasks/exit",
+          namespace,
+          id,
+          execId: p.execId,
+          pid,
+          exitCode: exec.exit.exitCode,
+          exitedAt: exec.exit.exitedAt,
+        });
       });
       this.#publish({ topic: "/tasks/exec-started", namespace, id, execId: p.execId, pid });
       return { pid };
@@ -501,7 +605,7 @@ export class ShimService {
 
   /** Relays an exec's pty master to its stdout FIFO until the pty closes. */
   #relayPty(exec: { pumps: number[] }, master: number, out: number): void {
-    const buf = new Uint8Array(32 * 1024);
+    const buf = PUMP_BUFFER;
     exec.pumps.push(master);
     this.#poller.watch(master, () => {
       for (;;) {
@@ -528,7 +632,11 @@ export class ShimService {
     const live = this.#get(namespace, id);
     if (execId) {
       const exec = live.execs.get(execId);
-      if (!exec) throw new NotFound(`Exec ${JSON.stringify(execId)} does not exist in container ${JSON.stringify(id)}`);
+      if (!exec) {
+        throw new NotFound(
+          `Exec ${JSON.stringify(execId)} does not exist in container ${JSON.stringify(id)}`,
+        );
+      }
       if (exec.exit) return exec.exit;
       const status = await this.#reaper.wait(exec.pid).catch(() => 255);
       return exec.exit ?? { exitCode: exitCodeOf(status), exitedAt: new Date().toISOString() };
@@ -547,14 +655,27 @@ export class ShimService {
   }
 
   /** Removes a stopped (or, with force, any) container: runtime state, cgroup, rootfs mount, bundle. */
-  async delete(namespace: string, id: string, options: { force?: boolean } = {}): Promise<ExitStatus | undefined> {
+  async delete(
+    namespace: string,
+    id: string,
+    options: { force?: boolean } = {},
+  ): Promise<ExitStatus | undefined> {
     const live = this.#get(namespace, id);
     if (live.record.status !== "stopped" && live.record.status !== "created" && !options.force) {
-      throw new FailedPrecondition(`Cannot delete the task of container ${JSON.stringify(id)}: it is ${live.record.status}; kill it first`);
+      throw new FailedPrecondition(
+        `Cannot delete the task of container ${
+          JSON.stringify(id)
+        }: it is ${live.record.status}; kill it first`,
+      );
     }
     const runtimeId = this.#runtimeId(namespace, id);
     await deleteContainer(runtimeId, { ...this.#runtime(), force: true });
-    if (live.record.status !== "stopped") await Promise.race([live.exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (live.record.status !== "stopped") {
+      await Promise.race([
+        live.exited,
+        new Promise((r) => setTimeout(r, 5000)),
+      ]);
+    }
     for (const fd of [...live.pumps]) {
       this.#poller.unwatch(fd);
       this.#closeQuietly(fd);
@@ -590,7 +711,10 @@ export class ShimService {
 
   #recordExit(live: Live, exit: ExitStatus): void {
     try {
-      const { record } = inspect(this.#runtimeId(live.record.namespace, live.record.id), this.#runtime());
+      const { record } = inspect(
+        this.#runtimeId(live.record.namespace, live.record.id),
+        this.#runtime(),
+      );
       if (cgroupFor(record, this.#sys, this.#warn).oomKillCount() > 0) exit.oomKilled = true;
     } catch {
       // no cgroup left to ask
@@ -620,7 +744,9 @@ export class ShimService {
         if (!f.name.endsWith(".json")) continue;
         let record: ContainerRecord;
         try {
-          record = JSON.parse(Deno.readTextFileSync(join(this.#dir, "containers", ns.name, f.name)));
+          record = JSON.parse(
+            Deno.readTextFileSync(join(this.#dir, "containers", ns.name, f.name)),
+          );
         } catch {
           continue;
         }
@@ -645,7 +771,10 @@ export class ShimService {
     const timer = setInterval(() => {
       let alive = false;
       try {
-        const { status } = inspect(this.#runtimeId(live.record.namespace, live.record.id), this.#runtime());
+        const { status } = inspect(
+          this.#runtimeId(live.record.namespace, live.record.id),
+          this.#runtime(),
+        );
         alive = status !== "stopped";
       } catch {
         alive = false;
@@ -682,7 +811,9 @@ export class ShimService {
       sys.close(ours);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = hook.timeout
-        ? new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), hook.timeout! * 1000)))
+        ? new Promise<"timeout">((
+          r,
+        ) => (timer = setTimeout(() => r("timeout"), hook.timeout! * 1000)))
         : new Promise<never>(() => {});
       const result = await Promise.race([this.#reaper.wait(pid), timeout]);
       if (timer !== undefined) clearTimeout(timer);
@@ -692,7 +823,9 @@ export class ShimService {
         throw new HookFailed(`${kind} hook ${hook.path} timed out after ${hook.timeout}s`);
       }
       const code = exitCodeOf(result);
-      if (code !== 0) throw new HookFailed(`${kind} hook ${hook.path} failed with exit code ${code}`);
+      if (code !== 0) {
+        throw new HookFailed(`${kind} hook ${hook.path} failed with exit code ${code}`);
+      }
     }
   }
 
@@ -719,7 +852,11 @@ export function resolveUser(rootfs: string, user: string): { uid: number; gid: n
     gid = Number(read("etc/passwd").find((f) => f[2] === name)?.[3] ?? 0);
   } else {
     const entry = read("etc/passwd").find((f) => f[0] === name);
-    if (!entry) throw new InvalidArgument(`Cannot resolve user ${JSON.stringify(name)}: no such user in the image's /etc/passwd`);
+    if (!entry) {
+      throw new InvalidArgument(
+        `Cannot resolve user ${JSON.stringify(name)}: no such user in the image's /etc/passwd`,
+      );
+    }
     uid = Number(entry[2]);
     gid = Number(entry[3]);
   }
@@ -727,7 +864,11 @@ export function resolveUser(rootfs: string, user: string): { uid: number; gid: n
     if (/^\d+$/.test(group)) gid = Number(group);
     else {
       const entry = read("etc/group").find((f) => f[0] === group);
-      if (!entry) throw new InvalidArgument(`Cannot resolve group ${JSON.stringify(group)}: no such group in the image's /etc/group`);
+      if (!entry) {
+        throw new InvalidArgument(
+          `Cannot resolve group ${JSON.stringify(group)}: no such group in the image's /etc/group`,
+        );
+      }
       gid = Number(entry[2]);
     }
   }

@@ -107,7 +107,12 @@ export class ShimManager {
       stdin: "null",
       stdout: "null",
       stderr: "null",
-      env: { DENO_V8_FLAGS: shimV8Flags(), ...this.#options.env },
+      env: {
+        DENO_V8_FLAGS: shimV8Flags(),
+        MALLOC_ARENA_MAX: "1",
+        MALLOC_MMAP_THRESHOLD_: "16384",
+        ...this.#options.env,
+      },
     }).spawn();
     // Reap it if it exits while we run; it is not ours to wait for otherwise.
     child.status.catch(() => {});
