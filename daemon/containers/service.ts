@@ -73,6 +73,12 @@ export interface CreateContainerRequest extends ContainerOptions {
   snapshotter?: string;
 }
 
+/** A task with what only the daemon needs: its shim group, and whether it was sent SIGKILL. */
+type Task = TaskInfo & { group: string; killed?: boolean };
+
+/** How long deleting a task that was sent SIGKILL waits for its exit. */
+const KILL_WAIT_MS = 5000;
+
 /** A task's state as the daemon knows it. */
 export interface TaskInfo {
   id: string;
@@ -129,7 +135,7 @@ export class ContainerService {
   readonly #config: Config;
   readonly #log: Logger | undefined;
   readonly shims: ShimManager;
-  readonly #tasks = new Map<string, TaskInfo & { group: string }>();
+  readonly #tasks = new Map<string, Task>();
   readonly #restartTimers = new Map<string, ReturnType<typeof setTimeout>>();
   #closed = false;
 
@@ -267,7 +273,7 @@ export class ContainerService {
     if (withSpec) info.spec = c.spec;
     const task = this.#tasks.get(key(namespace, c.id));
     if (task) {
-      const { group: _g, ...rest } = task;
+      const { group: _g, killed: _k, ...rest } = task;
       info.task = rest;
     }
     return info;
@@ -317,7 +323,7 @@ export class ContainerService {
 
   // ---------------------------------------------------------------- tasks
 
-  #task(namespace: string, id: string): TaskInfo & { group: string } {
+  #task(namespace: string, id: string): Task {
     this.#record(namespace, id);
     const t = this.#tasks.get(key(namespace, id));
     if (!t) throw new NotFound(`Container ${JSON.stringify(id)} has no task: start it first`);
@@ -369,7 +375,7 @@ export class ContainerService {
     const rootfs = await this.#rootfs(namespace, c, c.snapshotter, c.snapshotKey);
     const group = this.shims.group(namespace, c.labels);
     const shim = await this.shims.get(group);
-    const task: TaskInfo & { group: string } = { id, pid: 0, status: "created", group };
+    const task: Task = { id, pid: 0, status: "created", group };
     this.#tasks.set(key(namespace, id), task);
     try {
       const create = () =>
@@ -426,6 +432,7 @@ export class ContainerService {
       ...(options.execId ? { execId: options.execId } : {}),
     });
     if (!options.execId) {
+      if (sig === 9) this.#task(namespace, id).killed = true;
       const c = this.#record(namespace, id);
       this.#db.containers.update(namespace, {
         id,
@@ -521,6 +528,13 @@ export class ContainerService {
     options: { force?: boolean } = {},
   ): Promise<ExitStatus | undefined> {
     const task = this.#task(namespace, id);
+    if (task.status !== "stopped" && !options.force && task.killed) {
+      // SIGKILLed and not reported yet: its exit is a moment away, as `ctr tasks delete` expects.
+      await Promise.race([
+        this.wait(namespace, id).catch(() => {}),
+        new Promise((r) => setTimeout(r, KILL_WAIT_MS)),
+      ]);
+    }
     if (task.status !== "stopped" && !options.force) {
       throw new FailedPrecondition(
         `Cannot delete the task of container ${
@@ -547,7 +561,7 @@ export class ContainerService {
     const out: TaskInfo[] = [];
     for (const [k, t] of this.#tasks) {
       if (k.startsWith(`${namespace}/`)) {
-        const { group: _g, ...rest } = t;
+        const { group: _g, killed: _k, ...rest } = t;
         out.push(rest);
       }
     }
@@ -609,7 +623,7 @@ export class ContainerService {
     for (const group of await this.shims.reconnectAll()) {
       const shim = await this.shims.get(group);
       for (const r of await shim.call<ShimRecord[]>("list", {})) {
-        const task: TaskInfo & { group: string } = {
+        const task: Task = {
           id: r.id,
           pid: r.pid,
           status: r.status,
