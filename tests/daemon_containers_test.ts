@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { showSuppressed, startDaemon, type TestDaemon, waitForSubscribers } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
-import { ownCgroups, requires, TUG } from "./harness.ts";
+import { ownCgroups, requires, TUG, withTempDir } from "./harness.ts";
 import { startRegistry, type TestRegistry } from "./registry.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox", "cgroup1");
@@ -193,6 +193,122 @@ Deno.test({
 
     assertEquals(await ids(daemon), [], "--rm removed every container");
     assertEquals(JSON.parse(await ok(daemon, ["tasks", "list", "--json"])), []);
+  }),
+});
+
+/** A command line run by util-linux script under a pseudo-terminal, driven through script's stdin. */
+interface PtySession {
+  /** Everything the terminal showed so far. */
+  output(): string;
+  /** Waits until the terminal showed `text`. */
+  waitFor(text: string): Promise<unknown>;
+  /** Types `text` into the terminal. */
+  type(text: string): Promise<void>;
+  /** The exit code of the command (script -e). */
+  status: Promise<number>;
+}
+
+function ptySession(command: string): PtySession & AsyncDisposable {
+  const child = new Deno.Command("script", {
+    args: ["-qec", command, "/dev/null"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  let out = "";
+  const reading = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) out += chunk;
+  })();
+  const errors = new Response(child.stderr).text();
+  const writer = child.stdin.getWriter();
+  // script's stdin stays open until the command exits: at end of input script would type an
+  // end-of-file character into the terminal.
+  const status = child.status.then(async (s) => {
+    clearTimeout(timer);
+    await reading;
+    out += await errors;
+    await writer.close().catch(() => {});
+    return s.code;
+  });
+  return {
+    output: () => out,
+    waitFor: (text) =>
+      waitFor(
+        `${JSON.stringify(text)} on the terminal (it shows ${JSON.stringify(out)})`,
+        () => Promise.resolve(out.includes(text) ? true : undefined),
+      ),
+    type: (text) => writer.write(new TextEncoder().encode(text)),
+    status,
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // exited
+      }
+      await status;
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "run -t: a terminal whose size follows the user's, Ctrl-C reaches the process, Ctrl-P Ctrl-Q detaches",
+  ignore,
+  fn: showSuppressed(async () => {
+    await using env = await busyboxDaemon();
+    const { daemon } = env;
+    const cli = `${TUG} -a ${daemon.address}`;
+
+    // The terminal's size reaches the container, and so does a change (SIGWINCH).
+    await withTempDir(async (dir) => {
+      const waitSize = (size: string) =>
+        `while ! stty size 2>/dev/null | grep -qx "${size}"; do sleep 0.05; done; echo "size ${size}"`;
+      await Deno.writeTextFile(
+        join(dir, "outer.sh"),
+        `stty rows 40 cols 100
+${cli} run --rm -t ${BUSYBOX} w1 sh -c '${waitSize("40 100")}; ${waitSize("50 120")}' </dev/tty &
+pid=$!
+until ${cli} containers logs w1 2>/dev/null | grep -q "size 40 100"; do sleep 0.05; done
+stty rows 50 cols 120
+kill -WINCH $pid
+wait $pid
+`,
+      );
+      await using pty = ptySession(`sh ${join(dir, "outer.sh")}`);
+      assertEquals(await pty.status, 0, pty.output());
+      assertMatch(pty.output(), /size 40 100\r*\n[^]*size 50 120\r*\n/);
+    });
+
+    // Ctrl-C goes through the terminal to the foreground process, as a SIGINT.
+    {
+      await using pty = ptySession(
+        `${cli} run --rm -t ${BUSYBOX} c1 sh -c 'trap "echo caught INT; exit 9" INT; echo ready; while true; do sleep 0.05; done'`,
+      );
+      await pty.waitFor("ready");
+      await pty.type("\x03");
+      assertEquals(await pty.status, 9, pty.output());
+      assertStringIncludes(pty.output(), "caught INT");
+    }
+
+    // Ctrl-P Ctrl-Q detaches: the CLI exits 0, the container keeps running, and its input was its own.
+    {
+      await using pty = ptySession(`${cli} run -t ${BUSYBOX} d1 sh`);
+      await pty.waitFor("# ");
+      await pty.type("echo typed-$((6*7))\n");
+      await pty.waitFor("typed-42");
+      await pty.type("\x10\x11");
+      assertEquals(await pty.status, 0, pty.output());
+    }
+    assertEquals((await task(daemon, "d1"))?.status, "running", "detached, not stopped");
+    assertStringIncludes(
+      (await logs(daemon, "d1")).stdout,
+      "typed-42",
+      "the terminal's output is logged",
+    );
+    await ok(daemon, ["tasks", "kill", "-s", "KILL", "d1"]);
+    assertEquals((await stopped(daemon, "d1")).exit?.exitCode, 137);
+    await ok(daemon, ["containers", "rm", "d1"]);
   }),
 });
 
