@@ -21,7 +21,7 @@ import { assert, assertEquals, assertRejects, assertStringIncludes } from "../te
 const slow: RouteModule = {
   routes(app) {
     app.get("/v1/test/slow", async (c) => {
-      await new Promise((r) => setTimeout(r, 2000));
+      await new Promise((r) => setTimeout(r, 5000));
       return c.json({});
     });
     app.get("/v1/test/stream", () => {
@@ -29,7 +29,7 @@ const slow: RouteModule = {
       const body = new ReadableStream<Uint8Array>({
         start(c) {
           c.enqueue(new TextEncoder().encode('{"progress":1}\n'));
-          timer = setTimeout(() => c.close(), 2000);
+          timer = setTimeout(() => c.close(), 5000);
         },
         cancel() {
           clearTimeout(timer);
@@ -153,11 +153,11 @@ Deno.test("events: subscribe() is ready once the daemon subscribed, and close() 
 
 Deno.test("a request that takes longer than the timeout is Unavailable, streams included", async () => {
   await withDaemon(async (d) => {
-    using client = new TugClient({ address: d.address, timeout: 100 });
+    using client = new TugClient({ address: d.address, timeout: 500 });
     await assertRejects(
       () => client.transport.json("GET", "/test/slow"),
       Unavailable,
-      "Request timed out after 100ms: GET /v1/test/slow",
+      "Request timed out after 500ms: GET /v1/test/slow",
     );
     const res = await client.transport.request("GET", "/test/stream");
     const err = await assertRejects(async () => {
