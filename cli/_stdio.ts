@@ -60,11 +60,16 @@ export class StdioSession {
     const sys = libcSyscall();
     const request: StdioRequest = {};
     const streams = options.terminal ? ["stdout"] as const : ["stdout", "stderr"] as const;
-    for (const s of [...(options.stdin ? ["stdin"] as const : []), ...streams]) {
-      // The id only names the FIFO and is not validated yet (the daemon does that): keep it one short, safe name.
-      const path = join(dir, `${options.id.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 128)}-${s}`);
-      sys.mkfifo(path, 0o600);
-      request[s] = path;
+    try {
+      for (const s of [...(options.stdin ? ["stdin"] as const : []), ...streams]) {
+        // The id only names the FIFO and is not validated yet (the daemon does that): keep it one short, safe name.
+        const path = join(dir, `${options.id.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 128)}-${s}`);
+        sys.mkfifo(path, 0o600);
+        request[s] = path;
+      }
+    } catch (err) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      throw err;
     }
     const session = new StdioSession(dir, request, options.terminal);
     try {
