@@ -325,8 +325,11 @@ Deno.test({
       "l1",
       "sh",
       "-c",
-      "for i in 1 2 3 4 5; do echo line $i; done; echo oops >&2; while [ ! -e /tmp/stop ]; do sleep 0.05; done; echo bye",
+      "for i in 1 2 3 4 5; do echo line $i; done; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo oops >&2; while [ ! -e /tmp/stop ]; do sleep 0.05; done; echo bye",
     ]);
+    // stderr only once stdout is in the log: the order of the lines is known.
+    await logged(daemon, "l1", "line 5");
+    await ok(daemon, ["containers", "exec", "--exec-id", "go", "l1", "touch", "/tmp/go"]);
     await logged(daemon, "l1", "oops");
 
     const all = await logs(daemon, "l1");
@@ -398,7 +401,7 @@ Deno.test({
     await logged(daemon, "k1", "ready");
     await ok(daemon, ["tasks", "kill", "-s", "USR1", "k1"]);
     assertEquals((await stopped(daemon, "k1")).exit?.exitCode, 3);
-    assertStringIncludes((await logs(daemon, "k1")).stdout, "got USR1");
+    await logged(daemon, "k1", "got USR1");
     await fails(daemon, ["tasks", "kill", "k1"], "not running");
     await fails(daemon, ["tasks", "kill", "-s", "SIGNOPE", "k1"], "SIGNOPE");
 
@@ -420,7 +423,7 @@ Deno.test({
     assertMatch(await ok(daemon, ["tasks", "ps", "k2"]), new RegExp(`^PID\\n(\\d+\\n){3}$`));
     await ok(daemon, ["tasks", "kill", "--all", "k2"]);
     assertEquals((await stopped(daemon, "k2")).exit?.exitCode, 0);
-    assertStringIncludes((await logs(daemon, "k2")).stdout, "children gone");
+    await logged(daemon, "k2", "children gone");
 
     // pause and resume: the freezer holds the task, the states say so.
     await ok(daemon, [

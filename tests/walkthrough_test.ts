@@ -135,9 +135,16 @@ Deno.test({
     assertEquals(page.stdout, INDEX_HTML);
 
     // tug containers logs nginx-container: httpd -v logged the request.
-    const logs = await daemon.tug(["containers", "logs", "nginx-container"]);
+    const logged = /^(\[::ffff:)?127\.0\.0\.1\]?:\d+: response:200$/m;
+    const deadline = Date.now() + 30_000;
+    let logs = await daemon.tug(["containers", "logs", "nginx-container"]);
+    // The shim writes the log as the output comes: give it the moment it may need.
+    while (logs.code === 0 && !logged.test(logs.stderr) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      logs = await daemon.tug(["containers", "logs", "nginx-container"]);
+    }
     assertEquals(logs.code, 0, logs.stderr);
-    assertMatch(logs.stderr, /^(\[::ffff:)?127\.0\.0\.1\]?:\d+: response:200$/m);
+    assertMatch(logs.stderr, logged);
     const stamped = await ok(daemon, ["containers", "logs", "--timestamps", "nginx-container"]);
     assertEquals(stamped, "", "httpd writes only to stderr");
 
