@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import {
+  reapContainers,
   scrape,
   shimPids,
   showSuppressed,
@@ -412,6 +413,64 @@ Deno.test({
             : undefined,
       );
       await ok(second, ["containers", "rm", "keeps", "exits"]);
+    } finally {
+      await first.cleanup();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }),
+});
+
+Deno.test({
+  name:
+    "after a reboot (runtime state lost, root kept) restart policies start their containers again",
+  ignore,
+  fn: showSuppressed(async () => {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "busybox", { repo: "library/busybox" });
+    const first = await startDaemon({ registry });
+    const dir = first.dir;
+    try {
+      await ok(first, ["images", "pull", BUSYBOX]);
+      const loop = ["sh", "-c", "echo up; while true; do sleep 0.05; done"];
+      await ok(first, ["run", "-d", "--restart", "always", BUSYBOX, "always", ...loop]);
+      await ok(first, ["run", "-d", "--restart", "unless-stopped", BUSYBOX, "unless", ...loop]);
+      await ok(first, ["run", "-d", "--restart", "unless-stopped", BUSYBOX, "stopped", ...loop]);
+      await ok(first, ["run", "-d", BUSYBOX, "plain", ...loop]);
+      await ok(first, ["tasks", "kill", "-s", "KILL", "stopped"]);
+      await waitFor(
+        "stopped to stop",
+        async () =>
+          (await tasks(first)).find((t) => t.id === "stopped")?.status === "stopped"
+            ? true
+            : undefined,
+      );
+
+      // The reboot: every process goes, /run goes, /var/lib stays.
+      await first.kill9();
+      assertEquals(await reapContainers(dir, { graceful: false }), []);
+      await Deno.remove(join(dir, "state"), { recursive: true });
+
+      await using second = await startDaemon({ dir, registry });
+      const after = await waitFor("the restart policies to start their containers", async () => {
+        const t = await tasks(second);
+        return ["always", "unless"].every((id) => t.find((x) => x.id === id)?.status === "running")
+          ? t
+          : undefined;
+      });
+      assertEquals(
+        after.map((t) => t.id).sort(),
+        ["always", "unless"],
+        "only what the policies want running runs",
+      );
+      for (const t of after) assert(alive(t.pid));
+      assertEquals(
+        (await ok(second, ["containers", "ls", "-q"])).split("\n").filter(Boolean).sort(),
+        ["always", "plain", "stopped", "unless"],
+        "every record survives",
+      );
+      // The ones left down start by hand.
+      await ok(second, ["containers", "start", "plain"]);
+      assertEquals((await tasks(second)).find((t) => t.id === "plain")?.status, "running");
     } finally {
       await first.cleanup();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
