@@ -336,8 +336,10 @@ export class ContainerService {
 
   /**
    * The mounts of a container's snapshot. A create cut short (the daemon
-   * killed between the record and its snapshot) left a record without one:
-   * the snapshot is prepared from the container's image now.
+   * killed between the container's record and its snapshot, or between the
+   * snapshot's record and its directory) left a container without one: what
+   * is left of it is removed and the snapshot prepared from the container's
+   * image now.
    */
   async #rootfs(
     namespace: string,
@@ -351,6 +353,9 @@ export class ContainerService {
     } catch (err) {
       if (!(err instanceof NotFound) || !c.image) throw err;
       this.#warn(`container ${c.id} has no snapshot ${key}; preparing it again`, err);
+      await sn.remove(key).catch((e) => {
+        if (!(e instanceof NotFound)) throw e;
+      });
       return await this.#images.prepareRootfs(c.image, key, { namespace, snapshotter });
     }
   }
