@@ -25,6 +25,7 @@
  */
 
 import { join } from "node:path";
+import { RUN_FLAGS } from "../self.ts";
 import { startRegistry } from "../tests/registry.ts";
 
 const DENO = new URL("../tools/deno", import.meta.url).pathname;
@@ -143,13 +144,17 @@ async function startContainerd(dir: string): Promise<Containerd> {
   };
 }
 
+/** The V8 flags tug runs with (self.ts's RUN_FLAGS), which the pulling process gets too. */
+const TUG_V8_FLAGS: string[] = RUN_FLAGS.filter((f) => f.startsWith("--v8-flags="))
+  .flatMap((f) => f.slice("--v8-flags=".length).split(","));
+
 export async function runTug(dir: string, ref: string, extraV8Flags: string[] = []) {
   const start = performance.now();
   const out = await sh(DENO, [
     "run",
     "-A",
     "--no-check",
-    `--v8-flags=${["--single-threaded", ...extraV8Flags].join(",")}`,
+    `--v8-flags=${[...TUG_V8_FLAGS, ...extraV8Flags].join(",")}`,
     CHILD,
     join(dir, "tug"),
     ref,
@@ -239,7 +244,7 @@ if (import.meta.main) {
       date: new Date().toISOString(),
       image: { layers: LAYERS, compressedBytes: compressed },
       pairs,
-      tugV8Flags: ["--single-threaded", ...extraV8Flags],
+      tugV8Flags: [...TUG_V8_FLAGS, ...extraV8Flags],
       tug: {
         medianMs: median(tug.map((r) => r.ms)),
         medianProcessMs: median(tug.map((r) => r.processMs)),

@@ -14,17 +14,6 @@ import { join } from "../../util/path.ts";
 
 const GROUP_SAFE = /[^A-Za-z0-9._-]/g;
 
-/**
- * V8 flags for shims (added to the binary's own): a 1 MiB young generation.
- * A shim allocates little and lives long; with V8's default semi-spaces its
- * heap grows by about 0.7 MiB per container it holds, with 1 MiB by about
- * 0.25 MiB (measured with 50 containers).
- */
-export function shimV8Flags(): string {
-  const own = Deno.env.get("DENO_V8_FLAGS");
-  return own ? `${own},--max-semi-space-size=1` : "--max-semi-space-size=1";
-}
-
 /** Options for {@link ShimManager}. */
 export interface ShimManagerOptions {
   /** The daemon's state directory: shims live in `<state>/shims/<group>/`. */
@@ -107,8 +96,9 @@ export class ShimManager {
       stdin: "null",
       stdout: "null",
       stderr: "null",
+      // Buffers of 16 KiB and more are mapped on their own, so that freeing them gives the
+      // memory back (a long-lived shim otherwise keeps its peak).
       env: {
-        DENO_V8_FLAGS: shimV8Flags(),
         MALLOC_ARENA_MAX: "1",
         MALLOC_MMAP_THRESHOLD_: "16384",
         ...this.#options.env,
