@@ -70,7 +70,9 @@ export class Transport {
 
   /** Sends a request; resolves to a 2xx response, or throws the error the daemon named. */
   async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
-    const url = new URL(`http://tug${API_PREFIX}${path}`);
+    // An address literal: any host name would be looked up in DNS before the unix socket is
+    // used (a round trip per command, and 5 s when the resolver is slow to answer).
+    const url = new URL(`http://127.0.0.1${API_PREFIX}${path}`);
     for (const [k, v] of Object.entries(options.query ?? {})) {
       if (v === undefined || v === false) continue;
       for (const item of Array.isArray(v) ? v : [v === true ? "1" : v]) {

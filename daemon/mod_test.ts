@@ -78,7 +78,7 @@ Deno.test("the daemon serves on a 0660 socket, refuses a second start, and remov
       const client = Deno.createHttpClient({
         proxy: { transport: "unix", path: config.api.address },
       });
-      const res = await fetch("http://tug/v1/version", { client });
+      const res = await fetch("http://127.0.0.1/v1/version", { client });
       assertEquals((await res.json()).api, "v1");
       client.close();
     } finally {
@@ -205,14 +205,14 @@ Deno.test("stop() lets a request in flight finish, and new connections are refus
       proxy: { transport: "unix", path: config.api.address },
     });
     try {
-      const pending = fetch("http://tug/v1/test/slow", { client });
+      const pending = fetch("http://127.0.0.1/v1/test/slow", { client });
       await inside;
       const stopping = d.stop();
       await new Promise((r) => setTimeout(r, 50));
       const fresh = Deno.createHttpClient({
         proxy: { transport: "unix", path: config.api.address },
       });
-      await assertRejects(() => fetch("http://tug/v1/test/slow", { client: fresh }));
+      await assertRejects(() => fetch("http://127.0.0.1/v1/test/slow", { client: fresh }));
       fresh.close();
       release();
       const res = await pending;

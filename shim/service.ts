@@ -39,6 +39,7 @@ import {
 import type { Hook, Process, Spec, State } from "../runtime/spec.ts";
 import { FailedPrecondition as HookFailed } from "../errors.ts";
 import { join } from "../util/path.ts";
+import { trace } from "../trace.ts";
 import { LogWriter } from "./logs.ts";
 import { Reaper } from "./reaper.ts";
 import type { ShimEvent } from "./rpc.ts";
@@ -661,6 +662,7 @@ export class ShimService {
     options: { force?: boolean } = {},
   ): Promise<ExitStatus | undefined> {
     const live = this.#get(namespace, id);
+    trace(`shim delete ${id}: ${live.record.status}`);
     if (live.record.status !== "stopped" && live.record.status !== "created" && !options.force) {
       throw new FailedPrecondition(
         `Cannot delete the task of container ${

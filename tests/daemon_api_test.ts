@@ -150,7 +150,7 @@ Deno.test({
       body?: BodyInit,
       headers: Record<string, string> = {},
     ) => {
-      const res = await fetch(`http://tug${path}`, {
+      const res = await fetch(`http://127.0.0.1${path}`, {
         method,
         client,
         headers,

@@ -491,7 +491,7 @@ Deno.test({
     const snapshotsBefore = await ok(daemon, ["snapshots", "ls", "--json"]);
     const client = socketClient(daemon.address);
     const send = async (method: string, path: string, body?: BodyInit) => {
-      const res = await fetch(`http://tug${path}`, {
+      const res = await fetch(`http://127.0.0.1${path}`, {
         method,
         client,
         ...(body !== undefined ? { body } : {}),
