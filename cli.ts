@@ -49,7 +49,10 @@ const COMMANDS: Record<string, Command> = {
   },
   task: { load: () => import("./cli/tasks.ts"), summary: "", hidden: true },
   t: { load: () => import("./cli/tasks.ts"), summary: "", hidden: true },
-  run: { load: () => import("./cli/run.ts"), summary: "Create a container from an image and run it" },
+  run: {
+    load: () => import("./cli/run.ts"),
+    summary: "Create a container from an image and run it",
+  },
   snapshots: {
     load: () => import("./cli/snapshots.ts"),
     summary: "Inspect snapshots (list, usage)",

@@ -33,7 +33,10 @@ export function summarize(xs: readonly number[]): Summary {
 }
 
 /** Ratio of medians, and the median of the per-pair ratios (robust to drift over the run). */
-export function pairedRatio(a: readonly number[], b: readonly number[]): { ofMedians: number; pairedMedian: number } {
+export function pairedRatio(
+  a: readonly number[],
+  b: readonly number[],
+): { ofMedians: number; pairedMedian: number } {
   const pairs = a.map((x, i) => x / b[i]!);
   return { ofMedians: median(a) / median(b), pairedMedian: median(pairs) };
 }

@@ -15,7 +15,7 @@
  */
 
 import { busyboxBundle } from "../tests/bundle.ts";
-import { type Summary, summarize } from "./_stats.ts";
+import { summarize, type Summary } from "./_stats.ts";
 
 const TUG = new URL("../dist/tug", import.meta.url).pathname;
 
@@ -25,7 +25,8 @@ function flag(name: string, fallback: string): string {
 }
 
 async function which(cmd: string): Promise<string | undefined> {
-  const out = await new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "piped" }).output();
+  const out = await new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "piped" })
+    .output();
   const path = new TextDecoder().decode(out.stdout).trim();
   return out.success && path ? path : undefined;
 }
@@ -33,9 +34,22 @@ async function which(cmd: string): Promise<string | undefined> {
 /** Re-executes this script in a private mount namespace without the unified cgroup mount. */
 async function inPrivateNamespace(): Promise<boolean> {
   if (Deno.env.get("TUG_BENCH_NS") === "1") return false;
-  const script = `mount --make-rprivate / && (umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec "$@"`;
+  const script =
+    `mount --make-rprivate / && (umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec "$@"`;
   const child = new Deno.Command("unshare", {
-    args: ["-m", "sh", "-c", script, "sh", Deno.execPath(), "run", "-A", "--v8-flags=--single-threaded", new URL(import.meta.url).pathname, ...Deno.args],
+    args: [
+      "-m",
+      "sh",
+      "-c",
+      script,
+      "sh",
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--v8-flags=--single-threaded",
+      new URL(import.meta.url).pathname,
+      ...Deno.args,
+    ],
     env: { TUG_BENCH_NS: "1" },
     stdin: "inherit",
     stdout: "inherit",
@@ -48,9 +62,19 @@ async function inPrivateNamespace(): Promise<boolean> {
 /** Wall time of one command in milliseconds; throws on failure. */
 async function time(cmd: string, args: string[], cwd: string): Promise<number> {
   const t = performance.now();
-  const out = await new Deno.Command(cmd, { args, cwd, stdin: "null", stdout: "piped", stderr: "piped" }).output();
+  const out = await new Deno.Command(cmd, {
+    args,
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
   const elapsed = performance.now() - t;
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`);
+  if (!out.success) {
+    throw new Error(
+      `${cmd} ${args.join(" ")} failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
   return elapsed;
 }
 
@@ -65,7 +89,9 @@ export interface RuntimeResult {
 }
 
 /** Runs the comparison and returns the samples and summaries. */
-export async function benchRuntime(options: { rounds: number; warmup: number }): Promise<RuntimeResult> {
+export async function benchRuntime(
+  options: { rounds: number; warmup: number },
+): Promise<RuntimeResult> {
   const dir = await Deno.makeTempDir({ prefix: "tug-bench-rt-" });
   try {
     const bundle = await busyboxBundle(`${dir}/bundle`, { args: ["/bin/true"] });
@@ -76,7 +102,9 @@ export async function benchRuntime(options: { rounds: number; warmup: number }):
     const crun = await which("crun");
     if (runc) runtimes.runc = (id) => [runc, ["--root", `${dir}/runc`, "run", id]];
     if (crun) runtimes.crun = (id) => [crun, ["--root", `${dir}/crun`, "run", id]];
-    const samples: Record<string, number[]> = Object.fromEntries(Object.keys(runtimes).map((k) => [k, []]));
+    const samples: Record<string, number[]> = Object.fromEntries(
+      Object.keys(runtimes).map((k) => [k, []]),
+    );
     for (let round = -options.warmup; round < options.rounds; round++) {
       for (const [name, command] of Object.entries(runtimes)) {
         const [cmd, args] = command(`b-${name}-${round + options.warmup}`);
@@ -106,9 +134,15 @@ export async function benchRuntime(options: { rounds: number; warmup: number }):
 if (import.meta.main) {
   await inPrivateNamespace();
   const result = await benchRuntime({ rounds: Number(flag("--rounds", "20")), warmup: 3 });
-  console.log(`runtime start of a busybox /bin/true bundle, ${result.rounds} rounds (medians, min–max):`);
+  console.log(
+    `runtime start of a busybox /bin/true bundle, ${result.rounds} rounds (medians, min–max):`,
+  );
   for (const [name, s] of Object.entries(result.summary)) {
-    console.log(`  ${name.padEnd(5)} ${s.median.toFixed(1)} ms  (${s.min.toFixed(1)}–${s.max.toFixed(1)})${s.noisy ? "  noisy" : ""}`);
+    console.log(
+      `  ${name.padEnd(5)} ${s.median.toFixed(1)} ms  (${s.min.toFixed(1)}–${s.max.toFixed(1)})${
+        s.noisy ? "  noisy" : ""
+      }`,
+    );
   }
   for (const [name, r] of Object.entries(result.ratios)) console.log(`  ${name} = ${r.toFixed(2)}`);
   const json = flag("--json", "");

@@ -39,7 +39,10 @@ export class FakeSyscall implements Syscall {
   /** Every call, in order. */
   readonly calls: FakeCall[] = [];
   /** Files that exist, by absolute path. `/` exists from the start. */
-  readonly files = new Map<string, FakeFile>([["/", { mode: S_IFDIR | 0o755, content: new Uint8Array() }]]);
+  readonly files = new Map<string, FakeFile>([["/", {
+    mode: S_IFDIR | 0o755,
+    content: new Uint8Array(),
+  }]]);
   /** Mount targets, in mount order. */
   readonly mounts: string[] = [];
   /** Open fds. */
@@ -87,7 +90,9 @@ export class FakeSyscall implements Syscall {
     let p = "";
     for (const part of parts.slice(0, -1)) {
       p += "/" + part;
-      if (!this.files.has(p)) this.files.set(p, { mode: S_IFDIR | 0o755, content: new Uint8Array() });
+      if (!this.files.has(p)) {
+        this.files.set(p, { mode: S_IFDIR | 0o755, content: new Uint8Array() });
+      }
     }
   }
 
@@ -195,8 +200,9 @@ export class FakeSyscall implements Syscall {
   open(path: string, flags: number, mode = 0): number {
     this.#record("open", [path, flags, mode], path);
     if (!this.files.has(path)) {
-      if (flags & 0o100 /* O_CREAT */) this.#create(path, "open", { mode: S_IFREG | mode, content: new Uint8Array() });
-      else this.#fail("open", "ENOENT", path);
+      if (flags & 0o100 /* O_CREAT */) {
+        this.#create(path, "open", { mode: S_IFREG | mode, content: new Uint8Array() });
+      } else this.#fail("open", "ENOENT", path);
     }
     return this.#newFd();
   }
@@ -248,7 +254,9 @@ export class FakeSyscall implements Syscall {
     this.#record("rmdir", [path], path);
     const f = this.files.get(path);
     if (!f) this.#fail("rmdir", "ENOENT", path);
-    for (const other of this.files.keys()) if (other.startsWith(path + "/")) this.#fail("rmdir", "ENOTEMPTY", path);
+    for (const other of this.files.keys()) {
+      if (other.startsWith(path + "/")) this.#fail("rmdir", "ENOTEMPTY", path);
+    }
     this.files.delete(path);
   }
   unlink(path: string): void {
@@ -257,7 +265,11 @@ export class FakeSyscall implements Syscall {
   }
   mknod(path: string, mode: number, major: number, minor: number): void {
     this.#record("mknod", [path, mode, major, minor], path);
-    this.#create(path, "mknod", { mode: mode || S_IFCHR, content: new Uint8Array(), rdev: [major, minor] });
+    this.#create(path, "mknod", {
+      mode: mode || S_IFCHR,
+      content: new Uint8Array(),
+      rdev: [major, minor],
+    });
   }
   mkfifo(path: string, mode: number): void {
     this.#record("mkfifo", [path, mode], path);
@@ -326,7 +338,11 @@ export class FakeSyscall implements Syscall {
     options: { create?: boolean; mode?: number; append?: boolean } = {},
   ): void {
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    this.#record("writeFile", [path, typeof data === "string" ? data : `<${bytes.length} bytes>`, options], path);
+    this.#record("writeFile", [
+      path,
+      typeof data === "string" ? data : `<${bytes.length} bytes>`,
+      options,
+    ], path);
     const f = this.files.get(path);
     if (!f) {
       if (!options.create) this.#fail("open", "ENOENT", path);
@@ -460,8 +476,9 @@ export class FakeSyscall implements Syscall {
     this.#record("openat2", [dirfd, path, flags, mode, resolve], path);
     const abs = this.#at(dirfd, path);
     if (!this.files.has(abs)) {
-      if (flags & 0o100 /* O_CREAT */) this.#create(abs, "openat2", { mode: S_IFREG | mode, content: new Uint8Array() });
-      else this.#fail("openat2", "ENOENT", path);
+      if (flags & 0o100 /* O_CREAT */) {
+        this.#create(abs, "openat2", { mode: S_IFREG | mode, content: new Uint8Array() });
+      } else this.#fail("openat2", "ENOENT", path);
     }
     const fd = this.#newFd();
     this.#fdPaths.set(fd, abs);
@@ -469,17 +486,34 @@ export class FakeSyscall implements Syscall {
   }
   mkdirat(dirfd: number, path: string, mode: number): void {
     this.#record("mkdirat", [dirfd, path, mode], path);
-    this.#create(this.#at(dirfd, path), "mkdirat", { mode: S_IFDIR | mode, content: new Uint8Array() });
+    this.#create(this.#at(dirfd, path), "mkdirat", {
+      mode: S_IFDIR | mode,
+      content: new Uint8Array(),
+    });
   }
   mknodat(dirfd: number, path: string, mode: number, major: number, minor: number): void {
     this.#record("mknodat", [dirfd, path, mode, major, minor], path);
-    this.#create(this.#at(dirfd, path), "mknodat", { mode, content: new Uint8Array(), rdev: [major, minor] });
+    this.#create(this.#at(dirfd, path), "mknodat", {
+      mode,
+      content: new Uint8Array(),
+      rdev: [major, minor],
+    });
   }
   symlinkat(target: string, dirfd: number, path: string): void {
     this.#record("symlinkat", [target, dirfd, path], path);
-    this.#create(this.#at(dirfd, path), "symlinkat", { mode: S_IFLNK | 0o777, content: new Uint8Array(), target });
+    this.#create(this.#at(dirfd, path), "symlinkat", {
+      mode: S_IFLNK | 0o777,
+      content: new Uint8Array(),
+      target,
+    });
   }
-  linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): void {
+  linkat(
+    olddirfd: number,
+    oldpath: string,
+    newdirfd: number,
+    newpath: string,
+    flags: number,
+  ): void {
     this.#record("linkat", [olddirfd, oldpath, newdirfd, newpath, flags], newpath);
     const source = this.files.get(this.#at(olddirfd, oldpath));
     if (!source) this.#fail("linkat", "ENOENT", oldpath);
@@ -494,7 +528,9 @@ export class FakeSyscall implements Syscall {
     if (isDir && !(flags & 0x200 /* AT_REMOVEDIR */)) this.#fail("unlinkat", "EISDIR", path);
     if (!isDir && flags & 0x200) this.#fail("unlinkat", "ENOTDIR", path);
     if (isDir) {
-      for (const other of this.files.keys()) if (other.startsWith(abs + "/")) this.#fail("unlinkat", "ENOTEMPTY", path);
+      for (const other of this.files.keys()) {
+        if (other.startsWith(abs + "/")) this.#fail("unlinkat", "ENOTEMPTY", path);
+      }
     }
     this.files.delete(abs);
   }
@@ -562,7 +598,11 @@ export class FakeProcessEnd extends Error {
 
 /** Thrown by `FakeSyscall.execve`, which cannot replace the process: the test catches it. */
 export class FakeExec extends FakeProcessEnd {
-  constructor(readonly path: string, readonly argv: readonly string[], readonly envp: readonly string[]) {
+  constructor(
+    readonly path: string,
+    readonly argv: readonly string[],
+    readonly envp: readonly string[],
+  ) {
     super(`execve ${path}`);
     this.name = "FakeExec";
   }

@@ -24,6 +24,7 @@ import {
   AT_SYMLINK_NOFOLLOW,
   LINUX_CAPABILITY_VERSION_3,
   MADV_DOFORK,
+  NR,
   O_APPEND,
   O_CLOEXEC,
   O_CREAT,
@@ -38,10 +39,9 @@ import {
   SOCK_DGRAM,
   SOCK_STREAM,
   SOL_SOCKET,
-  SYS_BPF,
   STATX_BASIC_STATS,
+  SYS_BPF,
   SYS_OPENAT2,
-  NR,
   TIOCGPTN,
   TIOCGWINSZ,
   TIOCSPTLCK,
@@ -94,7 +94,12 @@ const SYMBOLS = {
   getppid: { parameters: [], result: "i32" },
   statfs: { parameters: ["buffer", "buffer"], result: "i32" },
   usleep: { parameters: ["u32"], result: "i32" },
-  waitpid_async: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
+  waitpid_async: {
+    name: "waitpid",
+    parameters: ["i32", "buffer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   fork: { parameters: [], result: "i32" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
@@ -111,7 +116,11 @@ const SYMBOLS = {
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
-  syscall_openat2: { name: "syscall", parameters: ["i64", "i32", "buffer", "buffer", "usize"], result: "i64" },
+  syscall_openat2: {
+    name: "syscall",
+    parameters: ["i64", "i32", "buffer", "buffer", "usize"],
+    result: "i64",
+  },
   mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: "i32" },
   symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
@@ -136,7 +145,12 @@ const NATIVE = {
   __errno_location: SYMBOLS.__errno_location,
   fork: SYMBOLS.fork,
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
-  syscall_async: { name: "syscall", parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64", nonblocking: true },
+  syscall_async: {
+    name: "syscall",
+    parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"],
+    result: "i64",
+    nonblocking: true,
+  },
 } as const;
 
 type Native = Deno.DynamicLibrary<typeof NATIVE>["symbols"];
@@ -150,7 +164,9 @@ function word(a: Arg): bigint {
   if (a === null) return 0n;
   if (typeof a === "bigint") return a;
   if (typeof a === "number") return BigInt(a);
-  if (a instanceof Uint8Array) return a.length === 0 ? 0n : BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a)));
+  if (a instanceof Uint8Array) {
+    return a.length === 0 ? 0n : BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a)));
+  }
   return BigInt(Deno.UnsafePointer.value(a));
 }
 
@@ -159,7 +175,9 @@ function syscallOf(nr: number): (...args: Arg[]) => number {
   const big = BigInt(nr);
   return (...args: Arg[]) => {
     const w = args.map(word);
-    return Number(native!.syscall(big, w[0] ?? 0n, w[1] ?? 0n, w[2] ?? 0n, w[3] ?? 0n, w[4] ?? 0n, w[5] ?? 0n));
+    return Number(
+      native!.syscall(big, w[0] ?? 0n, w[1] ?? 0n, w[2] ?? 0n, w[3] ?? 0n, w[4] ?? 0n, w[5] ?? 0n),
+    );
   };
 }
 
@@ -183,15 +201,19 @@ function libc(): Libc {
     mkdir: (path, mode) => direct("mkdirat")(AT_FDCWD_, path, mode),
     rmdir: (path) => direct("unlinkat")(AT_FDCWD_, path, AT_REMOVEDIR),
     unlink: (path) => direct("unlinkat")(AT_FDCWD_, path, 0),
-    mknod: (path, mode, dev) => direct("mknodat")(AT_FDCWD_, path, mode, BigInt(dev as bigint) & 0xffffffffn),
-    mknodat: (dirfd, path, mode, dev) => direct("mknodat")(dirfd, path, mode, BigInt(dev as bigint) & 0xffffffffn),
+    mknod: (path, mode, dev) =>
+      direct("mknodat")(AT_FDCWD_, path, mode, BigInt(dev as bigint) & 0xffffffffn),
+    mknodat: (dirfd, path, mode, dev) =>
+      direct("mknodat")(dirfd, path, mode, BigInt(dev as bigint) & 0xffffffffn),
     mkfifo: (path, mode) => direct("mknodat")(AT_FDCWD_, path, 0o010000 | Number(mode), 0),
     symlink: (target, path) => direct("symlinkat")(target, AT_FDCWD_, path),
     readlink: (path, buf, len) => direct("readlinkat")(AT_FDCWD_, path, buf, len),
     chown: (path, uid, gid) => direct("fchownat")(AT_FDCWD_, path, uid, gid, 0),
     chmod: (path, mode) => direct("fchmodat")(AT_FDCWD_, path, mode),
     fchmodat: (dirfd, path, mode, flags) =>
-      Number(flags) === 0 ? direct("fchmodat")(dirfd, path, mode) : direct("fchmodat2")(dirfd, path, mode, flags),
+      Number(flags) === 0
+        ? direct("fchmodat")(dirfd, path, mode)
+        : direct("fchmodat2")(dirfd, path, mode, flags),
     futimens: (fd, times) => direct("utimensat")(fd, null, times, 0),
     // dup3 refuses equal fds where dup2 checks the fd and returns it.
     dup2: (oldfd, newfd) => {
@@ -210,7 +232,10 @@ function libc(): Libc {
     signal: (sig) => direct("rt_sigaction")(sig, new Uint8Array(32), null, 8),
     sigprocmask: (how, set, old) => direct("rt_sigprocmask")(how, set, old, 8),
     usleep: (us) => {
-      const ts = new BigInt64Array([BigInt(Math.floor(Number(us) / 1e6)), BigInt((Number(us) % 1e6) * 1000)]);
+      const ts = new BigInt64Array([
+        BigInt(Math.floor(Number(us) / 1e6)),
+        BigInt((Number(us) % 1e6) * 1000),
+      ]);
       return direct("nanosleep")(new Uint8Array(ts.buffer), null);
     },
     ptsname_r: (fd, buf, len) => {
@@ -223,7 +248,17 @@ function libc(): Libc {
       return 0;
     },
     waitpid_async: async (pid, status, options) =>
-      Number(await n.syscall_async(BigInt(NR.wait4!), word(pid), word(status), word(options), 0n, 0n, 0n)),
+      Number(
+        await n.syscall_async(
+          BigInt(NR.wait4!),
+          word(pid),
+          word(status),
+          word(options),
+          0n,
+          0n,
+          0n,
+        ),
+      ),
   };
   const bound: Record<string, unknown> = { __errno_location: n.__errno_location, fork: n.fork };
   symbols = new Proxy(bound, {
@@ -250,7 +285,9 @@ export function cString(s: string): Uint8Array<ArrayBuffer> {
 }
 
 /** A NULL-terminated `char *[]` and the buffers it points into (keep both alive). */
-function cStringArray(strings: readonly string[]): { array: Uint8Array<ArrayBuffer>; keep: Uint8Array[] } {
+function cStringArray(
+  strings: readonly string[],
+): { array: Uint8Array<ArrayBuffer>; keep: Uint8Array[] } {
   const keep = strings.map(cString);
   const pointers = new BigUint64Array(strings.length + 1);
   keep.forEach((b, i) => {
@@ -489,7 +526,11 @@ export class LibcSyscall implements Syscall {
   }
   readlink(path: string): string {
     const buf = new Uint8Array(4096);
-    const n = check(libc().readlink(cString(path), buf, BigInt(buf.length)), "readlink", quote(path));
+    const n = check(
+      libc().readlink(cString(path), buf, BigInt(buf.length)),
+      "readlink",
+      quote(path),
+    );
     return decoder.decode(buf.subarray(0, n));
   }
   chown(path: string, uid: number, gid: number): void {
@@ -650,7 +691,11 @@ export class LibcSyscall implements Syscall {
     return [fds[0]!, fds[1]!];
   }
   socket(domain: number, type: number, protocol = 0): number {
-    return check(libc().socket(domain, type | SOCK_CLOEXEC, protocol), "socket", `domain ${domain}`);
+    return check(
+      libc().socket(domain, type | SOCK_CLOEXEC, protocol),
+      "socket",
+      `domain ${domain}`,
+    );
   }
   pipe(flags = 0): [number, number] {
     const fds = new Int32Array(2);
@@ -664,7 +709,7 @@ export class LibcSyscall implements Syscall {
     const p = encoder.encode(path);
     if (p.length > 107) {
       libc().close(fd);
-      throw new SyscallError("connect", 36 /* ENAMETOOLONG */, quote(path));
+      throw new SyscallError("connect", 36, /* ENAMETOOLONG */ quote(path));
     }
     addr.set(p, 2);
     const r = libc().connect(fd, addr, 2 + p.length + 1);
@@ -741,7 +786,7 @@ export class LibcSyscall implements Syscall {
     const name = encoder.encode(path);
     const abstract = path.startsWith("@");
     if (name.length > 107 || name.length < 1) {
-      throw new SyscallError("connect", 36 /* ENAMETOOLONG */, quote(path));
+      throw new SyscallError("connect", 36, /* ENAMETOOLONG */ quote(path));
     }
     const addr = new Uint8Array(110);
     new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
@@ -800,12 +845,22 @@ export class LibcSyscall implements Syscall {
     check(libc().mkdirat(dirfd, cString(path), mode), "mkdirat", quote(path));
   }
   mknodat(dirfd: number, path: string, mode: number, major: number, minor: number): void {
-    check(libc().mknodat(dirfd, cString(path), mode, makedev(major, minor)), "mknodat", quote(path));
+    check(
+      libc().mknodat(dirfd, cString(path), mode, makedev(major, minor)),
+      "mknodat",
+      quote(path),
+    );
   }
   symlinkat(target: string, dirfd: number, path: string): void {
     check(libc().symlinkat(cString(target), dirfd, cString(path)), "symlinkat", quote(path));
   }
-  linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): void {
+  linkat(
+    olddirfd: number,
+    oldpath: string,
+    newdirfd: number,
+    newpath: string,
+    flags: number,
+  ): void {
     const r = libc().linkat(olddirfd, cString(oldpath), newdirfd, cString(newpath), flags);
     check(r, "linkat", `${quote(newpath)} to ${quote(oldpath)}`);
   }
@@ -844,7 +899,9 @@ export class LibcSyscall implements Syscall {
       const r = libc().lgetxattr(p, n, buf, BigInt(size));
       if (r >= 0) return buf.subarray(0, Number(r));
       const e = errno();
-      if (e !== 34 /* ERANGE: it grew in between */) throw new SyscallError("lgetxattr", e, `${quote(path)} ${name}`);
+      if (e !== 34 /* ERANGE: it grew in between */) {
+        throw new SyscallError("lgetxattr", e, `${quote(path)} ${name}`);
+      }
     }
   }
   llistxattr(path: string): string[] {
@@ -854,7 +911,9 @@ export class LibcSyscall implements Syscall {
       if (size === 0) return [];
       const buf = new Uint8Array(size);
       const r = libc().llistxattr(p, buf, BigInt(size));
-      if (r >= 0) return decoder.decode(buf.subarray(0, Number(r))).split("\0").filter((n) => n !== "");
+      if (r >= 0) {
+        return decoder.decode(buf.subarray(0, Number(r))).split("\0").filter((n) => n !== "");
+      }
       const e = errno();
       if (e !== 34 /* ERANGE */) throw new SyscallError("llistxattr", e, quote(path));
     }

@@ -43,14 +43,18 @@ function sc(nr: string, ...args: (number | bigint | Uint8Array)[]): number {
   const w = args.map((a) =>
     a instanceof Uint8Array ? BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a))) : BigInt(a)
   );
-  return Number(symbols().syscall(BigInt(NR[nr]!), w[0] ?? 0n, w[1] ?? 0n, w[2] ?? 0n, w[3] ?? 0n, 0n, 0n));
+  return Number(
+    symbols().syscall(BigInt(NR[nr]!), w[0] ?? 0n, w[1] ?? 0n, w[2] ?? 0n, w[3] ?? 0n, 0n, 0n),
+  );
 }
 
 /** Sets O_NONBLOCK on an fd. */
 export function setNonBlocking(fd: number): void {
   const flags = sc("fcntl", fd, F_GETFL);
   if (flags < 0) throw new Error(`fcntl F_GETFL fd ${fd}: errno ${errno()}`);
-  if (sc("fcntl", fd, F_SETFL, flags | O_NONBLOCK) < 0) throw new Error(`fcntl F_SETFL fd ${fd}: errno ${errno()}`);
+  if (sc("fcntl", fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    throw new Error(`fcntl F_SETFL fd ${fd}: errno ${errno()}`);
+  }
 }
 
 /** What a watcher is told. */
@@ -80,7 +84,9 @@ export class Poller {
     const v = new DataView(ev.buffer);
     v.setUint32(0, EPOLLIN | (options.writable ? EPOLLOUT : 0), true);
     v.setInt32(ARM64 ? 8 : 4, fd, true);
-    if (sc("epoll_ctl", this.#epfd, EPOLL_CTL_ADD, fd, ev) < 0) throw new Error(`epoll_ctl add fd ${fd}: errno ${errno()}`);
+    if (sc("epoll_ctl", this.#epfd, EPOLL_CTL_ADD, fd, ev) < 0) {
+      throw new Error(`epoll_ctl add fd ${fd}: errno ${errno()}`);
+    }
     this.#watchers.set(fd, onReady);
     this.#loop();
   }

@@ -140,7 +140,11 @@ export interface Syscall {
   /** statx(2) of an open fd (AT_EMPTY_PATH). */
   fstat(fd: number): FileStat;
   /** Writes the whole of `data` to `path` (opened O_WRONLY|O_TRUNC, created when `create`). */
-  writeFile(path: string, data: string | Uint8Array, options?: { create?: boolean; mode?: number; append?: boolean }): void;
+  writeFile(
+    path: string,
+    data: string | Uint8Array,
+    options?: { create?: boolean; mode?: number; append?: boolean },
+  ): void;
   /** Reads a whole (small) file. */
   readFile(path: string): Uint8Array;
   ioctl(fd: number, request: number, arg: number | Uint8Array): number;

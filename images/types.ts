@@ -80,7 +80,11 @@ export interface ContentWriter {
   readonly offset: number;
   write(chunk: Uint8Array): Promise<void>;
   /** Verifies size and digest, fsyncs, renames into place; throws InvalidArgument on a mismatch and keeps nothing. */
-  commit(expectedSize: number, expected: Digest, options?: { labels?: Record<string, string> }): Promise<void>;
+  commit(
+    expectedSize: number,
+    expected: Digest,
+    options?: { labels?: Record<string, string> },
+  ): Promise<void>;
   /** Closes without committing; the ingest stays resumable. */
   close(): Promise<void>;
 }
@@ -138,8 +142,16 @@ export interface Snapshotter {
   update(info: Pick<SnapshotInfo, "name" | "labels">): Promise<SnapshotInfo>;
   usage(key: string): Promise<SnapshotUsage>;
   mounts(key: string): Promise<Mount[]>;
-  prepare(key: string, parent?: string, options?: { labels?: Record<string, string> }): Promise<Mount[]>;
-  view(key: string, parent?: string, options?: { labels?: Record<string, string> }): Promise<Mount[]>;
+  prepare(
+    key: string,
+    parent?: string,
+    options?: { labels?: Record<string, string> },
+  ): Promise<Mount[]>;
+  view(
+    key: string,
+    parent?: string,
+    options?: { labels?: Record<string, string> },
+  ): Promise<Mount[]>;
   commit(name: string, key: string, options?: { labels?: Record<string, string> }): Promise<void>;
   remove(key: string): Promise<void>;
   walk(fn: (info: SnapshotInfo) => void | Promise<void>): Promise<void>;

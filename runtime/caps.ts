@@ -7,7 +7,13 @@
  * @module
  */
 
-import { CAPABILITIES, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_CAP_AMBIENT_RAISE, PR_CAPBSET_DROP } from "../ffi/constants.ts";
+import {
+  CAPABILITIES,
+  PR_CAP_AMBIENT,
+  PR_CAP_AMBIENT_CLEAR_ALL,
+  PR_CAP_AMBIENT_RAISE,
+  PR_CAPBSET_DROP,
+} from "../ffi/constants.ts";
 import type { Syscall } from "../ffi/syscall.ts";
 import type { Capabilities } from "./spec.ts";
 
@@ -34,12 +40,17 @@ export function lastCap(): number {
  * returned in `unknown` (runc warns and ignores them, for profiles written for
  * newer kernels); names that are not capabilities at all are too.
  */
-export function capabilityMasks(caps: Capabilities, last = lastCap()): { masks: CapabilityMasks; unknown: string[] } {
+export function capabilityMasks(
+  caps: Capabilities,
+  last = lastCap(),
+): { masks: CapabilityMasks; unknown: string[] } {
   const unknown = new Set<string>();
   const mask = (names: readonly string[] = []) => {
     let m = 0n;
     for (const name of names) {
-      const n = CAPABILITIES.indexOf(name.toUpperCase().startsWith("CAP_") ? name.toUpperCase() : `CAP_${name.toUpperCase()}`);
+      const n = CAPABILITIES.indexOf(
+        name.toUpperCase().startsWith("CAP_") ? name.toUpperCase() : `CAP_${name.toUpperCase()}`,
+      );
       if (n < 0 || n > last) unknown.add(name);
       else m |= 1n << BigInt(n);
     }
@@ -76,7 +87,11 @@ export function dropBoundingSet(sys: Syscall, bounding: bigint, last = lastCap()
  * ambient capabilities without inheritable ones).
  */
 export function applyCapabilities(sys: Syscall, masks: CapabilityMasks, last = lastCap()): void {
-  sys.capset({ effective: masks.effective, permitted: masks.permitted, inheritable: masks.inheritable });
+  sys.capset({
+    effective: masks.effective,
+    permitted: masks.permitted,
+    inheritable: masks.inheritable,
+  });
   sys.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL);
   const raisable = masks.ambient & masks.permitted & masks.inheritable;
   for (let cap = 0; cap <= last; cap++) {

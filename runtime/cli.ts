@@ -7,7 +7,16 @@
  */
 
 import { resolve } from "../util/path.ts";
-import { boolFlag, expectPositionals, flagHelp, type FlagSpec, listFlag, parseArgs, type ParsedArgs, stringFlag } from "../cli/args.ts";
+import {
+  boolFlag,
+  expectPositionals,
+  flagHelp,
+  type FlagSpec,
+  listFlag,
+  parseArgs,
+  type ParsedArgs,
+  stringFlag,
+} from "../cli/args.ts";
 import { errorMessage, InvalidArgument, NotImplemented } from "../errors.ts";
 import { SIGNALS, SOCK_STREAM } from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
@@ -36,21 +45,55 @@ import { trace } from "../trace.ts";
 const GLOBAL_FLAGS: FlagSpec[] = [
   { name: "root", type: "string", value: "DIR", help: `state directory (default ${DEFAULT_ROOT})` },
   { name: "log", type: "string", value: "FILE", help: "also write errors and warnings to FILE" },
-  { name: "log-format", type: "string", value: "text|json", help: "format of --log (default text)" },
+  {
+    name: "log-format",
+    type: "string",
+    value: "text|json",
+    help: "format of --log (default text)",
+  },
   { name: "debug", type: "boolean", help: "print stack traces on errors" },
   { name: "systemd-cgroup", type: "boolean", help: "not supported: tug uses cgroupfs paths" },
   { name: "criu", type: "string", value: "PATH", help: "ignored (no checkpoint/restore)" },
-  { name: "rootless", type: "string", value: "auto|true|false", help: "only false/auto: rootless mode comes later" },
+  {
+    name: "rootless",
+    type: "string",
+    value: "auto|true|false",
+    help: "only false/auto: rootless mode comes later",
+  },
   { name: "help", aliases: ["h"], type: "boolean" },
 ];
 
 const CREATE_FLAGS: FlagSpec[] = [
-  { name: "bundle", aliases: ["b"], type: "string", value: "DIR", help: "bundle directory (default: current directory)" },
-  { name: "console-socket", type: "string", value: "PATH", help: "unix socket that receives the pty master" },
+  {
+    name: "bundle",
+    aliases: ["b"],
+    type: "string",
+    value: "DIR",
+    help: "bundle directory (default: current directory)",
+  },
+  {
+    name: "console-socket",
+    type: "string",
+    value: "PATH",
+    help: "unix socket that receives the pty master",
+  },
   { name: "pid-file", type: "string", value: "FILE", help: "write the container's pid to FILE" },
-  { name: "preserve-fds", type: "string", value: "N", help: "pass N more fds (from 3) to the container" },
-  { name: "no-pivot", type: "boolean", help: "accepted for compatibility; tug always uses pivot_root" },
-  { name: "no-new-keyring", type: "boolean", help: "accepted for compatibility (no session keyring is made)" },
+  {
+    name: "preserve-fds",
+    type: "string",
+    value: "N",
+    help: "pass N more fds (from 3) to the container",
+  },
+  {
+    name: "no-pivot",
+    type: "boolean",
+    help: "accepted for compatibility; tug always uses pivot_root",
+  },
+  {
+    name: "no-new-keyring",
+    type: "boolean",
+    help: "accepted for compatibility (no session keyring is made)",
+  },
   { name: "help", aliases: ["h"], type: "boolean" },
 ];
 
@@ -77,7 +120,9 @@ function id(args: ParsedArgs, command: string): string {
 
 function preserveFds(args: ParsedArgs): number {
   const raw = stringFlag(args, "preserve-fds", "0")!;
-  if (!/^\d+$/.test(raw)) throw new InvalidArgument(`Invalid --preserve-fds: ${JSON.stringify(raw)} is not a number`);
+  if (!/^\d+$/.test(raw)) {
+    throw new InvalidArgument(`Invalid --preserve-fds: ${JSON.stringify(raw)} is not a number`);
+  }
   return Number(raw);
 }
 
@@ -122,19 +167,31 @@ const SUBCOMMANDS: Record<string, Sub> = {
     },
   },
   kill: {
-    flags: [{ name: "all", aliases: ["a"], type: "boolean", help: "signal every process in the container" }, ...HELP],
+    flags: [{
+      name: "all",
+      aliases: ["a"],
+      type: "boolean",
+      help: "signal every process in the container",
+    }, ...HELP],
     usage: "kill [--all] ID [SIGNAL]",
     summary: "send a signal (default TERM) to the container",
     run: (args, options) => {
       if (args.positionals.length < 1) throw new InvalidArgument("kill needs a container id");
-      if (args.positionals.length > 2) throw new InvalidArgument(`kill takes ID [SIGNAL], got ${args.positionals.join(" ")}`);
+      if (args.positionals.length > 2) {
+        throw new InvalidArgument(`kill takes ID [SIGNAL], got ${args.positionals.join(" ")}`);
+      }
       const signal = parseSignal(args.positionals[1] ?? "TERM");
       killContainer(args.positionals[0]!, signal, { ...options, all: boolFlag(args, "all") });
       return 0;
     },
   },
   delete: {
-    flags: [{ name: "force", aliases: ["f"], type: "boolean", help: "kill a running container first" }, ...HELP],
+    flags: [{
+      name: "force",
+      aliases: ["f"],
+      type: "boolean",
+      help: "kill a running container first",
+    }, ...HELP],
     usage: "delete [--force] ID",
     summary: "remove a stopped (or, with --force, any) container",
     run: async (args, options) => {
@@ -150,18 +207,52 @@ const SUBCOMMANDS: Record<string, Sub> = {
   },
   exec: {
     flags: [
-      { name: "process", aliases: ["p"], type: "string", value: "FILE", help: "the process as an OCI process.json (instead of COMMAND)" },
-      { name: "console-socket", type: "string", value: "PATH", help: "unix socket that receives the pty master" },
+      {
+        name: "process",
+        aliases: ["p"],
+        type: "string",
+        value: "FILE",
+        help: "the process as an OCI process.json (instead of COMMAND)",
+      },
+      {
+        name: "console-socket",
+        type: "string",
+        value: "PATH",
+        help: "unix socket that receives the pty master",
+      },
       { name: "detach", aliases: ["d"], type: "boolean", help: "return once the process runs" },
       { name: "pid-file", type: "string", value: "FILE", help: "write the process's pid to FILE" },
       { name: "tty", aliases: ["t"], type: "boolean", help: "give the process a terminal" },
       { name: "cwd", type: "string", value: "DIR", help: "working directory in the container" },
-      { name: "env", aliases: ["e"], type: "list", value: "NAME=VALUE", help: "set an environment variable" },
-      { name: "user", aliases: ["u"], type: "string", value: "UID[:GID]", help: "run as this user" },
-      { name: "additional-gids", aliases: ["g"], type: "list", value: "GID", help: "an additional group" },
+      {
+        name: "env",
+        aliases: ["e"],
+        type: "list",
+        value: "NAME=VALUE",
+        help: "set an environment variable",
+      },
+      {
+        name: "user",
+        aliases: ["u"],
+        type: "string",
+        value: "UID[:GID]",
+        help: "run as this user",
+      },
+      {
+        name: "additional-gids",
+        aliases: ["g"],
+        type: "list",
+        value: "GID",
+        help: "an additional group",
+      },
       { name: "cap", aliases: ["c"], type: "list", value: "CAP", help: "add a capability" },
       { name: "no-new-privs", type: "boolean", help: "set no_new_privs" },
-      { name: "preserve-fds", type: "string", value: "N", help: "pass N more fds (from 3) to the process" },
+      {
+        name: "preserve-fds",
+        type: "string",
+        value: "N",
+        help: "pass N more fds (from 3) to the process",
+      },
       ...HELP,
     ],
     usage: "exec [flags] ID COMMAND [ARG...]",
@@ -182,10 +273,17 @@ const SUBCOMMANDS: Record<string, Sub> = {
       if (boolFlag(args, "quiet")) rows.forEach((r) => console.log(r.id));
       else if (format === "json") printJson(rows);
       else if (format === "table") {
-        const table = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], ...rows.map((r) => [r.id, String(r.pid), r.status, r.bundle, r.created, r.owner])];
+        const table = [
+          ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+          ...rows.map((r) => [r.id, String(r.pid), r.status, r.bundle, r.created, r.owner]),
+        ];
         const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
-        for (const row of table) console.log(row.map((cell, c) => cell.padEnd(widths[c]!)).join("   ").trimEnd());
-      } else throw new InvalidArgument(`Invalid --format: ${JSON.stringify(format)} (use table or json)`);
+        for (const row of table) {
+          console.log(row.map((cell, c) => cell.padEnd(widths[c]!)).join("   ").trimEnd());
+        }
+      } else {throw new InvalidArgument(
+          `Invalid --format: ${JSON.stringify(format)} (use table or json)`,
+        );}
       return 0;
     },
   },
@@ -201,9 +299,14 @@ const SUBCOMMANDS: Record<string, Sub> = {
         console.log(JSON.stringify(pids));
         return 0;
       }
-      if (format !== "table") throw new InvalidArgument(`Invalid --format: ${JSON.stringify(format)} (use table or json)`);
+      if (format !== "table") {
+        throw new InvalidArgument(
+          `Invalid --format: ${JSON.stringify(format)} (use table or json)`,
+        );
+      }
       const psArgs = args.positionals.length > 1 ? args.positionals.slice(1) : ["-ef"];
-      const out = await new Deno.Command("ps", { args: psArgs, stdout: "piped", stderr: "inherit" }).output();
+      const out = await new Deno.Command("ps", { args: psArgs, stdout: "piped", stderr: "inherit" })
+        .output();
       const lines = new TextDecoder().decode(out.stdout).split("\n");
       const header = lines[0] ?? "";
       const pidColumn = header.trim().split(/\s+/).indexOf("PID");
@@ -252,19 +355,31 @@ const SUBCOMMANDS: Record<string, Sub> = {
   },
   spec: {
     flags: [
-      { name: "bundle", aliases: ["b"], type: "string", value: "DIR", help: "where to write config.json (default: current directory)" },
+      {
+        name: "bundle",
+        aliases: ["b"],
+        type: "string",
+        value: "DIR",
+        help: "where to write config.json (default: current directory)",
+      },
       { name: "rootless", type: "boolean", help: "not supported yet" },
       ...HELP,
     ],
     usage: "spec [--bundle DIR]",
     summary: "write a default config.json",
     run: (args) => {
-      if (boolFlag(args, "rootless")) throw new NotImplemented("Rootless specs are not supported yet");
+      if (boolFlag(args, "rootless")) {
+        throw new NotImplemented("Rootless specs are not supported yet");
+      }
       const path = resolve(stringFlag(args, "bundle") ?? ".", "config.json");
       try {
-        Deno.writeTextFileSync(path, JSON.stringify(defaultSpec(), null, "\t") + "\n", { createNew: true });
+        Deno.writeTextFileSync(path, JSON.stringify(defaultSpec(), null, "\t") + "\n", {
+          createNew: true,
+        });
       } catch (err) {
-        if (err instanceof Deno.errors.AlreadyExists) throw new InvalidArgument(`File ${path} exists: remove it first`);
+        if (err instanceof Deno.errors.AlreadyExists) {
+          throw new InvalidArgument(`File ${path} exists: remove it first`);
+        }
         throw err;
       }
       return 0;
@@ -283,7 +398,9 @@ async function runContainer(args: ParsedArgs, options: RuntimeOptions): Promise<
   const { loadSpec } = await import("./plan.ts");
   const wantsTerminal = loadSpec(resolve(bundle)).process?.terminal === true;
   if (wantsTerminal && detach && !consoleSocket) {
-    throw new InvalidArgument("Cannot allocate a terminal for a detached container without --console-socket");
+    throw new InvalidArgument(
+      "Cannot allocate a terminal for a detached container without --console-socket",
+    );
   }
   // Without a console socket, run keeps the pty master itself and relays it to its own stdio.
   let relay: [number, number] | undefined;
@@ -295,7 +412,11 @@ async function runContainer(args: ParsedArgs, options: RuntimeOptions): Promise<
       bundle,
       preserveFds: preserveFds(args),
       ...(pidFile ? { pidFile } : {}),
-      ...(relay ? { consoleSocketFd: relay[1] } : consoleSocket ? { consoleSocket: resolve(consoleSocket) } : {}),
+      ...(relay
+        ? { consoleSocketFd: relay[1] }
+        : consoleSocket
+        ? { consoleSocket: resolve(consoleSocket) }
+        : {}),
     }));
   } catch (err) {
     if (relay) sys.close(relay[0]);
@@ -336,11 +457,17 @@ async function execCommand(args: ParsedArgs, options: RuntimeOptions): Promise<n
     let parsedUser: { uid: number; gid: number; additionalGids?: number[] } | undefined;
     if (user !== undefined) {
       const m = /^(\d+)(?::(\d+))?$/.exec(user);
-      if (!m) throw new InvalidArgument(`Invalid --user ${JSON.stringify(user)}: use UID[:GID] with numbers`);
+      if (!m) {
+        throw new InvalidArgument(
+          `Invalid --user ${JSON.stringify(user)}: use UID[:GID] with numbers`,
+        );
+      }
       parsedUser = { uid: Number(m[1]), gid: Number(m[2] ?? 0) };
     }
     const gids = listFlag(args, "additional-gids").map((g) => {
-      if (!/^\d+$/.test(g)) throw new InvalidArgument(`Invalid --additional-gids ${JSON.stringify(g)}: not a number`);
+      if (!/^\d+$/.test(g)) {
+        throw new InvalidArgument(`Invalid --additional-gids ${JSON.stringify(g)}: not a number`);
+      }
       return Number(g);
     });
     if (gids.length) parsedUser = { ...(parsedUser ?? { uid: 0, gid: 0 }), additionalGids: gids };
@@ -358,7 +485,9 @@ async function execCommand(args: ParsedArgs, options: RuntimeOptions): Promise<n
   const detach = boolFlag(args, "detach");
   const consoleSocket = stringFlag(args, "console-socket");
   if (process.terminal && detach && !consoleSocket) {
-    throw new InvalidArgument("Cannot allocate a terminal for a detached process without --console-socket");
+    throw new InvalidArgument(
+      "Cannot allocate a terminal for a detached process without --console-socket",
+    );
   }
   let relay: [number, number] | undefined;
   if (process.terminal && !consoleSocket) relay = sys.socketpair(SOCK_STREAM);
@@ -368,7 +497,11 @@ async function execCommand(args: ParsedArgs, options: RuntimeOptions): Promise<n
       ...options,
       process,
       preserveFds: preserveFds(args),
-      ...(relay ? { consoleSocketFd: relay[1] } : consoleSocket ? { consoleSocket: resolve(consoleSocket) } : {}),
+      ...(relay
+        ? { consoleSocketFd: relay[1] }
+        : consoleSocket
+        ? { consoleSocket: resolve(consoleSocket) }
+        : {}),
     }));
   } catch (err) {
     if (relay) sys.close(relay[0]);
@@ -400,7 +533,9 @@ async function waitForeground(pid: number, master: number | undefined): Promise<
     Deno.addSignalListener(name, handler);
     return [name, handler] as const;
   });
-  const { relayTerminal } = master !== undefined ? await import("./console.ts") : { relayTerminal: undefined };
+  const { relayTerminal } = master !== undefined
+    ? await import("./console.ts")
+    : { relayTerminal: undefined };
   const stopRelay = master !== undefined && relayTerminal ? relayTerminal(master) : undefined;
   const { status } = await sys.waitpidAsync(pid);
   trace("run: exited");
@@ -414,7 +549,13 @@ function reportOom(containerId: string, options: RuntimeOptions): void {
   try {
     const { record } = inspect(containerId, options);
     const kills = cgroupFor(record, libcSyscall()).oomKillCount();
-    if (kills > 0) console.error(`tug runtime: container ${JSON.stringify(containerId)} was killed by the OOM killer (${kills} process${kills > 1 ? "es" : ""} killed)`);
+    if (kills > 0) {
+      console.error(
+        `tug runtime: container ${
+          JSON.stringify(containerId)
+        } was killed by the OOM killer (${kills} process${kills > 1 ? "es" : ""} killed)`,
+      );
+    }
   } catch {
     // no cgroup left to ask
   }
@@ -438,7 +579,9 @@ function usage(): string {
 function logLine(file: string | undefined, format: string, level: string, msg: string): void {
   if (!file) return;
   const time = new Date().toISOString();
-  const line = format === "json" ? JSON.stringify({ level, msg, time }) : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
+  const line = format === "json"
+    ? JSON.stringify({ level, msg, time })
+    : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
   try {
     Deno.writeTextFileSync(file, line + "\n", { append: true, create: true });
   } catch {
@@ -458,7 +601,9 @@ export async function main(argv: string[]): Promise<number> {
     logFormat = stringFlag(global, "log-format", "text")!;
     debug = boolFlag(global, "debug");
     if (logFormat !== "text" && logFormat !== "json") {
-      throw new InvalidArgument(`Invalid --log-format: ${JSON.stringify(logFormat)} (use text or json)`);
+      throw new InvalidArgument(
+        `Invalid --log-format: ${JSON.stringify(logFormat)} (use text or json)`,
+      );
     }
     const name = global.positionals[0];
     if (boolFlag(global, "help") || name === undefined || name === "help") {
@@ -466,18 +611,27 @@ export async function main(argv: string[]): Promise<number> {
       return name === undefined && !boolFlag(global, "help") ? 1 : 0;
     }
     if (boolFlag(global, "systemd-cgroup")) {
-      throw new NotImplemented("The systemd cgroup driver is not supported: drop --systemd-cgroup (tug uses cgroupfs)");
+      throw new NotImplemented(
+        "The systemd cgroup driver is not supported: drop --systemd-cgroup (tug uses cgroupfs)",
+      );
     }
     const rootless = stringFlag(global, "rootless");
     if (rootless === "true") throw new NotImplemented("Rootless mode is not supported yet");
     const sub = SUBCOMMANDS[name];
-    if (!sub) throw new InvalidArgument(`Unknown runtime command ${JSON.stringify(name)}\n\n${usage()}`);
+    if (!sub) {
+      throw new InvalidArgument(`Unknown runtime command ${JSON.stringify(name)}\n\n${usage()}`);
+    }
     // ps and exec pass everything after the container id on (ps options, the command).
     const passThrough = name === "ps" || name === "exec";
-    const args = parseArgs(global.rest, sub.flags, { command: name, ...(passThrough ? { stopAfterPositionals: 1 } : {}) });
+    const args = parseArgs(global.rest, sub.flags, {
+      command: name,
+      ...(passThrough ? { stopAfterPositionals: 1 } : {}),
+    });
     if (name === "ps") args.positionals.push(...args.rest);
     if (boolFlag(args, "help")) {
-      console.log(`Usage: tug runtime ${sub.usage}\n\n${sub.summary}\n\nFlags:\n${flagHelp(sub.flags)}`);
+      console.log(
+        `Usage: tug runtime ${sub.usage}\n\n${sub.summary}\n\nFlags:\n${flagHelp(sub.flags)}`,
+      );
       return 0;
     }
     const options: RuntimeOptions = {

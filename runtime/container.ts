@@ -27,9 +27,20 @@ import { libcSyscall } from "../ffi/libc.ts";
 import { exitCodeOf, signalOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
 import { signalName } from "./signals.ts";
 import { FailedPrecondition, Internal, InvalidArgument, NotFound } from "../errors.ts";
-import { type CgroupLayout, cgroupManager, type CgroupManager, detectCgroups } from "./cgroups/mod.ts";
+import {
+  type CgroupLayout,
+  type CgroupManager,
+  cgroupManager,
+  detectCgroups,
+} from "./cgroups/mod.ts";
 import { runHooks } from "./hooks.ts";
-import { type CgroupMountInfo, initContainer, type InitContext, readSync, sendSync } from "./init.ts";
+import {
+  type CgroupMountInfo,
+  initContainer,
+  type InitContext,
+  readSync,
+  sendSync,
+} from "./init.ts";
 import { type InitPlan, loadSpec, planContainer } from "./plan.ts";
 import type { Hook, State, Status } from "./spec.ts";
 import { trace } from "../trace.ts";
@@ -91,8 +102,18 @@ function defaultWarn(message: string): void {
 }
 
 /** Reopens the cgroup a container was created in, from the directories recorded at create time. */
-export function cgroupFor(record: ContainerRecord, sys: Syscall, warn: (m: string) => void = defaultWarn): CgroupManager {
-  return cgroupManager({ id: record.id, paths: record.cgroupPaths, sys, warn, ...(record.cgroupsPath ? { cgroupsPath: record.cgroupsPath } : {}) });
+export function cgroupFor(
+  record: ContainerRecord,
+  sys: Syscall,
+  warn: (m: string) => void = defaultWarn,
+): CgroupManager {
+  return cgroupManager({
+    id: record.id,
+    paths: record.cgroupPaths,
+    sys,
+    warn,
+    ...(record.cgroupsPath ? { cgroupsPath: record.cgroupsPath } : {}),
+  });
 }
 
 /** The cgroup hierarchies a `cgroup` mount inside the container shows: one per mounted hierarchy the container joined. */
@@ -110,7 +131,12 @@ function cgroupMountInfo(layout: CgroupLayout, paths: Record<string, string>): C
       if (!existing.options.split(",").includes(key)) existing.options += `,${key}`;
       continue;
     }
-    byMount.set(mount.mountpoint, { name: basename(mount.mountpoint), options: key, hostPath, version: 1 });
+    byMount.set(mount.mountpoint, {
+      name: basename(mount.mountpoint),
+      options: key,
+      hostPath,
+      version: 1,
+    });
   }
   return [...byMount.values()];
 }
@@ -138,11 +164,17 @@ function cgroupExists(cgroup: CgroupManager): boolean {
  */
 function armCgroupAttach(): Promise<void> {
   try {
-    const line = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) => /^\d+:(.*,)?pids(,.*)?:/.test(l))
-      ?? Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) => l.startsWith("0::"));
+    const line = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) =>
+      /^\d+:(.*,)?pids(,.*)?:/.test(l)
+    ) ??
+      Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) =>
+        l.startsWith("0::")
+      );
     if (!line) return Promise.resolve();
     const [, controllers, path] = line.split(":", 3) as [string, string, string];
-    const procs = controllers === "" ? `/sys/fs/cgroup/unified${path}/cgroup.procs` : `/sys/fs/cgroup/pids${path}/cgroup.procs`;
+    const procs = controllers === ""
+      ? `/sys/fs/cgroup/unified${path}/cgroup.procs`
+      : `/sys/fs/cgroup/pids${path}/cgroup.procs`;
     return Deno.writeTextFile(procs, String(Deno.pid)).catch(() => {});
   } catch {
     return Promise.resolve();
@@ -186,11 +218,15 @@ export async function createContainer(id: string, options: CreateOptions): Promi
   const hasConsole = options.consoleSocket !== undefined || options.consoleSocketFd !== undefined;
   if (plan.process.terminal && !hasConsole) {
     if (options.consoleSocketFd !== undefined) sys.close(options.consoleSocketFd);
-    throw new InvalidArgument("Cannot allocate a terminal without --console-socket: the pty master needs somewhere to go");
+    throw new InvalidArgument(
+      "Cannot allocate a terminal without --console-socket: the pty master needs somewhere to go",
+    );
   }
   if (!plan.process.terminal && hasConsole) {
     if (options.consoleSocketFd !== undefined) sys.close(options.consoleSocketFd);
-    throw new InvalidArgument("Cannot use --console-socket: process.terminal is false in the bundle's config");
+    throw new InvalidArgument(
+      "Cannot use --console-socket: process.terminal is false in the bundle's config",
+    );
   }
   let seccomp: { load(): number | undefined; release(): void } | undefined;
   if (spec.linux?.seccomp) {
@@ -227,11 +263,19 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     fds.push(fifoFd);
 
     const layout = detectCgroups();
-    const cgroup = cgroupManager({ id, sys, warn, layout, ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}) });
+    const cgroup = cgroupManager({
+      id,
+      sys,
+      warn,
+      layout,
+      ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
+    });
     const squatters = cgroupExists(cgroup) ? cgroup.pids() : [];
     if (squatters.length > 0) {
       throw new FailedPrecondition(
-        `Cannot create container ${JSON.stringify(id)}: its cgroup ${Object.values(cgroup.paths())[0]} already holds ${squatters.length} process(es); another container uses that cgroups path`,
+        `Cannot create container ${JSON.stringify(id)}: its cgroup ${
+          Object.values(cgroup.paths())[0]
+        } already holds ${squatters.length} process(es); another container uses that cgroups path`,
       );
     }
     // Registered before the init's kill, so that cleanup (last in, first out) kills first.
@@ -286,14 +330,23 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       }
     });
     // The init has its own copies; the parent keeps only its end of the sync socket.
-    for (const fd of [syncChild, fifoFd, ...joinFds, ...(consoleSocketFd !== undefined ? [consoleSocketFd] : [])]) {
+    for (
+      const fd of [
+        syncChild,
+        fifoFd,
+        ...joinFds,
+        ...(consoleSocketFd !== undefined ? [consoleSocketFd] : []),
+      ]
+    ) {
       sys.close(fd);
       fds.splice(fds.indexOf(fd), 1);
     }
     // Put the init into its cgroup while it sets itself up: an attach waits for an RCU grace period
     // (10-15 ms here, started early by armCgroupAttach), which this way overlaps the init's own work.
     try {
-      for (const dir of Object.values(cgroup.paths())) sys.writeFile(`${dir}/cgroup.procs`, String(pid));
+      for (const dir of Object.values(cgroup.paths())) {
+        sys.writeFile(`${dir}/cgroup.procs`, String(pid));
+      }
       trace("create: init in cgroup");
       sendSync(sys, syncParent, { t: "joined" });
     } catch (err) {
@@ -346,7 +399,10 @@ function forkInit(sys: Syscall, plan: InitPlan, ctx: InitContext, syncParent: nu
   const restore: { fd: number; flag: number }[] = [];
   try {
     if (plan.newPid || plan.pidPath) {
-      restore.push({ fd: sys.open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC), flag: CLONE_NEWPID });
+      restore.push({
+        fd: sys.open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC),
+        flag: CLONE_NEWPID,
+      });
       if (plan.pidPath) {
         const fd = sys.open(plan.pidPath, O_RDONLY | O_CLOEXEC);
         try {
@@ -403,7 +459,11 @@ function initFailure(sys: Syscall, id: string, pid: number, syncFd: number): Err
   if (reported !== undefined) return new FailedPrecondition(`${prefix}: ${reported}`);
   if (status === undefined) return undefined;
   const signal = signalOf(status);
-  return new Internal(`${prefix}: its init ${signal ? `was killed by ${signalName(signal)}` : `exited with code ${exitCodeOf(status)}`} during set-up`);
+  return new Internal(
+    `${prefix}: its init ${
+      signal ? `was killed by ${signalName(signal)}` : `exited with code ${exitCodeOf(status)}`
+    } during set-up`,
+  );
 }
 
 /** Follows the init's set-up over the sync socket: runs the parent hooks when asked, relays warnings, fails on its error. */
@@ -420,9 +480,18 @@ async function superviseInit(
       const msg = readSync(sys, syncFd);
       if (msg === undefined) break;
       if (msg.t === "warn") warn(msg.m);
-      else if (msg.t === "error") throw new FailedPrecondition(`Cannot create container ${JSON.stringify(plan.id)}: ${msg.m}`);
-      else if (msg.t === "hooks") {
-        const state: State = { ociVersion: "1.1.0", id: plan.id, status: "creating", pid, bundle: plan.bundle };
+      else if (msg.t === "error") {
+        throw new FailedPrecondition(
+          `Cannot create container ${JSON.stringify(plan.id)}: ${msg.m}`,
+        );
+      } else if (msg.t === "hooks") {
+        const state: State = {
+          ociVersion: "1.1.0",
+          id: plan.id,
+          status: "creating",
+          pid,
+          bundle: plan.bundle,
+        };
         await hookRunner("prestart", plan.hooks.prestart, state);
         await hookRunner("createRuntime", plan.hooks.createRuntime, state);
         sendSync(sys, syncFd, { t: "resume" });
@@ -437,20 +506,29 @@ async function superviseInit(
   } catch (err) {
     // ECHILD: a reaper of the caller's (the shim's) collected it already.
     if (err instanceof SyscallError && err.errnoName === "ECHILD") {
-      if (processStat(pid) === undefined) throw new FailedPrecondition(`Cannot create container ${JSON.stringify(plan.id)}: its init exited during set-up`);
+      if (processStat(pid) === undefined) {
+        throw new FailedPrecondition(
+          `Cannot create container ${JSON.stringify(plan.id)}: its init exited during set-up`,
+        );
+      }
       return;
     }
     throw err;
   }
   if (r.pid === pid) {
     throw new FailedPrecondition(
-      `Cannot create container ${JSON.stringify(plan.id)}: its init exited during set-up with code ${exitCodeOf(r.status)}`,
+      `Cannot create container ${
+        JSON.stringify(plan.id)
+      }: its init exited during set-up with code ${exitCodeOf(r.status)}`,
     );
   }
 }
 
 /** Loads a record and its current status. */
-export function inspect(id: string, options: RuntimeOptions): { record: ContainerRecord; status: Status } {
+export function inspect(
+  id: string,
+  options: RuntimeOptions,
+): { record: ContainerRecord; status: Status } {
   const sys = options.sys ?? libcSyscall();
   const record = load(options.root, id);
   const status = currentStatus(options.root, record, () => frozen(record, sys));
@@ -484,7 +562,9 @@ export async function startContainer(id: string, options: RuntimeOptions): Promi
   } catch (err) {
     // ENXIO: nobody reads the fifo any more, the init is gone.
     if (err instanceof SyscallError && err.errnoName === "ENXIO") {
-      throw new FailedPrecondition(`Cannot start container ${JSON.stringify(id)}: its init has exited`);
+      throw new FailedPrecondition(
+        `Cannot start container ${JSON.stringify(id)}: its init has exited`,
+      );
     }
     throw err;
   }
@@ -500,7 +580,11 @@ export async function startContainer(id: string, options: RuntimeOptions): Promi
         if (err instanceof SyscallError && err.errnoName === "EPIPE") break;
         if (!(err instanceof SyscallError) || err.errnoName !== "EAGAIN") throw err;
       }
-      if (waited > 300_000) throw new FailedPrecondition(`Cannot start container ${JSON.stringify(id)}: its init did not exec`);
+      if (waited > 300_000) {
+        throw new FailedPrecondition(
+          `Cannot start container ${JSON.stringify(id)}: its init did not exec`,
+        );
+      }
       sys.sleep(waited < 200 ? 0.05 : 1);
     }
   } finally {
@@ -510,7 +594,11 @@ export async function startContainer(id: string, options: RuntimeOptions): Promi
   trace("start: started");
   if (record.poststart?.length) {
     try {
-      await (options.runHooks ?? runHooks)("poststart", record.poststart, ociState(record, "running"));
+      await (options.runHooks ?? runHooks)(
+        "poststart",
+        record.poststart,
+        ociState(record, "running"),
+      );
     } catch (err) {
       warn((err as Error).message);
     }
@@ -518,7 +606,11 @@ export async function startContainer(id: string, options: RuntimeOptions): Promi
 }
 
 /** Sends a signal to the container's init, or with `all` to every process in its cgroup. */
-export function killContainer(id: string, signal: number, options: RuntimeOptions & { all?: boolean }): void {
+export function killContainer(
+  id: string,
+  signal: number,
+  options: RuntimeOptions & { all?: boolean },
+): void {
   const sys = options.sys ?? libcSyscall();
   const { record, status } = inspect(id, options);
   checkTransition(id, status, "kill");
@@ -558,7 +650,10 @@ export function containerPids(id: string, options: RuntimeOptions): number[] {
  * one only with `force` (killed first). Removes its cgroup and state, then
  * runs poststop hooks. With `force`, an unknown id is not an error.
  */
-export async function deleteContainer(id: string, options: RuntimeOptions & { force?: boolean }): Promise<void> {
+export async function deleteContainer(
+  id: string,
+  options: RuntimeOptions & { force?: boolean },
+): Promise<void> {
   const sys = options.sys ?? libcSyscall();
   const warn = options.warn ?? defaultWarn;
   let record: ContainerRecord, status: Status;
@@ -590,13 +685,20 @@ export async function deleteContainer(id: string, options: RuntimeOptions & { fo
   try {
     cgroup.destroy();
   } catch (err) {
-    throw new FailedPrecondition(`Cannot delete container ${JSON.stringify(id)}: ${(err as Error).message}`, { cause: err });
+    throw new FailedPrecondition(
+      `Cannot delete container ${JSON.stringify(id)}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   remove(options.root, id);
   trace("delete: removed");
   if (record.poststop?.length) {
     try {
-      await (options.runHooks ?? runHooks)("poststop", record.poststop, ociState(record, "stopped"));
+      await (options.runHooks ?? runHooks)(
+        "poststop",
+        record.poststop,
+        ociState(record, "stopped"),
+      );
     } catch (err) {
       warn((err as Error).message);
     }
@@ -606,7 +708,9 @@ export async function deleteContainer(id: string, options: RuntimeOptions & { fo
 async function waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!done()) {
-    if (Date.now() > deadline) throw new FailedPrecondition("Timed out waiting for the container's processes to exit");
+    if (Date.now() > deadline) {
+      throw new FailedPrecondition("Timed out waiting for the container's processes to exit");
+    }
     await new Promise((r) => setTimeout(r, 5));
   }
 }

@@ -9,7 +9,17 @@
  * @module
  */
 
-import { CLONE_NEWPID, CLOSE_RANGE_CLOEXEC, NAMESPACES, O_CLOEXEC, O_RDONLY, PR_SET_DUMPABLE, PR_SET_PDEATHSIG, SIGNALS, SOCK_SEQPACKET } from "../ffi/constants.ts";
+import {
+  CLONE_NEWPID,
+  CLOSE_RANGE_CLOEXEC,
+  NAMESPACES,
+  O_CLOEXEC,
+  O_RDONLY,
+  PR_SET_DUMPABLE,
+  PR_SET_PDEATHSIG,
+  SIGNALS,
+  SOCK_SEQPACKET,
+} from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
 import type { Syscall } from "../ffi/syscall.ts";
 import { FailedPrecondition, InvalidArgument } from "../errors.ts";
@@ -218,7 +228,10 @@ function execStage(sys: Syscall, ctx: Parameters<typeof closeOtherFds>[1], task:
   } catch (err) {
     if ((err as { endsProcess?: boolean })?.endsProcess) throw err;
     try {
-      sendSync(sys, ctx.syncFd, { t: "error", m: err instanceof Error ? err.message : String(err) });
+      sendSync(sys, ctx.syncFd, {
+        t: "error",
+        m: err instanceof Error ? err.message : String(err),
+      });
     } catch {
       // the runtime is gone
     }

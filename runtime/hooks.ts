@@ -23,7 +23,9 @@ export async function runHook(kind: string, hook: Hook, state: State): Promise<v
   const args = hook.args ?? [hook.path];
   const command = new Deno.Command(hook.path, {
     args: args.slice(1),
-    env: Object.fromEntries((hook.env ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
+    env: Object.fromEntries(
+      (hook.env ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]),
+    ),
     clearEnv: true,
     stdin: "piped",
     stdout: "inherit",
@@ -33,7 +35,9 @@ export async function runHook(kind: string, hook: Hook, state: State): Promise<v
   try {
     child = command.spawn();
   } catch (err) {
-    throw new FailedPrecondition(`Cannot run ${describe(kind, hook)}: ${(err as Error).message}`, { cause: err });
+    throw new FailedPrecondition(`Cannot run ${describe(kind, hook)}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode(JSON.stringify(state))).catch(() => {});
@@ -51,7 +55,9 @@ export async function runHook(kind: string, hook: Hook, state: State): Promise<v
     : undefined;
   const out = await child.output();
   if (timer !== undefined) clearTimeout(timer);
-  if (timedOut) throw new FailedPrecondition(`${describe(kind, hook)} timed out after ${hook.timeout}s`);
+  if (timedOut) {
+    throw new FailedPrecondition(`${describe(kind, hook)} timed out after ${hook.timeout}s`);
+  }
   if (!out.success) {
     const stderr = new TextDecoder().decode(out.stderr).trim();
     throw new FailedPrecondition(

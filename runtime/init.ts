@@ -179,7 +179,9 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
     if (inCgroup) return;
     if (ctx.cgroup === "parent") {
       const msg = readSync(sys, ctx.syncFd);
-      if (msg?.t !== "joined") throw new Error("the runtime did not put the container into its cgroup");
+      if (msg?.t !== "joined") {
+        throw new Error("the runtime did not put the container into its cgroup");
+      }
     } else {
       ctx.cgroup();
     }
@@ -225,7 +227,9 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
     if (ctx.parentHooks) {
       sendSync(sys, ctx.syncFd, { t: "hooks" });
       const reply = readSync(sys, ctx.syncFd);
-      if (reply?.t !== "resume") throw new Error("the runtime did not resume the container after its hooks");
+      if (reply?.t !== "resume") {
+        throw new Error("the runtime did not resume the container after its hooks");
+      }
     }
     sys.chdir(plan.rootfs);
     for (const hook of plan.hooks.createContainer) {
@@ -272,7 +276,9 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
   closedSync();
 
   // Wait for `start`. The fd is close-on-exec: `start` sees EPIPE once we have exec'd.
-  if (sys.read(ctx.fifoFd, new Uint8Array(1)) !== 1) throw new Error("the exec fifo was closed before start");
+  if (sys.read(ctx.fifoFd, new Uint8Array(1)) !== 1) {
+    throw new Error("the exec fifo was closed before start");
+  }
 
   for (const hook of plan.hooks.startContainer) {
     runHookSync(sys, "startContainer", hook, hookState(plan, sys, "created"));
@@ -301,8 +307,12 @@ export function prepareProcess(
       sys.writeFile("/proc/self/oom_score_adj", String(p.oomScoreAdj));
     } catch (err) {
       // Lowering the score needs CAP_SYS_RESOURCE in the initial namespace; some machines refuse it even to root.
-      if (!(err instanceof SyscallError) || (err.errnoName !== "EACCES" && err.errnoName !== "EPERM")) throw err;
-      options.warn(`cannot set oomScoreAdj to ${p.oomScoreAdj}: ${err.errnoName}; keeping the inherited score`);
+      if (
+        !(err instanceof SyscallError) || (err.errnoName !== "EACCES" && err.errnoName !== "EPERM")
+      ) throw err;
+      options.warn(
+        `cannot set oomScoreAdj to ${p.oomScoreAdj}: ${err.errnoName}; keeping the inherited score`,
+      );
     }
   }
   for (const r of p.rlimits) sys.setrlimit(r.resource, r.soft, r.hard);
@@ -333,14 +343,14 @@ export function prepareProcess(
 
 /** A new network namespace starts with `lo` down; bring it up, as container engines do. */
 function loopbackUp(sys: Syscall): void {
-  const fd = sys.socket(2 /* AF_INET */, 2 /* SOCK_DGRAM */);
+  const fd = sys.socket(2, /* AF_INET */ 2 /* SOCK_DGRAM */);
   try {
     const ifreq = new Uint8Array(40);
     ifreq.set(encoder.encode("lo"));
-    sys.ioctl(fd, 0x8913 /* SIOCGIFFLAGS */, ifreq);
+    sys.ioctl(fd, 0x8913, /* SIOCGIFFLAGS */ ifreq);
     const view = new DataView(ifreq.buffer);
-    view.setUint16(16, view.getUint16(16, true) | 0x1 /* IFF_UP */, true);
-    sys.ioctl(fd, 0x8914 /* SIOCSIFFLAGS */, ifreq);
+    view.setUint16(16, view.getUint16(16, true) | 0x1, /* IFF_UP */ true);
+    sys.ioctl(fd, 0x8914, /* SIOCSIFFLAGS */ ifreq);
   } finally {
     sys.close(fd);
   }
@@ -349,7 +359,9 @@ function loopbackUp(sys: Syscall): void {
 /** unshare(CLONE_NEWTIME) only affects children: set the offsets, then join the new namespace ourselves. */
 function enterNewTimeNamespace(sys: Syscall, plan: InitPlan): void {
   sys.unshare(CLONE_NEWTIME);
-  const offsets = Object.entries(plan.timeOffsets ?? {}).map(([clock, [s, ns]]) => `${clock} ${s} ${ns}`);
+  const offsets = Object.entries(plan.timeOffsets ?? {}).map(([clock, [s, ns]]) =>
+    `${clock} ${s} ${ns}`
+  );
   if (offsets.length) sys.writeFile("/proc/self/timens_offsets", offsets.join("\n") + "\n");
   const fd = sys.open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
   try {
@@ -365,7 +377,12 @@ function enterNewTimeNamespace(sys: Syscall, plan: InitPlan): void {
  * container's namespaces. Kept: stdio, the fds passed on (--preserve-fds),
  * and the init's own.
  */
-export function closeOtherFds(sys: Syscall, ctx: Pick<InitContext, "syncFd" | "joinFds" | "consoleSocketFd" | "preserveFds" | "stdio"> & { fifoFd?: number }): void {
+export function closeOtherFds(
+  sys: Syscall,
+  ctx: Pick<InitContext, "syncFd" | "joinFds" | "consoleSocketFd" | "preserveFds" | "stdio"> & {
+    fifoFd?: number;
+  },
+): void {
   if (ctx.stdio) ctx.stdio.forEach((fd, i) => sys.dup2(fd, i));
   const keep = new Set([ctx.syncFd, ...ctx.joinFds]);
   if (ctx.fifoFd !== undefined) keep.add(ctx.fifoFd);
@@ -430,7 +447,11 @@ function remountRo(sys: Syscall, path: string, extra: number): void {
 function createMountpoint(sys: Syscall, plan: InitPlan, m: PlannedMount): string {
   const sourceIsDir = !m.bind || fileType(sys, m.source) === S_IFDIR;
   if (m.bind && fileType(sys, m.source) === undefined) {
-    throw new SyscallError("mount", 2 /* ENOENT */, `source ${JSON.stringify(m.source)} of ${JSON.stringify(m.destination)}`);
+    throw new SyscallError(
+      "mount",
+      2, /* ENOENT */
+      `source ${JSON.stringify(m.source)} of ${JSON.stringify(m.destination)}`,
+    );
   }
   if (sourceIsDir) return mkdirAllInRoot(sys, plan.rootfs, m.destination);
   const parent = m.destination.slice(0, m.destination.lastIndexOf("/")) || "/";
@@ -440,7 +461,13 @@ function createMountpoint(sys: Syscall, plan: InitPlan, m: PlannedMount): string
   return dest;
 }
 
-function mountOne(sys: Syscall, plan: InitPlan, ctx: InitContext, m: PlannedMount, remountReadonly: string[]): void {
+function mountOne(
+  sys: Syscall,
+  plan: InitPlan,
+  ctx: InitContext,
+  m: PlannedMount,
+  remountReadonly: string[],
+): void {
   if (m.type === "cgroup") {
     mountCgroups(sys, plan, ctx, m);
     return;
@@ -473,7 +500,7 @@ function mountCgroups(sys: Syscall, plan: InitPlan, ctx: InitContext, m: Planned
     if (plan.newCgroupNs) sys.mount("cgroup2", dest, "cgroup2", flags, null);
     else sys.mount(v2.hostPath, dest, "bind", MS_BIND | MS_REC, null);
   } else {
-    sys.mount("tmpfs", dest, "tmpfs", (flags & ~MS_RDONLY), "mode=755");
+    sys.mount("tmpfs", dest, "tmpfs", flags & ~MS_RDONLY, "mode=755");
     for (const c of ctx.cgroupMounts) {
       const sub = `${dest}/${c.name}`;
       sys.mkdir(sub, 0o755);
@@ -556,7 +583,9 @@ function pivotRoot(sys: Syscall, rootfs: string): void {
 function setupConsole(sys: Syscall, plan: InitPlan, ctx: InitContext): void {
   attachTerminal(sys, ctx.consoleSocketFd, plan.process.consoleSize, (slavePath) => {
     if (!plan.newMount) return;
-    if (!existsNoFollow(sys, "/dev/console")) sys.close(sys.open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC, 0o600));
+    if (!existsNoFollow(sys, "/dev/console")) {
+      sys.close(sys.open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC, 0o600));
+    }
     sys.mount(slavePath, "/dev/console", "bind", MS_BIND, null);
   });
 }
@@ -573,7 +602,9 @@ export function attachTerminal(
   size: { rows: number; cols: number } | undefined,
   beforeSend?: (slavePath: string) => void,
 ): void {
-  if (consoleSocketFd === undefined) throw new Error("the process wants a terminal but there is no console socket");
+  if (consoleSocketFd === undefined) {
+    throw new Error("the process wants a terminal but there is no console socket");
+  }
   const { master, slavePath } = sys.openPty("/dev/ptmx");
   if (size) sys.setWinsize(master, size);
   beforeSend?.(slavePath);
@@ -632,7 +663,11 @@ function isExecutable(sys: Syscall, path: string): boolean {
 function lookPath(sys: Syscall, name: string, env: readonly string[]): string {
   if (name.includes("/")) {
     if (isExecutable(sys, name)) return name;
-    throw new SyscallError("exec", fileType(sys, name) === undefined ? 2 : 13, JSON.stringify(name));
+    throw new SyscallError(
+      "exec",
+      fileType(sys, name) === undefined ? 2 : 13,
+      JSON.stringify(name),
+    );
   }
   const path = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
   for (const dir of path.split(":")) {

@@ -1,5 +1,14 @@
 import { assert, assertEquals } from "../tests/assert.ts";
-import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, MS_BIND, MS_REC, MS_SLAVE, S_IFDIR } from "../ffi/constants.ts";
+import {
+  CLONE_NEWIPC,
+  CLONE_NEWNET,
+  CLONE_NEWNS,
+  CLONE_NEWUTS,
+  MS_BIND,
+  MS_REC,
+  MS_SLAVE,
+  S_IFDIR,
+} from "../ffi/constants.ts";
 import { FakeExec, FakeExit, FakeSyscall } from "../ffi/fake.ts";
 import { initContainer, type InitContext } from "./init.ts";
 import { planContainer } from "./plan.ts";
@@ -12,13 +21,20 @@ function spec(overrides: Partial<Spec> = {}): Spec {
     ociVersion: "1.1.0",
     root: { path: "rootfs" },
     hostname: "box",
-    process: { user: { uid: 1000, gid: 1000, additionalGids: [10] }, args: ["/bin/sh", "-c", "true"], env: ["PATH=/bin"], cwd: "/" },
+    process: {
+      user: { uid: 1000, gid: 1000, additionalGids: [10] },
+      args: ["/bin/sh", "-c", "true"],
+      env: ["PATH=/bin"],
+      cwd: "/",
+    },
     mounts: [
       { destination: "/proc", type: "proc", source: "proc" },
       { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "mode=755"] },
     ],
     linux: {
-      namespaces: [{ type: "pid" }, { type: "mount" }, { type: "uts" }, { type: "ipc" }, { type: "network" }],
+      namespaces: [{ type: "pid" }, { type: "mount" }, { type: "uts" }, { type: "ipc" }, {
+        type: "network",
+      }],
       maskedPaths: ["/proc/kcore"],
       readonlyPaths: ["/proc/sys"],
     },
@@ -65,7 +81,11 @@ function context(sys: FakeSyscall, entered: string[]): InitContext {
   };
 }
 
-function runInit(sys: FakeSyscall, p: Awaited<ReturnType<typeof plan>>, entered: string[] = []): Error {
+function runInit(
+  sys: FakeSyscall,
+  p: Awaited<ReturnType<typeof plan>>,
+  entered: string[] = [],
+): Error {
   try {
     initContainer(p, context(sys, entered));
   } catch (err) {
@@ -84,7 +104,9 @@ Deno.test("initContainer() sets up in runc's order and ends in execve", async ()
   assertEquals(entered, ["cgroup"]);
   const names = sys.names();
   const at = (name: string, arg0?: unknown) =>
-    sys.calls.findIndex((c) => c.name === name && (arg0 === undefined || c.args[0] === arg0 || c.args[1] === arg0));
+    sys.calls.findIndex((c) =>
+      c.name === name && (arg0 === undefined || c.args[0] === arg0 || c.args[1] === arg0)
+    );
   // namespaces before mounts, mounts before pivot_root, pivot before hostname, credentials after paths, exec last
   const unshare = sys.calls.find((c) => c.name === "unshare")!;
   assertEquals(unshare.args[0], CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET);
@@ -104,7 +126,11 @@ Deno.test("initContainer() sets up in runc's order and ends in execve", async ()
     at("closeRange"),
     at("execve"),
   ];
-  assertEquals(order.every((v, i) => v >= 0 && (i === 0 || v > order[i - 1]!)), true, `order ${order} in ${names.join(",")}`);
+  assertEquals(
+    order.every((v, i) => v >= 0 && (i === 0 || v > order[i - 1]!)),
+    true,
+    `order ${order} in ${names.join(",")}`,
+  );
   const first = sys.calls.find((c) => c.name === "mount")!;
   assertEquals(first.args, [null, "/", null, MS_SLAVE | MS_REC, null]);
   const bind = sys.calls.find((c) => c.name === "mount" && c.args[0] === ROOTFS)!;
@@ -126,8 +152,10 @@ Deno.test("initContainer() reports a failure at any call to its parent and exits
     if (end instanceof FakeExec) {
       // Tolerated failures: chdir(cwd) is tried before the uid change and again after it (as runc does),
       // and an unreadable /etc/passwd only means HOME=/.
-      const chdirs = (f: FakeSyscall) => f.calls.filter((c) => c.name === "chdir" && c.args[0] === p.process.cwd).length;
-      const retriedChdir = call.name === "chdir" && call.args[0] === p.process.cwd && chdirs(sys) === chdirs(probe) + 1;
+      const chdirs = (f: FakeSyscall) =>
+        f.calls.filter((c) => c.name === "chdir" && c.args[0] === p.process.cwd).length;
+      const retriedChdir = call.name === "chdir" && call.args[0] === p.process.cwd &&
+        chdirs(sys) === chdirs(probe) + 1;
       const passwd = call.name === "readFile" && call.args[0] === "/etc/passwd";
       assert(retriedChdir || passwd, `call ${n} (${call.name}) failed but execve followed`);
       continue;
@@ -136,9 +164,14 @@ Deno.test("initContainer() reports a failure at any call to its parent and exits
     assertEquals(end.code, 1);
     const failed = probe.calls[n - 1]!.name;
     // Before the sync socket is closed, the error goes to the parent; after it, to stderr.
-    const reported = sys.calls.some((c) => c.name === "write" && (c.args[0] === 3 || c.args[0] === 2));
+    const reported = sys.calls.some((c) =>
+      c.name === "write" && (c.args[0] === 3 || c.args[0] === 2)
+    );
     assert(reported || failed === "write", `call ${n} (${failed}) failed silently`);
-    assert(failed === "execve" || !sys.calls.some((c) => c.name === "execve"), `call ${n}: execve after a failure`);
+    assert(
+      failed === "execve" || !sys.calls.some((c) => c.name === "execve"),
+      `call ${n}: execve after a failure`,
+    );
   }
 });
 
@@ -146,7 +179,11 @@ Deno.test("initContainer() loads seccomp before dropping capabilities unless noN
   for (const nnp of [false, true]) {
     const s = spec();
     s.process!.noNewPrivileges = nnp;
-    s.process!.capabilities = { bounding: ["CAP_KILL"], effective: ["CAP_KILL"], permitted: ["CAP_KILL"] };
+    s.process!.capabilities = {
+      bounding: ["CAP_KILL"],
+      effective: ["CAP_KILL"],
+      permitted: ["CAP_KILL"],
+    };
     const p = await plan(s);
     const sys = fakeWithRootfs();
     const events: string[] = [];
@@ -159,6 +196,10 @@ Deno.test("initContainer() loads seccomp before dropping capabilities unless noN
     }
     const loadedAt = Number(events[0]!.split("@")[1]);
     const capsetAt = sys.calls.findIndex((c) => c.name === "capset");
-    assertEquals(loadedAt < capsetAt, !nnp, `nnp=${nnp}: seccomp at ${loadedAt}, capset at ${capsetAt}`);
+    assertEquals(
+      loadedAt < capsetAt,
+      !nnp,
+      `nnp=${nnp}: seccomp at ${loadedAt}, capset at ${capsetAt}`,
+    );
   }
 });

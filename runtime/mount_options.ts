@@ -122,7 +122,10 @@ export interface ParsedMountOptions {
 }
 
 /** Parses a mount's `options`; an option tug cannot honour is an InvalidArgument naming it. */
-export function parseMountOptions(options: readonly string[] = [], destination = ""): ParsedMountOptions {
+export function parseMountOptions(
+  options: readonly string[] = [],
+  destination = "",
+): ParsedMountOptions {
   let flags = 0;
   let cleared = 0;
   const propagation: number[] = [];
@@ -145,7 +148,9 @@ export function parseMountOptions(options: readonly string[] = [], destination =
       extensions.push(option);
     } else if (UNSUPPORTED.has(option)) {
       throw new InvalidArgument(
-        `Unsupported mount option ${JSON.stringify(option)} for ${JSON.stringify(destination)}: tug does not implement recursive (mount_setattr) or id-mapped mount options yet`,
+        `Unsupported mount option ${JSON.stringify(option)} for ${
+          JSON.stringify(destination)
+        }: tug does not implement recursive (mount_setattr) or id-mapped mount options yet`,
       );
     } else {
       data.push(option);

@@ -53,7 +53,9 @@ export function resolveInRoot(sys: Syscall, root: string, path: string): string 
     try {
       mode = sys.stat(candidate, false).mode;
     } catch (err) {
-      if (err instanceof SyscallError && (err.errnoName === "ENOENT" || err.errnoName === "ENOTDIR")) {
+      if (
+        err instanceof SyscallError && (err.errnoName === "ENOENT" || err.errnoName === "ENOTDIR")
+      ) {
         missing = true;
         resolved.push(part);
         continue;
@@ -64,7 +66,9 @@ export function resolveInRoot(sys: Syscall, root: string, path: string): string 
       resolved.push(part);
       continue;
     }
-    if (++links > MAX_SYMLINKS) throw new SyscallError("resolve", 40 /* ELOOP */, JSON.stringify(path));
+    if (++links > MAX_SYMLINKS) {
+      throw new SyscallError("resolve", 40, /* ELOOP */ JSON.stringify(path));
+    }
     const target = sys.readlink(candidate);
     if (target.startsWith("/")) resolved.length = 0;
     pending.unshift(...components(target));
@@ -86,7 +90,7 @@ export function mkdirAllInRoot(sys: Syscall, root: string, path: string, mode = 
     try {
       const st = sys.stat(current, false);
       if ((st.mode & S_IFMT) !== S_IFDIR) {
-        throw new SyscallError("mkdir", 20 /* ENOTDIR */, JSON.stringify(current));
+        throw new SyscallError("mkdir", 20, /* ENOTDIR */ JSON.stringify(current));
       }
     } catch (err) {
       if (!(err instanceof SyscallError) || err.errnoName !== "ENOENT") throw err;
@@ -106,7 +110,9 @@ export function existsNoFollow(sys: Syscall, path: string): boolean {
     sys.stat(path, false);
     return true;
   } catch (err) {
-    if (err instanceof SyscallError && (err.errnoName === "ENOENT" || err.errnoName === "ENOTDIR")) return false;
+    if (
+      err instanceof SyscallError && (err.errnoName === "ENOENT" || err.errnoName === "ENOTDIR")
+    ) return false;
     throw err;
   }
 }
@@ -116,7 +122,9 @@ export function fileType(sys: Syscall, path: string): number | undefined {
   try {
     return sys.stat(path, true).mode & S_IFMT;
   } catch (err) {
-    if (err instanceof SyscallError && (err.errnoName === "ENOENT" || err.errnoName === "ENOTDIR")) return undefined;
+    if (
+      err instanceof SyscallError && (err.errnoName === "ENOENT" || err.errnoName === "ENOTDIR")
+    ) return undefined;
     throw err;
   }
 }

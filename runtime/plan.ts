@@ -9,14 +9,9 @@
  */
 
 import { isAbsolute, join, resolve } from "../util/path.ts";
-import {
-  MS_REC,
-  MS_SLAVE,
-  NAMESPACES,
-  RLIMITS,
-} from "../ffi/constants.ts";
+import { MS_REC, MS_SLAVE, NAMESPACES, RLIMITS } from "../ffi/constants.ts";
 import { InvalidArgument, NotImplemented } from "../errors.ts";
-import { capabilityMasks, type CapabilityMasks } from "./caps.ts";
+import { type CapabilityMasks, capabilityMasks } from "./caps.ts";
 import { parseMountOptions, PROPAGATION } from "./mount_options.ts";
 import type { Hook, LinuxDeviceCgroup, Mount, Process, Spec } from "./spec.ts";
 
@@ -117,8 +112,12 @@ export function loadSpec(bundle: string): Spec {
   try {
     text = Deno.readTextFileSync(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new InvalidArgument(`Invalid bundle ${bundle}: config.json does not exist`);
-    throw new InvalidArgument(`Invalid bundle ${bundle}: cannot read config.json: ${(err as Error).message}`);
+    if (err instanceof Deno.errors.NotFound) {
+      throw new InvalidArgument(`Invalid bundle ${bundle}: config.json does not exist`);
+    }
+    throw new InvalidArgument(
+      `Invalid bundle ${bundle}: cannot read config.json: ${(err as Error).message}`,
+    );
   }
   let spec: unknown;
   try {
@@ -145,7 +144,9 @@ function checkInt(value: unknown, field: string, min = 0, max = 0xffffffff): num
 
 function checkStringArray(value: unknown, field: string): string[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) bad(field, "expected an array of strings");
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
+    bad(field, "expected an array of strings");
+  }
   return value as string[];
 }
 
@@ -189,20 +190,33 @@ const IPC_SYSCTLS = new Set([
 function planMount(m: Mount, i: number, bundle: string): PlannedMount {
   const field = `mounts[${i}]`;
   if (typeof m !== "object" || m === null) bad(field, "expected an object");
-  if (typeof m.destination !== "string" || m.destination === "") bad(`${field}.destination`, "missing");
+  if (typeof m.destination !== "string" || m.destination === "") {
+    bad(`${field}.destination`, "missing");
+  }
   const destination = isAbsolute(m.destination) ? m.destination : `/${m.destination}`;
-  if (destination.split("/").includes("..")) bad(`${field}.destination`, `${JSON.stringify(m.destination)} contains ".."`);
+  if (destination.split("/").includes("..")) {
+    bad(`${field}.destination`, `${JSON.stringify(m.destination)} contains ".."`);
+  }
   const options = checkStringArray(m.options, `${field}.options`);
   const parsed = parseMountOptions(options, destination);
   const type = m.type ?? (parsed.flags & 0x1000 ? "bind" : "");
   const bind = type === "bind" || (parsed.flags & 0x1000) !== 0;
-  if (!bind && type === "") bad(`${field}.type`, `mount on ${JSON.stringify(destination)} has neither a type nor a bind option`);
+  if (!bind && type === "") {
+    bad(
+      `${field}.type`,
+      `mount on ${JSON.stringify(destination)} has neither a type nor a bind option`,
+    );
+  }
   if (m.uidMappings || m.gidMappings) {
-    throw new NotImplemented(`Invalid ${field}: id-mapped mounts need user namespaces, which tug does not support yet`);
+    throw new NotImplemented(
+      `Invalid ${field}: id-mapped mounts need user namespaces, which tug does not support yet`,
+    );
   }
   let source = m.source ?? "";
   if (bind) {
-    if (source === "") bad(`${field}.source`, `bind mount on ${JSON.stringify(destination)} has no source`);
+    if (source === "") {
+      bad(`${field}.source`, `bind mount on ${JSON.stringify(destination)} has no source`);
+    }
     source = resolve(bundle, source);
   }
   return {
@@ -222,29 +236,48 @@ function planMount(m: Mount, i: number, bundle: string): PlannedMount {
  * Validates an OCI Process (config.json's `process`, or `exec --process`) and
  * resolves it: rlimit numbers, capability masks, umask, console size.
  */
-export function planProcess(p: Process | undefined, field = "process"): { process: InitPlan["process"]; warnings: string[] } {
+export function planProcess(
+  p: Process | undefined,
+  field = "process",
+): { process: InitPlan["process"]; warnings: string[] } {
   const warnings: string[] = [];
   if (!p || typeof p !== "object") bad(field, "missing");
   const args = checkStringArray(p.args, `${field}.args`);
   if (args.length === 0 || args[0] === "") bad(`${field}.args`, "must name the program to run");
-  if (typeof p.cwd !== "string" || !p.cwd.startsWith("/")) bad(`${field}.cwd`, `${JSON.stringify(p.cwd)} is not an absolute path`);
+  if (typeof p.cwd !== "string" || !p.cwd.startsWith("/")) {
+    bad(`${field}.cwd`, `${JSON.stringify(p.cwd)} is not an absolute path`);
+  }
   if (!p.user || typeof p.user !== "object") bad(`${field}.user`, "missing");
   const uid = checkInt(p.user.uid, `${field}.user.uid`);
   const gid = checkInt(p.user.gid, `${field}.user.gid`);
-  const additionalGids = (p.user.additionalGids ?? []).map((g, i) => checkInt(g, `${field}.user.additionalGids[${i}]`));
+  const additionalGids = (p.user.additionalGids ?? []).map((g, i) =>
+    checkInt(g, `${field}.user.additionalGids[${i}]`)
+  );
   const env = checkStringArray(p.env, `${field}.env`);
-  for (const e of env) if (!e.includes("=")) bad(`${field}.env`, `${JSON.stringify(e)} is not NAME=value`);
+  for (const e of env) {
+    if (!e.includes("=")) bad(`${field}.env`, `${JSON.stringify(e)} is not NAME=value`);
+  }
   const rlimits = (p.rlimits ?? []).map((r, i) => {
     const resource = RLIMITS[r.type];
-    if (resource === undefined) bad(`${field}.rlimits[${i}].type`, `unknown rlimit ${JSON.stringify(r.type)}`);
-    const soft = BigInt(checkInt(r.soft, `${field}.rlimits[${i}].soft`, 0, Number.MAX_SAFE_INTEGER));
-    const hard = BigInt(checkInt(r.hard, `${field}.rlimits[${i}].hard`, 0, Number.MAX_SAFE_INTEGER));
-    if (soft > hard) bad(`${field}.rlimits[${i}]`, `soft limit ${soft} is above hard limit ${hard} for ${r.type}`);
+    if (resource === undefined) {
+      bad(`${field}.rlimits[${i}].type`, `unknown rlimit ${JSON.stringify(r.type)}`);
+    }
+    const soft = BigInt(
+      checkInt(r.soft, `${field}.rlimits[${i}].soft`, 0, Number.MAX_SAFE_INTEGER),
+    );
+    const hard = BigInt(
+      checkInt(r.hard, `${field}.rlimits[${i}].hard`, 0, Number.MAX_SAFE_INTEGER),
+    );
+    if (soft > hard) {
+      bad(`${field}.rlimits[${i}]`, `soft limit ${soft} is above hard limit ${hard} for ${r.type}`);
+    }
     return { resource, soft, hard, type: r.type };
   });
   if (p.oomScoreAdj !== undefined) checkInt(p.oomScoreAdj, `${field}.oomScoreAdj`, -1000, 1000);
   if (p.user.umask !== undefined) checkInt(p.user.umask, `${field}.user.umask`, 0, 0o777);
-  if (p.apparmorProfile) warnings.push(`ignoring ${field}.apparmorProfile: AppArmor is not supported`);
+  if (p.apparmorProfile) {
+    warnings.push(`ignoring ${field}.apparmorProfile: AppArmor is not supported`);
+  }
   if (p.selinuxLabel) warnings.push(`ignoring ${field}.selinuxLabel: SELinux is not supported`);
   const process: InitPlan["process"] = {
     args,
@@ -263,7 +296,9 @@ export function planProcess(p: Process | undefined, field = "process"): { proces
     if (unknown.length) warnings.push(`ignoring unknown capabilities: ${unknown.join(", ")}`);
   }
   if (p.user.umask !== undefined) process.umask = p.user.umask;
-  if (p.consoleSize) process.consoleSize = { rows: p.consoleSize.height, cols: p.consoleSize.width };
+  if (p.consoleSize) {
+    process.consoleSize = { rows: p.consoleSize.height, cols: p.consoleSize.width };
+  }
   if (p.oomScoreAdj !== undefined) process.oomScoreAdj = p.oomScoreAdj;
   return { process, warnings };
 }
@@ -276,10 +311,14 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
   const { id, bundle } = options;
   const warnings: string[] = [];
   if (typeof spec.ociVersion !== "string") bad("ociVersion", "missing");
-  if (!/^1\.\d+\.\d+/.test(spec.ociVersion)) bad("ociVersion", `${JSON.stringify(spec.ociVersion)} is not a 1.x version`);
+  if (!/^1\.\d+\.\d+/.test(spec.ociVersion)) {
+    bad("ociVersion", `${JSON.stringify(spec.ociVersion)} is not a 1.x version`);
+  }
 
   // root
-  if (!spec.root || typeof spec.root.path !== "string" || spec.root.path === "") bad("root.path", "missing");
+  if (!spec.root || typeof spec.root.path !== "string" || spec.root.path === "") {
+    bad("root.path", "missing");
+  }
   const rootfs = resolve(bundle, spec.root.path);
   let rootStat: Deno.FileInfo;
   try {
@@ -303,14 +342,20 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
   let hasNet = false, hasIpc = false;
   for (const [i, ns] of (linux.namespaces ?? []).entries()) {
     const info = NAMESPACES[ns.type];
-    if (!info) bad(`linux.namespaces[${i}].type`, `unknown namespace type ${JSON.stringify(ns.type)}`);
+    if (!info) {
+      bad(`linux.namespaces[${i}].type`, `unknown namespace type ${JSON.stringify(ns.type)}`);
+    }
     if (seen.has(ns.type)) bad(`linux.namespaces[${i}]`, `namespace ${ns.type} is listed twice`);
     seen.add(ns.type);
     if (ns.type === "user") {
-      throw new NotImplemented("Invalid linux.namespaces: user namespaces are not supported yet (rootless mode comes later)");
+      throw new NotImplemented(
+        "Invalid linux.namespaces: user namespaces are not supported yet (rootless mode comes later)",
+      );
     }
     if (ns.path !== undefined && ns.path !== "") {
-      if (!isAbsolute(ns.path)) bad(`linux.namespaces[${i}].path`, `${JSON.stringify(ns.path)} is not absolute`);
+      if (!isAbsolute(ns.path)) {
+        bad(`linux.namespaces[${i}].path`, `${JSON.stringify(ns.path)} is not absolute`);
+      }
       try {
         Deno.statSync(ns.path);
       } catch {
@@ -328,15 +373,23 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
     if (ns.type === "ipc") hasIpc = true;
   }
   if (!seen.has("mount")) bad("linux.namespaces", "a mount namespace is required");
-  if (!newMount) warnings.push("the container joins an existing mount namespace: its mounts are not set up again");
+  if (!newMount) {
+    warnings.push(
+      "the container joins an existing mount namespace: its mounts are not set up again",
+    );
+  }
   if (spec.hostname && !newUts) bad("hostname", "setting a hostname needs a new uts namespace");
-  if (spec.domainname && !newUts) bad("domainname", "setting a domainname needs a new uts namespace");
+  if (spec.domainname && !newUts) {
+    bad("domainname", "setting a domainname needs a new uts namespace");
+  }
   let timeOffsets: InitPlan["timeOffsets"];
   if (linux.timeOffsets) {
     if (!newTime) bad("linux.timeOffsets", "needs a new time namespace");
     timeOffsets = {};
     for (const [clock, off] of Object.entries(linux.timeOffsets)) {
-      if (clock !== "monotonic" && clock !== "boottime") bad("linux.timeOffsets", `unknown clock ${JSON.stringify(clock)}`);
+      if (clock !== "monotonic" && clock !== "boottime") {
+        bad("linux.timeOffsets", `unknown clock ${JSON.stringify(clock)}`);
+      }
       timeOffsets[clock] = [off.secs ?? 0, off.nanosecs ?? 0];
     }
   }
@@ -344,14 +397,18 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
   // sysctl
   const sysctl: [string, string][] = [];
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
-    if (!/^[a-z0-9_.\-/]+$/i.test(key) || key.includes("..")) bad("linux.sysctl", `invalid key ${JSON.stringify(key)}`);
+    if (!/^[a-z0-9_.\-/]+$/i.test(key) || key.includes("..")) {
+      bad("linux.sysctl", `invalid key ${JSON.stringify(key)}`);
+    }
     const ipc = IPC_SYSCTLS.has(key) || key.startsWith("fs.mqueue.");
     const net = key.startsWith("net.");
     const uts = key === "kernel.hostname" || key === "kernel.domainname";
     if (ipc && !hasIpc) bad("linux.sysctl", `${key} needs a new ipc namespace`);
     if (net && !hasNet) bad("linux.sysctl", `${key} needs a new network namespace`);
     if (uts && !newUts) bad("linux.sysctl", `${key} needs a new uts namespace`);
-    if (!ipc && !net && !uts) bad("linux.sysctl", `${key} is not namespaced and cannot be set for a container`);
+    if (!ipc && !net && !uts) {
+      bad("linux.sysctl", `${key} is not namespaced and cannot be set for a container`);
+    }
     sysctl.push([key, String(value)]);
   }
 
@@ -364,7 +421,9 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
   const devices: PlannedDevice[] = [];
   for (const [i, d] of (linux.devices ?? []).entries()) {
     const field = `linux.devices[${i}]`;
-    if (typeof d.path !== "string" || !d.path.startsWith("/dev/")) bad(`${field}.path`, `${JSON.stringify(d.path)} is not under /dev`);
+    if (typeof d.path !== "string" || !d.path.startsWith("/dev/")) {
+      bad(`${field}.path`, `${JSON.stringify(d.path)} is not under /dev`);
+    }
     const kinds: Record<string, number> = { c: 0o020000, u: 0o020000, b: 0o060000, p: 0o010000 };
     const kind = kinds[d.type];
     if (kind === undefined) bad(`${field}.type`, `unknown device type ${JSON.stringify(d.type)}`);
@@ -395,7 +454,12 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
   let rootPropagation = MS_SLAVE | MS_REC;
   if (linux.rootfsPropagation) {
     const flag = PROPAGATION[linux.rootfsPropagation];
-    if (flag === undefined) bad("linux.rootfsPropagation", `unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`);
+    if (flag === undefined) {
+      bad(
+        "linux.rootfsPropagation",
+        `unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`,
+      );
+    }
     rootPropagation = flag;
   }
 
@@ -410,7 +474,9 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
   };
   for (const kind of Object.keys(hooks) as (keyof InitPlan["hooks"])[]) {
     for (const [i, h] of (spec.hooks?.[kind] ?? []).entries()) {
-      if (typeof h.path !== "string" || !isAbsolute(h.path)) bad(`hooks.${kind}[${i}].path`, `${JSON.stringify(h.path)} is not an absolute path`);
+      if (typeof h.path !== "string" || !isAbsolute(h.path)) {
+        bad(`hooks.${kind}[${i}].path`, `${JSON.stringify(h.path)} is not an absolute path`);
+      }
       if (h.timeout !== undefined && (!Number.isInteger(h.timeout) || h.timeout <= 0)) {
         bad(`hooks.${kind}[${i}].timeout`, "must be a positive number of seconds");
       }

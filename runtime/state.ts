@@ -44,7 +44,9 @@ const ID_PATTERN = /^[\w+\-.]+$/;
 /** Checks a container id the way runc does; throws InvalidArgument. */
 export function validateId(id: string): void {
   if (!ID_PATTERN.test(id) || id === "." || id === ".." || id.length > 1024) {
-    throw new InvalidArgument(`Invalid container id ${JSON.stringify(id)}: use letters, digits, and + - . _`);
+    throw new InvalidArgument(
+      `Invalid container id ${JSON.stringify(id)}: use letters, digits, and + - . _`,
+    );
   }
 }
 
@@ -66,7 +68,9 @@ export function reserve(root: string, id: string): string {
   try {
     Deno.mkdirSync(dir, { mode: 0o711 });
   } catch (err) {
-    if (err instanceof Deno.errors.AlreadyExists) throw new AlreadyExists(`Container ${JSON.stringify(id)} already exists`);
+    if (err instanceof Deno.errors.AlreadyExists) {
+      throw new AlreadyExists(`Container ${JSON.stringify(id)} already exists`);
+    }
     throw err;
   }
   return dir;
@@ -87,7 +91,9 @@ export function load(root: string, id: string): ContainerRecord {
   try {
     text = Deno.readTextFileSync(join(containerDir(root, id), "state.json"));
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new NotFound(`Container ${JSON.stringify(id)} does not exist`);
+    if (err instanceof Deno.errors.NotFound) {
+      throw new NotFound(`Container ${JSON.stringify(id)} does not exist`);
+    }
     throw err;
   }
   return JSON.parse(text) as ContainerRecord;
@@ -134,11 +140,16 @@ export function processStat(pid: number): { startTime: number; state: string } |
 /** True while the record's init process is alive (not a zombie, not a reused pid). */
 export function initAlive(record: ContainerRecord): boolean {
   const st = processStat(record.pid);
-  return st !== undefined && st.startTime === record.startTime && st.state !== "Z" && st.state !== "X";
+  return st !== undefined && st.startTime === record.startTime && st.state !== "Z" &&
+    st.state !== "X";
 }
 
 /** The current status, from the kernel: is the init alive, is the fifo still there, is the cgroup frozen. */
-export function currentStatus(root: string, record: ContainerRecord, frozen: () => boolean): Status {
+export function currentStatus(
+  root: string,
+  record: ContainerRecord,
+  frozen: () => boolean,
+): Status {
   if (!initAlive(record)) return "stopped";
   try {
     Deno.statSync(fifoPath(root, record.id));
@@ -153,7 +164,9 @@ export function currentStatus(root: string, record: ContainerRecord, frozen: () 
 export function ociState(record: ContainerRecord, status: Status): State {
   const state: State = { ociVersion: OCI_VERSION, id: record.id, status, bundle: record.bundle };
   if (status !== "stopped" && record.pid > 0) state.pid = record.pid;
-  if (record.annotations && Object.keys(record.annotations).length) state.annotations = record.annotations;
+  if (record.annotations && Object.keys(record.annotations).length) {
+    state.annotations = record.annotations;
+  }
   return state;
 }
 
@@ -180,5 +193,7 @@ export function checkTransition(id: string, status: Status, operation: Operation
     delete: `it is ${status}; stop it first or use --force`,
     exec: `it is ${status}`,
   };
-  throw new FailedPrecondition(`Cannot ${operation} container ${JSON.stringify(id)}: ${why[operation]}`);
+  throw new FailedPrecondition(
+    `Cannot ${operation} container ${JSON.stringify(id)}: ${why[operation]}`,
+  );
 }

@@ -90,6 +90,8 @@ export async function main(argv: string[]): Promise<number> {
     await Deno.remove(socket).catch(() => {}); // stale
   }
 
+  // Declared before the service, whose publish callback needs it, and assigned once after.
+  // deno-lint-ignore prefer-const
   let server: RpcServer | undefined;
   const service = new ShimService({ dir, publish: (e) => server?.publish(e) });
   service.open();

@@ -26,7 +26,8 @@ export function assertMatch(actual: string, pattern: RegExp, message?: string): 
 export function assertStringIncludes(actual: string, expected: string, message?: string): void {
   if (!actual.includes(expected)) {
     throw new assert.AssertionError({
-      message: message ?? `Expected ${JSON.stringify(actual)} to include ${JSON.stringify(expected)}`,
+      message: message ??
+        `Expected ${JSON.stringify(actual)} to include ${JSON.stringify(expected)}`,
       actual,
       expected,
     });
@@ -37,13 +38,19 @@ export function assertStringIncludes(actual: string, expected: string, message?:
 type ErrorClass = abstract new (...args: any[]) => Error;
 
 function checkError(err: unknown, cls?: ErrorClass, includes?: string): Error {
-  if (!(err instanceof Error)) throw new assert.AssertionError({ message: `Expected an Error, got ${String(err)}` });
+  if (!(err instanceof Error)) {
+    throw new assert.AssertionError({ message: `Expected an Error, got ${String(err)}` });
+  }
   const { name, message } = err;
   if (cls && !(err instanceof cls)) {
     throw new assert.AssertionError({ message: `Expected ${cls.name}, got ${name}: ${message}` });
   }
   if (includes !== undefined && !err.message.includes(includes)) {
-    throw new assert.AssertionError({ message: `Expected error message to include ${JSON.stringify(includes)}, got ${JSON.stringify(err.message)}` });
+    throw new assert.AssertionError({
+      message: `Expected error message to include ${JSON.stringify(includes)}, got ${
+        JSON.stringify(err.message)
+      }`,
+    });
   }
   return err;
 }
@@ -57,7 +64,11 @@ export function assertThrows(fn: () => unknown, cls?: ErrorClass, includes?: str
   throw new assert.AssertionError({ message: "Expected function to throw" });
 }
 
-export async function assertRejects(fn: () => Promise<unknown>, cls?: ErrorClass, includes?: string): Promise<Error> {
+export async function assertRejects(
+  fn: () => Promise<unknown>,
+  cls?: ErrorClass,
+  includes?: string,
+): Promise<Error> {
   try {
     await fn();
   } catch (err) {

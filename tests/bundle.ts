@@ -22,7 +22,22 @@ async function busyboxApplets(): Promise<string[]> {
 
 /** Makes a busybox root filesystem at `rootfs`. */
 export async function busyboxRootfs(rootfs: string): Promise<void> {
-  for (const d of ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "var"]) {
+  for (
+    const d of [
+      "bin",
+      "sbin",
+      "usr/bin",
+      "usr/sbin",
+      "etc",
+      "proc",
+      "sys",
+      "dev",
+      "tmp",
+      "root",
+      "home/user",
+      "var",
+    ]
+  ) {
     await Deno.mkdir(join(rootfs, d), { recursive: true });
   }
   await Deno.chmod(join(rootfs, "tmp"), 0o1777);
@@ -41,7 +56,10 @@ export async function busyboxRootfs(rootfs: string): Promise<void> {
     join(rootfs, "etc/passwd"),
     "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
   );
-  await Deno.writeTextFile(join(rootfs, "etc/group"), "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n");
+  await Deno.writeTextFile(
+    join(rootfs, "etc/group"),
+    "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n",
+  );
   await Deno.chown(join(rootfs, "home/user"), 1000, 1000);
 }
 

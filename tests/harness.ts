@@ -44,9 +44,16 @@ function commandExists(name: string): boolean {
 const CHECKS: Record<Feature, () => boolean> = {
   root: () => Deno.uid() === 0,
   busybox: () => exists(BUSYBOX),
-  libseccomp: () => ["/usr/lib/x86_64-linux-gnu/libseccomp.so.2", "/usr/lib/aarch64-linux-gnu/libseccomp.so.2", "/lib/x86_64-linux-gnu/libseccomp.so.2"].some(exists),
+  libseccomp: () =>
+    [
+      "/usr/lib/x86_64-linux-gnu/libseccomp.so.2",
+      "/usr/lib/aarch64-linux-gnu/libseccomp.so.2",
+      "/lib/x86_64-linux-gnu/libseccomp.so.2",
+    ].some(exists),
   overlayfs: () => Deno.readTextFileSync("/proc/filesystems").includes("overlay"),
-  cgroup1: () => exists("/sys/fs/cgroup/memory/memory.limit_in_bytes") || exists("/sys/fs/cgroup/memory/cgroup.procs"),
+  cgroup1: () =>
+    exists("/sys/fs/cgroup/memory/memory.limit_in_bytes") ||
+    exists("/sys/fs/cgroup/memory/cgroup.procs"),
   cgroup2: () => Deno.readTextFileSync("/proc/self/mountinfo").includes(" - cgroup2 "),
   tug: () => exists(TUG),
   registry: () => exists("/usr/bin/docker-registry"),
@@ -76,7 +83,9 @@ export function requires(...features: Feature[]): boolean {
   const key = missing.join(",");
   if (!reported.has(key)) {
     reported.add(key);
-    console.error(`skipping tests that need: ${missing.join(", ")} (not available on this machine)`);
+    console.error(
+      `skipping tests that need: ${missing.join(", ")} (not available on this machine)`,
+    );
   }
   return true;
 }
@@ -98,7 +107,11 @@ export interface RunOptions {
 }
 
 /** Runs a command to completion and captures its output. */
-export async function run(cmd: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+export async function run(
+  cmd: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
   const child = new Deno.Command(cmd, {
     args: [...args],
     stdin: options.stdin === undefined ? "null" : "piped",
@@ -133,7 +146,11 @@ export async function run(cmd: string, args: readonly string[], options: RunOpti
  * `run -d` inherits it, as with runc): stdout and stderr go to files, and only
  * the command's exit is awaited.
  */
-export async function runDetached(cmd: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+export async function runDetached(
+  cmd: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
   const dir = await Deno.makeTempDir({ prefix: "tug-io-" });
   try {
     const script = 'out="$1"; err="$2"; shift 2; exec "$@" >"$out" 2>"$err" </dev/null';
@@ -148,7 +165,11 @@ export async function runDetached(cmd: string, args: readonly string[], options:
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeout ?? 60_000);
     const { code } = await child.status;
     clearTimeout(timer);
-    return { code, stdout: await Deno.readTextFile(`${dir}/out`), stderr: await Deno.readTextFile(`${dir}/err`) };
+    return {
+      code,
+      stdout: await Deno.readTextFile(`${dir}/out`),
+      stderr: await Deno.readTextFile(`${dir}/err`),
+    };
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
@@ -160,7 +181,10 @@ export function tug(args: readonly string[], options: RunOptions = {}): Promise<
 }
 
 /** Creates a temporary directory, passes it to `fn`, and removes it afterwards (even on failure). */
-export async function withTempDir<T>(fn: (dir: string) => Promise<T>, prefix = "tug-test-"): Promise<T> {
+export async function withTempDir<T>(
+  fn: (dir: string) => Promise<T>,
+  prefix = "tug-test-",
+): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix });
   try {
     return await fn(dir);

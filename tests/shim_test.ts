@@ -17,7 +17,11 @@ interface ShimTest {
   startShim(): Promise<RpcClient>;
 }
 
-async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000, what = "condition"): Promise<void> {
+async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  ms = 5000,
+  what = "condition",
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -35,14 +39,25 @@ async function withShim(fn: (t: ShimTest) => Promise<void>): Promise<void> {
   const events: ShimEvent[] = [];
   const shims: Deno.ChildProcess[] = [];
   const startShim = async () => {
-    shims.push(new Deno.Command(TUG, { args: ["shim", "--group", "g", "--state", state, "--idle-exit", "1"], stdin: "null", stdout: "null", stderr: "null" }).spawn());
+    shims.push(
+      new Deno.Command(TUG, {
+        args: ["shim", "--group", "g", "--state", state, "--idle-exit", "1"],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn(),
+    );
     const socket = `${state}/shims/g/shim.sock`;
     let client: RpcClient | undefined;
     // A socket file may be a dead shim's: retry until the new one answers.
-    await waitFor(async () => {
-      client = await RpcClient.connect(socket, (e) => events.push(e)).catch(() => undefined);
-      return client !== undefined;
-    }, 10000, "the shim to answer");
+    await waitFor(
+      async () => {
+        client = await RpcClient.connect(socket, (e) => events.push(e)).catch(() => undefined);
+        return client !== undefined;
+      },
+      10000,
+      "the shim to answer",
+    );
     return client!;
   };
   const t: ShimTest = {
@@ -69,13 +84,23 @@ async function withShim(fn: (t: ShimTest) => Promise<void>): Promise<void> {
   }
   try {
     // Clean up whatever the test left: kill and delete every task, let the shim leave.
-    const list = await t.client.call<{ namespace: string; id: string }[]>("list", {}).catch(() => []);
+    const list = await t.client.call<{ namespace: string; id: string }[]>("list", {}).catch(
+      () => [],
+    );
     for (const c of list) {
-      await t.client.call("kill", { namespace: c.namespace, id: c.id, signal: 9, all: true }).catch(() => {});
-      await t.client.call("delete", { namespace: c.namespace, id: c.id, force: true }).catch(() => {});
+      await t.client.call("kill", { namespace: c.namespace, id: c.id, signal: 9, all: true }).catch(
+        () => {},
+      );
+      await t.client.call("delete", { namespace: c.namespace, id: c.id, force: true }).catch(
+        () => {},
+      );
     }
     t.client.close();
-    await waitFor(() => Deno.stat(`${state}/shims/g/shim.sock`).then(() => false, () => true), 10000, "the shim to exit");
+    await waitFor(
+      () => Deno.stat(`${state}/shims/g/shim.sock`).then(() => false, () => true),
+      10000,
+      "the shim to exit",
+    );
     // Reap the shims we started (the idle one exits by itself; a killed one already died).
     await Promise.all(shims.map((c) => c.status));
     assertNothingLeft(before, dir);
@@ -107,15 +132,35 @@ Deno.test({
       const { pid } = await t.client.call<{ pid: number }>("create", createParams(t, "c1", spec));
       assert(pid > 0);
       await t.client.call("start", { namespace: "default", id: "c1" });
-      const exit = await t.client.call<{ exitCode: number; exitedAt: string }>("wait", { namespace: "default", id: "c1" });
+      const exit = await t.client.call<{ exitCode: number; exitedAt: string }>("wait", {
+        namespace: "default",
+        id: "c1",
+      });
       assertEquals(exit.exitCode, 3);
-      await waitFor(async () => (await Deno.readTextFile(`${t.dir}/logs/c1.log`)).includes("err-line"), 3000, "the log");
-      const lines = (await Deno.readTextFile(`${t.dir}/logs/c1.log`)).trim().split("\n").map((l) => JSON.parse(l));
-      assertEquals(lines.map((l) => [l.stream, l.log]).sort(), [["stderr", "err-line\n"], ["stdout", "out-line\n"]]);
+      await waitFor(
+        async () => (await Deno.readTextFile(`${t.dir}/logs/c1.log`)).includes("err-line"),
+        3000,
+        "the log",
+      );
+      const lines = (await Deno.readTextFile(`${t.dir}/logs/c1.log`)).trim().split("\n").map((l) =>
+        JSON.parse(l)
+      );
+      assertEquals(lines.map((l) => [l.stream, l.log]).sort(), [["stderr", "err-line\n"], [
+        "stdout",
+        "out-line\n",
+      ]]);
       for (const l of lines) assertMatch(l.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
-      const deleted = await t.client.call<{ exitCode: number }>("delete", { namespace: "default", id: "c1" });
+      const deleted = await t.client.call<{ exitCode: number }>("delete", {
+        namespace: "default",
+        id: "c1",
+      });
       assertEquals(deleted.exitCode, 3);
-      assertEquals(t.events.map((e) => e.topic).filter((x) => x !== "/tasks/exec-started"), ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"]);
+      assertEquals(t.events.map((e) => e.topic).filter((x) => x !== "/tasks/exec-started"), [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exit",
+        "/tasks/delete",
+      ]);
     }),
 });
 
@@ -124,19 +169,40 @@ Deno.test({
   ignore,
   fn: () =>
     withShim(async (t) => {
-      await t.client.call("create", createParams(t, "c1", t.spec(["sleep", "1000"], (s) => (s.hostname = "shimmed"))));
+      await t.client.call(
+        "create",
+        createParams(t, "c1", t.spec(["sleep", "1000"], (s) => (s.hostname = "shimmed"))),
+      );
       await t.client.call("start", { namespace: "default", id: "c1" });
       const out = `${t.dir}/exec.out`;
       await new Deno.Command("mkfifo", { args: [out] }).output();
       const reader = Deno.open(out, { read: true });
-      const process = { args: ["sh", "-c", "echo exec-says $(hostname)"], cwd: "/", user: { uid: 0, gid: 0 }, env: ["PATH=/bin"] };
-      await t.client.call("exec", { namespace: "default", id: "c1", execId: "e1", process, stdout: out });
+      const process = {
+        args: ["sh", "-c", "echo exec-says $(hostname)"],
+        cwd: "/",
+        user: { uid: 0, gid: 0 },
+        env: ["PATH=/bin"],
+      };
+      await t.client.call("exec", {
+        namespace: "default",
+        id: "c1",
+        execId: "e1",
+        process,
+        stdout: out,
+      });
       const file = await reader;
       const text = new TextDecoder().decode(await new Response(file.readable).arrayBuffer());
       assertEquals(text, "exec-says shimmed\n");
-      const exit = await t.client.call<{ exitCode: number }>("wait", { namespace: "default", id: "c1", execId: "e1" });
+      const exit = await t.client.call<{ exitCode: number }>("wait", {
+        namespace: "default",
+        id: "c1",
+        execId: "e1",
+      });
       assertEquals(exit.exitCode, 0);
-      assertEquals((await t.client.call<number[]>("ps", { namespace: "default", id: "c1" })).length, 1);
+      assertEquals(
+        (await t.client.call<number[]>("ps", { namespace: "default", id: "c1" })).length,
+        1,
+      );
     }),
 });
 
@@ -148,16 +214,26 @@ Deno.test({
       await t.client.call("create", createParams(t, "c1", t.spec(["sleep", "1000"])));
       await t.client.call("start", { namespace: "default", id: "c1" });
       const { pid: shimPid } = await t.client.call<{ pid: number }>("ping", {});
-      const { pid } = await t.client.call<{ pid: number }>("state", { namespace: "default", id: "c1" });
+      const { pid } = await t.client.call<{ pid: number }>("state", {
+        namespace: "default",
+        id: "c1",
+      });
       Deno.kill(shimPid, "SIGKILL");
       await t.client.closed;
-      await waitFor(() => Deno.stat(`/proc/${shimPid}`).then(() => false, () => true), 5000, "the shim to die");
+      await waitFor(
+        () => Deno.stat(`/proc/${shimPid}`).then(() => false, () => true),
+        5000,
+        "the shim to die",
+      );
       assertStringIncludes(await Deno.readTextFile(`/proc/${pid}/cmdline`), "sleep");
       t.client = await t.startShim();
       const list = await t.client.call<{ id: string; status: string }[]>("list", {});
       assertEquals(list.map((c) => [c.id, c.status]), [["c1", "running"]]);
       await t.client.call("kill", { namespace: "default", id: "c1", signal: 9 });
-      const exit = await t.client.call<{ exitCode: number; unknown?: boolean }>("wait", { namespace: "default", id: "c1" });
+      const exit = await t.client.call<{ exitCode: number; unknown?: boolean }>("wait", {
+        namespace: "default",
+        id: "c1",
+      });
       assertEquals(exit.unknown, true);
     }),
 });
@@ -167,8 +243,17 @@ Deno.test({
   ignore,
   fn: () =>
     withShim(async (t) => {
-      const spec = t.spec(["sh", "-c", "i=0; while [ $i -lt 400 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done"]);
-      await t.client.call("create", createParams(t, "c1", spec, { log: { path: `${t.dir}/logs/c1.log`, maxSize: 8192, maxFiles: 3 } }));
+      const spec = t.spec([
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 400 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done",
+      ]);
+      await t.client.call(
+        "create",
+        createParams(t, "c1", spec, {
+          log: { path: `${t.dir}/logs/c1.log`, maxSize: 8192, maxFiles: 3 },
+        }),
+      );
       await t.client.call("start", { namespace: "default", id: "c1" });
       await t.client.call("wait", { namespace: "default", id: "c1" });
       await t.client.call("delete", { namespace: "default", id: "c1" });

@@ -2,7 +2,19 @@ import * as posix from "node:path";
 import { assertEquals } from "../tests/assert.ts";
 import { basename, dirname, isAbsolute, join, normalize, resolve } from "./path.ts";
 
-const CASES = ["/", "", ".", "a", "/a/b/../c", "a/./b//c/", "../x", "/../x", "a/../../b", "/a/b/", "//a"];
+const CASES = [
+  "/",
+  "",
+  ".",
+  "a",
+  "/a/b/../c",
+  "a/./b//c/",
+  "../x",
+  "/../x",
+  "a/../../b",
+  "/a/b/",
+  "//a",
+];
 
 Deno.test("util/path agrees with node:path (posix) on the cases tug meets", () => {
   for (const p of CASES) {

@@ -7,7 +7,15 @@
  */
 
 import { basename, join } from "node:path";
-import { assertNothingLeft, leftovers, type RunOptions, type RunResult, runDetached, TUG, tug } from "../harness.ts";
+import {
+  assertNothingLeft,
+  leftovers,
+  runDetached,
+  type RunOptions,
+  type RunResult,
+  TUG,
+  tug,
+} from "../harness.ts";
 import { type BundleOptions, busyboxBundle } from "../bundle.ts";
 
 /** What a runtime test gets. */
@@ -22,7 +30,10 @@ export interface RuntimeTest {
 }
 
 /** Runs `fn` with a fresh bundle and state root, then cleans up and checks nothing was left behind. */
-export async function withRuntime(bundleOptions: BundleOptions, fn: (t: RuntimeTest) => Promise<void>): Promise<void> {
+export async function withRuntime(
+  bundleOptions: BundleOptions,
+  fn: (t: RuntimeTest) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "tug-rt-" });
   const before = leftovers(dir);
   const root = join(dir, "state");
@@ -36,14 +47,18 @@ export async function withRuntime(bundleOptions: BundleOptions, fn: (t: RuntimeT
     },
   });
   // Commands that leave a container behind hand it their stdio: wait for their exit, not for EOF.
-  const detaches = (args: readonly string[]) => args[0] === "create" || (args[0] === "run" && (args.includes("-d") || args.includes("--detach")));
+  const detaches = (args: readonly string[]) =>
+    args[0] === "create" ||
+    (args[0] === "run" && (args.includes("-d") || args.includes("--detach")));
   const rt = (args: readonly string[], options?: RunOptions) =>
     detaches(args)
       ? runDetached(TUG, ["runtime", "--root", root, ...args], { cwd: bundle, ...options })
       : tug(["runtime", "--root", root, ...args], { cwd: bundle, ...options });
   const ok = async (args: readonly string[], options?: RunOptions) => {
     const r = await rt(args, options);
-    if (r.code !== 0) throw new Error(`tug runtime ${args.join(" ")} exited ${r.code}: ${r.stderr}${r.stdout}`);
+    if (r.code !== 0) {
+      throw new Error(`tug runtime ${args.join(" ")} exited ${r.code}: ${r.stderr}${r.stdout}`);
+    }
     return r.stdout;
   };
   let failure: unknown;
@@ -65,7 +80,11 @@ export async function withRuntime(bundleOptions: BundleOptions, fn: (t: RuntimeT
 }
 
 /** Polls `check` every 10 ms until it returns true, failing after `ms`. */
-export async function eventually(check: () => Promise<boolean> | boolean, ms = 5000, what = "condition"): Promise<void> {
+export async function eventually(
+  check: () => Promise<boolean> | boolean,
+  ms = 5000,
+  what = "condition",
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

@@ -48,9 +48,27 @@ Deno.test({
   ignore,
   fn: () =>
     withRuntime({ args: ["true"] }, async (t) => {
-      await editSpec(t.bundle, (s) => s.mounts!.push({ destination: "/data", type: "bind", source: "/does/not/exist", options: ["rbind"] }));
-      await refused(t, /Cannot create container "bad": mount source "\/does\/not\/exist" of "\/data": ENOENT/);
-      await editSpec(t.bundle, (s) => (s.mounts![s.mounts!.length - 1] = { destination: "/data", type: "nosuchfs", source: "x" }));
+      await editSpec(t.bundle, (s) =>
+        s.mounts!.push({
+          destination: "/data",
+          type: "bind",
+          source: "/does/not/exist",
+          options: ["rbind"],
+        }));
+      await refused(
+        t,
+        /Cannot create container "bad": mount source "\/does\/not\/exist" of "\/data": ENOENT/,
+      );
+      await editSpec(
+        t.bundle,
+        (
+          s,
+        ) => (s.mounts![s.mounts!.length - 1] = {
+          destination: "/data",
+          type: "nosuchfs",
+          source: "x",
+        }),
+      );
       await refused(t, /Cannot create container "bad": mount "x" on ".*\/data": ENODEV/);
     }),
 });
@@ -60,7 +78,15 @@ Deno.test({
   ignore: ignore || requires("libseccomp"),
   fn: () =>
     withRuntime({}, async (t) => {
-      await editSpec(t.bundle, (s) => (s.linux!.seccomp = { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["not_a_syscall"], action: "SCMP_ACT_ERRNO" }] }));
+      await editSpec(
+        t.bundle,
+        (
+          s,
+        ) => (s.linux!.seccomp = {
+          defaultAction: "SCMP_ACT_ALLOW",
+          syscalls: [{ names: ["not_a_syscall"], action: "SCMP_ACT_ERRNO" }],
+        }),
+      );
       await refused(t, /not_a_syscall/);
     }),
 });

@@ -2,7 +2,8 @@ import { assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { requires, run } from "../harness.ts";
 import { withRuntime } from "./_helpers.ts";
 
-const ignore = requires("root", "busybox", "tug", "cgroup1") || !(await Deno.stat("/usr/bin/python3").then(() => true, () => false));
+const ignore = requires("root", "busybox", "tug", "cgroup1") ||
+  !(await Deno.stat("/usr/bin/python3").then(() => true, () => false));
 
 // An independent console-socket receiver: accepts one connection, takes the pty master with SCM_RIGHTS,
 // prints what the container writes until EOF.
@@ -32,14 +33,22 @@ sys.stdout.write(out.decode(errors="replace"))
 `;
 
 Deno.test({
-  name: "create --console-socket sends the pty master and the container gets it as its controlling terminal",
+  name:
+    "create --console-socket sends the pty master and the container gets it as its controlling terminal",
   ignore,
   fn: () =>
-    withRuntime({ args: ["sh", "-c", "tty; stty size; echo ctty=$(ps -o tty= -p $$ 2>/dev/null || echo x)"], terminal: true }, async (t) => {
+    withRuntime({
+      args: ["sh", "-c", "tty; stty size; echo ctty=$(ps -o tty= -p $$ 2>/dev/null || echo x)"],
+      terminal: true,
+    }, async (t) => {
       const { editSpec } = await import("../bundle.ts");
       await editSpec(t.bundle, (s) => (s.process!.consoleSize = { height: 30, width: 100 }));
       const sock = `${t.dir}/console.sock`;
-      const receiver = new Deno.Command("python3", { args: ["-c", RECEIVER, sock], stdout: "piped", stderr: "piped" }).spawn();
+      const receiver = new Deno.Command("python3", {
+        args: ["-c", RECEIVER, sock],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
       const reader = receiver.stdout.pipeThrough(new TextDecoderStream()).getReader();
       assertStringIncludes((await reader.read()).value ?? "", "listening");
       await t.ok(["create", "--console-socket", sock, "c1"]);
@@ -73,7 +82,10 @@ Deno.test({
   name: "run relays a terminal process through its own pty when it has no console socket",
   ignore,
   fn: () =>
-    withRuntime({ args: ["sh", "-c", "tty >/dev/null && echo has-tty; read line; echo got:$line"], terminal: true }, async (t) => {
+    withRuntime({
+      args: ["sh", "-c", "tty >/dev/null && echo has-tty; read line; echo got:$line"],
+      terminal: true,
+    }, async (t) => {
       // python's pty gives `tug runtime run` a terminal of its own, as a user's shell would.
       const driver = `
 import os, pty, sys, time
@@ -95,7 +107,18 @@ sys.stdout.write(out.decode(errors="replace"))
 print("exit", os.waitstatus_to_exitcode(status))
 `;
       const { TUG } = await import("../harness.ts");
-      const r = await run("python3", ["-c", driver, TUG, "runtime", "--root", t.root, "run", "--bundle", t.bundle, "c1"]);
+      const r = await run("python3", [
+        "-c",
+        driver,
+        TUG,
+        "runtime",
+        "--root",
+        t.root,
+        "run",
+        "--bundle",
+        t.bundle,
+        "c1",
+      ]);
       assertStringIncludes(r.stdout, "has-tty");
       assertStringIncludes(r.stdout, "got:hello");
       assertStringIncludes(r.stdout, "exit 0");

@@ -9,7 +9,11 @@ const ignore = requires("root", "busybox", "tug", "cgroup1");
 function hook(kind: string, log: string, shell = "/bin/sh") {
   return {
     path: shell,
-    args: ["sh", "-c", `state=$(cat); echo "${kind} $(echo "$state" | grep -o '"status":"[a-z]*"') $(echo "$state" | grep -o '"id":"[a-z0-9]*"')" >> ${log}`],
+    args: [
+      "sh",
+      "-c",
+      `state=$(cat); echo "${kind} $(echo "$state" | grep -o '"status":"[a-z]*"') $(echo "$state" | grep -o '"id":"[a-z0-9]*"')" >> ${log}`,
+    ],
   };
 }
 
@@ -22,7 +26,12 @@ Deno.test({
       await Deno.mkdir(`${t.dir}/hooks`);
       await Deno.writeTextFile(log, "");
       await editSpec(t.bundle, (s) => {
-        s.mounts!.push({ destination: "/hooks", type: "bind", source: `${t.dir}/hooks`, options: ["rbind"] });
+        s.mounts!.push({
+          destination: "/hooks",
+          type: "bind",
+          source: `${t.dir}/hooks`,
+          options: ["rbind"],
+        });
         s.hooks = {
           prestart: [hook("prestart", log)],
           createRuntime: [hook("createRuntime", log)],
@@ -50,7 +59,14 @@ Deno.test({
   ignore,
   fn: () =>
     withRuntime({ args: ["true"] }, async (t) => {
-      await editSpec(t.bundle, (s) => (s.hooks = { createRuntime: [{ path: "/bin/sh", args: ["sh", "-c", "echo nope >&2; exit 3"] }] }));
+      await editSpec(
+        t.bundle,
+        (
+          s,
+        ) => (s.hooks = {
+          createRuntime: [{ path: "/bin/sh", args: ["sh", "-c", "echo nope >&2; exit 3"] }],
+        }),
+      );
       const r = await t.rt(["create", "c1"]);
       assertEquals(r.code, 1);
       assertMatch(r.stderr, /createRuntime hook \/bin\/sh failed with exit code 3: nope/);
@@ -63,7 +79,12 @@ Deno.test({
   ignore,
   fn: () =>
     withRuntime({ args: ["true"] }, async (t) => {
-      await editSpec(t.bundle, (s) => (s.hooks = { prestart: [{ path: "/bin/sleep", args: ["sleep", "30"], timeout: 1 }] }));
+      await editSpec(
+        t.bundle,
+        (
+          s,
+        ) => (s.hooks = { prestart: [{ path: "/bin/sleep", args: ["sleep", "30"], timeout: 1 }] }),
+      );
       const r = await t.rt(["create", "c1"]);
       assertMatch(r.stderr, /prestart hook \/bin\/sleep timed out after 1s/);
     }),

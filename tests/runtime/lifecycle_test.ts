@@ -88,20 +88,36 @@ Deno.test({
   fn: () =>
     withRuntime({
       // PID 1 of a pid namespace only gets the signals it handles: trap the ones the test sends.
-      args: ["sh", "-c", "trap 'echo got-usr1 > /tmp/sig' USR1; trap 'exit 3' TERM; echo ready > /tmp/ready; while true; do sleep 0.05; done"],
+      args: [
+        "sh",
+        "-c",
+        "trap 'echo got-usr1 > /tmp/sig' USR1; trap 'exit 3' TERM; echo ready > /tmp/ready; while true; do sleep 0.05; done",
+      ],
       modify: (s) => s.mounts!.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs" }),
     }, async (t) => {
       await t.ok(["run", "-d", "c1"]);
       const pid = JSON.parse(await t.ok(["state", "c1"])).pid;
-      await eventually(() => Deno.stat(`/proc/${pid}/root/tmp/ready`).then(() => true, () => false), 5000, "ready");
+      await eventually(
+        () => Deno.stat(`/proc/${pid}/root/tmp/ready`).then(() => true, () => false),
+        5000,
+        "ready",
+      );
       await t.ok(["kill", "c1", "USR1"]);
       await eventually(
-        () => Deno.readTextFile(`/proc/${pid}/root/tmp/sig`).then((x) => x === "got-usr1\n", () => false),
+        () =>
+          Deno.readTextFile(`/proc/${pid}/root/tmp/sig`).then(
+            (x) => x === "got-usr1\n",
+            () => false,
+          ),
         5000,
         "USR1 handled",
       );
       await t.ok(["kill", "c1", "15"]);
-      await eventually(async () => (await statusOf(t, "c1")) === "stopped", 5000, "stopped by TERM");
+      await eventually(
+        async () => (await statusOf(t, "c1")) === "stopped",
+        5000,
+        "stopped by TERM",
+      );
       await t.ok(["delete", "c1"]);
       const bad = await t.rt(["kill", "c1", "NOTASIGNAL"]);
       assertEquals(bad.code, 1);
@@ -136,7 +152,11 @@ Deno.test({
   fn: () =>
     withRuntime({ args: ["sh", "-c", "sleep 1000 & sleep 1001; true"] }, async (t) => {
       await t.ok(["run", "-d", "c1"]);
-      await eventually(async () => JSON.parse(await t.ok(["ps", "--format", "json", "c1"])).length === 3, 5000, "3 processes");
+      await eventually(
+        async () => JSON.parse(await t.ok(["ps", "--format", "json", "c1"])).length === 3,
+        5000,
+        "3 processes",
+      );
       const table = await t.ok(["ps", "c1"]);
       assertStringIncludes(table, "sleep 1001");
       const rows = JSON.parse(await t.ok(["list", "--format", "json"]));
@@ -152,7 +172,11 @@ Deno.test({
   fn: () =>
     withRuntime({ args: ["sh", "-c", "sleep 1000 & sleep 1001 & wait"] }, async (t) => {
       await t.ok(["run", "-d", "c1"]);
-      await eventually(async () => JSON.parse(await t.ok(["ps", "--format", "json", "c1"])).length === 3, 5000, "3 processes");
+      await eventually(
+        async () => JSON.parse(await t.ok(["ps", "--format", "json", "c1"])).length === 3,
+        5000,
+        "3 processes",
+      );
       // Without --all, KILL reaches only the init; with --all every process gets it.
       await t.ok(["kill", "--all", "c1", "KILL"]);
       await eventually(async () => (await statusOf(t, "c1")) === "stopped", 5000, "stopped");

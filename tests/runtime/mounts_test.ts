@@ -16,19 +16,22 @@ Deno.test({
   name: "the root is read-only and the usual filesystems are mounted with their options",
   ignore,
   fn: () =>
-    withRuntime({ args: ["sh", "-c", "cat /proc/self/mountinfo; touch /x 2>&1; echo touch=$?"] }, async (t) => {
-      const out = await t.ok(["run", "c1"]);
-      assertMatch(mountLine(out, "/"), / ro[, ]/);
-      assertMatch(mountLine(out, "/proc"), / - proc /);
-      assertMatch(mountLine(out, "/dev"), /nosuid.* - tmpfs .*mode=755/);
-      assertMatch(mountLine(out, "/dev/pts"), / - devpts .*ptmxmode=666/);
-      assertMatch(mountLine(out, "/dev/shm"), /nosuid,nodev,noexec.* - tmpfs /);
-      assertMatch(mountLine(out, "/sys"), / ro,.* - sysfs /);
-      assertMatch(mountLine(out, "/sys/fs/cgroup"), / - tmpfs /);
-      assertMatch(mountLine(out, "/sys/fs/cgroup/memory"), / - cgroup .*memory/);
-      assertStringIncludes(out, "Read-only file system");
-      assertStringIncludes(out, "touch=1");
-    }),
+    withRuntime(
+      { args: ["sh", "-c", "cat /proc/self/mountinfo; touch /x 2>&1; echo touch=$?"] },
+      async (t) => {
+        const out = await t.ok(["run", "c1"]);
+        assertMatch(mountLine(out, "/"), / ro[, ]/);
+        assertMatch(mountLine(out, "/proc"), / - proc /);
+        assertMatch(mountLine(out, "/dev"), /nosuid.* - tmpfs .*mode=755/);
+        assertMatch(mountLine(out, "/dev/pts"), / - devpts .*ptmxmode=666/);
+        assertMatch(mountLine(out, "/dev/shm"), /nosuid,nodev,noexec.* - tmpfs /);
+        assertMatch(mountLine(out, "/sys"), / ro,.* - sysfs /);
+        assertMatch(mountLine(out, "/sys/fs/cgroup"), / - tmpfs /);
+        assertMatch(mountLine(out, "/sys/fs/cgroup/memory"), / - cgroup .*memory/);
+        assertStringIncludes(out, "Read-only file system");
+        assertStringIncludes(out, "touch=1");
+      },
+    ),
 });
 
 Deno.test({
@@ -36,16 +39,35 @@ Deno.test({
   ignore,
   fn: () =>
     withRuntime({
-      args: ["sh", "-c", "cat /data/hello /etc/extra.conf; { echo x > /data/new; } 2>&1; grep -E ' /(data|scratch) ' /proc/self/mountinfo; stat -c '%a' /scratch"],
+      args: [
+        "sh",
+        "-c",
+        "cat /data/hello /etc/extra.conf; { echo x > /data/new; } 2>&1; grep -E ' /(data|scratch) ' /proc/self/mountinfo; stat -c '%a' /scratch",
+      ],
     }, async (t) => {
       await Deno.mkdir(`${t.dir}/data`);
       await Deno.writeTextFile(`${t.dir}/data/hello`, "hello\n");
       await Deno.writeTextFile(`${t.dir}/extra.conf`, "extra\n");
       await editSpec(t.bundle, (s) => {
         s.mounts!.push(
-          { destination: "/data", type: "bind", source: `${t.dir}/data`, options: ["rbind", "ro", "nosuid"] },
-          { destination: "/etc/extra.conf", type: "bind", source: `${t.dir}/extra.conf`, options: ["bind"] },
-          { destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["size=1m", "mode=1700"] },
+          {
+            destination: "/data",
+            type: "bind",
+            source: `${t.dir}/data`,
+            options: ["rbind", "ro", "nosuid"],
+          },
+          {
+            destination: "/etc/extra.conf",
+            type: "bind",
+            source: `${t.dir}/extra.conf`,
+            options: ["bind"],
+          },
+          {
+            destination: "/scratch",
+            type: "tmpfs",
+            source: "tmpfs",
+            options: ["size=1m", "mode=1700"],
+          },
         );
       });
       const out = await t.ok(["run", "c1"]);
@@ -76,7 +98,11 @@ Deno.test({
   ignore,
   fn: () =>
     withRuntime({
-      args: ["sh", "-c", "wc -c < /proc/version; ls /proc/driver | wc -l; { echo 1 > /proc/sys/kernel/panic; } 2>&1; echo rc=$?"],
+      args: [
+        "sh",
+        "-c",
+        "wc -c < /proc/version; ls /proc/driver | wc -l; { echo 1 > /proc/sys/kernel/panic; } 2>&1; echo rc=$?",
+      ],
     }, async (t) => {
       await editSpec(t.bundle, (s) => s.linux!.maskedPaths!.push("/proc/version", "/proc/driver"));
       const out = (await t.ok(["run", "c1"])).split("\n");
@@ -91,16 +117,29 @@ Deno.test({
   name: "/dev has the default devices, ptmx, the fd links and linux.devices",
   ignore,
   fn: () =>
-    withRuntime({ args: ["sh", "-c", "ls -l /dev; echo hi > /dev/null && echo null-ok"] }, async (t) => {
-      await editSpec(t.bundle, (s) => {
-        s.linux!.devices = [{ path: "/dev/mydev", type: "c", major: 1, minor: 3, fileMode: 0o620, uid: 1000, gid: 1000 }];
-      });
-      const out = await t.ok(["run", "c1"]);
-      for (const dev of ["null", "zero", "full", "random", "urandom", "tty"]) assertMatch(out, new RegExp(`crw-rw-rw-.* ${dev}\\n`));
-      assertMatch(out, /ptmx -> pts\/ptmx/);
-      assertMatch(out, /fd -> \/proc\/self\/fd/);
-      assertMatch(out, /stdin -> \/proc\/self\/fd\/0/);
-      assertMatch(out, /crw--w----\s+1 user\s+user\s+1,\s+3 .* mydev/);
-      assertStringIncludes(out, "null-ok");
-    }),
+    withRuntime(
+      { args: ["sh", "-c", "ls -l /dev; echo hi > /dev/null && echo null-ok"] },
+      async (t) => {
+        await editSpec(t.bundle, (s) => {
+          s.linux!.devices = [{
+            path: "/dev/mydev",
+            type: "c",
+            major: 1,
+            minor: 3,
+            fileMode: 0o620,
+            uid: 1000,
+            gid: 1000,
+          }];
+        });
+        const out = await t.ok(["run", "c1"]);
+        for (const dev of ["null", "zero", "full", "random", "urandom", "tty"]) {
+          assertMatch(out, new RegExp(`crw-rw-rw-.* ${dev}\\n`));
+        }
+        assertMatch(out, /ptmx -> pts\/ptmx/);
+        assertMatch(out, /fd -> \/proc\/self\/fd/);
+        assertMatch(out, /stdin -> \/proc\/self\/fd\/0/);
+        assertMatch(out, /crw--w----\s+1 user\s+user\s+1,\s+3 .* mydev/);
+        assertStringIncludes(out, "null-ok");
+      },
+    ),
 });

@@ -26,7 +26,8 @@ Deno.test({
         };
       });
       const status = await t.ok(["run", "c1"]);
-      const hex = (...bits: number[]) => bits.reduce((m, b) => m | (1n << BigInt(b)), 0n).toString(16).padStart(16, "0");
+      const hex = (...bits: number[]) =>
+        bits.reduce((m, b) => m | (1n << BigInt(b)), 0n).toString(16).padStart(16, "0");
       // CAP_CHOWN=0, CAP_KILL=5, CAP_NET_BIND_SERVICE=10
       assertEquals(field(status, "CapBnd"), hex(0, 5, 10));
       assertEquals(field(status, "CapPrm"), hex(0, 5, 10)); // ambient caps are added to permitted at exec
@@ -41,7 +42,9 @@ Deno.test({
   name: "the process runs with the spec's uid, gid, groups, umask and cwd",
   ignore,
   fn: () =>
-    withRuntime({ args: ["sh", "-c", "grep -E '^(Uid|Gid|Groups|Umask)' /proc/self/status; pwd; echo $HOME"] }, async (t) => {
+    withRuntime({
+      args: ["sh", "-c", "grep -E '^(Uid|Gid|Groups|Umask)' /proc/self/status; pwd; echo $HOME"],
+    }, async (t) => {
       await editSpec(t.bundle, (s) => {
         s.process!.user = { uid: 1000, gid: 1000, additionalGids: [10, 20], umask: 0o027 };
         s.process!.cwd = "/home/user";
@@ -75,7 +78,11 @@ Deno.test({
   fn: () =>
     withRuntime({ args: ["sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c"] }, async (t) => {
       await editSpec(t.bundle, (s) => {
-        s.process!.rlimits = [{ type: "RLIMIT_NOFILE", soft: 123, hard: 456 }, { type: "RLIMIT_CORE", soft: 0, hard: 0 }];
+        s.process!.rlimits = [{ type: "RLIMIT_NOFILE", soft: 123, hard: 456 }, {
+          type: "RLIMIT_CORE",
+          soft: 0,
+          hard: 0,
+        }];
       });
       assertEquals(await t.ok(["run", "c1"]), "123\n456\n0\n");
     }),
@@ -85,7 +92,9 @@ Deno.test({
   name: "no file descriptor of the runtime reaches the container",
   ignore,
   fn: () =>
-    withRuntime({ args: ["sh", "-c", "ls /proc/1/fd; for f in 0 1 2; do readlink /proc/1/fd/$f; done"] }, async (t) => {
+    withRuntime({
+      args: ["sh", "-c", "ls /proc/1/fd; for f in 0 1 2; do readlink /proc/1/fd/$f; done"],
+    }, async (t) => {
       // The init (the shell, pid 1) holds only stdio: everything the runtime had open is gone.
       const out = (await t.ok(["run", "c1"])).trim().split("\n");
       assertEquals(out.slice(0, 3), ["0", "1", "2"], out.join("\n"));
@@ -98,20 +107,23 @@ Deno.test({
   name: "a syscall denied by seccomp returns the configured errno",
   ignore: ignore || requires("libseccomp"),
   fn: () =>
-    withRuntime({ args: ["sh", "-c", "mkdir /tmp/x 2>&1; echo rc=$?; echo still-running"] }, async (t) => {
-      await editSpec(t.bundle, (s) => {
-        s.mounts!.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs" });
-        s.linux!.seccomp = {
-          defaultAction: "SCMP_ACT_ALLOW",
-          architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
-          syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 38 }],
-        };
-      });
-      const out = await t.ok(["run", "c1"]);
-      assertStringIncludes(out, "Function not implemented");
-      assertStringIncludes(out, "rc=1");
-      assertStringIncludes(out, "still-running");
-    }),
+    withRuntime(
+      { args: ["sh", "-c", "mkdir /tmp/x 2>&1; echo rc=$?; echo still-running"] },
+      async (t) => {
+        await editSpec(t.bundle, (s) => {
+          s.mounts!.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs" });
+          s.linux!.seccomp = {
+            defaultAction: "SCMP_ACT_ALLOW",
+            architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+            syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 38 }],
+          };
+        });
+        const out = await t.ok(["run", "c1"]);
+        assertStringIncludes(out, "Function not implemented");
+        assertStringIncludes(out, "rc=1");
+        assertStringIncludes(out, "still-running");
+      },
+    ),
 });
 
 Deno.test({
@@ -120,7 +132,10 @@ Deno.test({
   fn: () =>
     withRuntime({ args: ["sh", "-c", "uname -a"] }, async (t) => {
       await editSpec(t.bundle, (s) => {
-        s.linux!.seccomp = { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["uname"], action: "SCMP_ACT_KILL_PROCESS" }] };
+        s.linux!.seccomp = {
+          defaultAction: "SCMP_ACT_ALLOW",
+          syscalls: [{ names: ["uname"], action: "SCMP_ACT_KILL_PROCESS" }],
+        };
       });
       const r = await t.rt(["run", "c1"]);
       assertEquals(r.code, 128 + 31);
