@@ -227,8 +227,23 @@ export async function createRequest(
   }
   const snapshotter = stringFlag(args, "snapshotter");
   if (snapshotter !== undefined) req.snapshotter = snapshotter;
-  if (boolFlag(args, "tty")) req.terminal = true;
+  if (boolFlag(args, "tty")) {
+    req.terminal = true;
+    const size = terminalSize();
+    if (size) req.consoleSize = size;
+  }
   return req;
+}
+
+/** The size of the CLI's terminal, when it has one with a size. */
+export function terminalSize(): { height: number; width: number } | undefined {
+  try {
+    if (!Deno.stdout.isTerminal()) return undefined;
+    const { rows, columns } = Deno.consoleSize();
+    return rows > 0 && columns > 0 ? { height: rows, width: columns } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The exit code a shell would show for an exit status. */
@@ -288,6 +303,7 @@ export async function execAttached(
       args: request.args,
       ...session.request,
       ...(request.terminal ? { terminal: true } : {}),
+      ...(request.terminal && terminalSize() ? { consoleSize: terminalSize()! } : {}),
       ...(request.cwd ? { cwd: request.cwd } : {}),
       ...(request.user ? { user: request.user } : {}),
       ...(request.env?.length ? { env: request.env } : {}),

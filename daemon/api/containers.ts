@@ -119,6 +119,7 @@ export function parseCreate(body: unknown): CreateContainerRequest {
   set("capDrop", f.optStrings("capDrop"));
   set("seccompProfile", seccomp(f));
   set("terminal", f.optBool("terminal"));
+  set("consoleSize", consoleSize(f));
   set("labels", f.optStringMap("labels"));
   const restart = f.raw("restart");
   if (restart !== undefined && restart !== null) {
@@ -136,6 +137,18 @@ export function parseCreate(body: unknown): CreateContainerRequest {
   set("snapshotter", f.optString("snapshotter"));
   f.end();
   return req;
+}
+
+function consoleSize(f: Fields): { height: number; width: number } | undefined {
+  const g = f.optObject("consoleSize");
+  if (!g) return undefined;
+  const height = g.optInt("height", 0, 65535);
+  const width = g.optInt("width", 0, 65535);
+  g.end();
+  if (height === undefined || width === undefined) {
+    throw new InvalidArgument("Invalid request body: consoleSize needs height and width");
+  }
+  return { height, width };
 }
 
 function absolute(path: string | undefined, name: string): string | undefined {
@@ -278,6 +291,7 @@ export function routes(app: ApiApp, ctx: DaemonContext): void {
     const cwd = absolute(f.optString("cwd"), "cwd");
     const user = f.optString("user");
     const env = f.optStrings("env");
+    const size = consoleSize(f);
     f.end();
     if (req.args.length === 0) {
       throw new InvalidArgument("Invalid request body: field args needs a command");
@@ -286,6 +300,7 @@ export function routes(app: ApiApp, ctx: DaemonContext): void {
     if (cwd) req.cwd = cwd;
     if (user) req.user = user;
     if (env) req.env = env;
+    if (size) req.consoleSize = size;
     return c.json(await (await svc()).exec(c.get("namespace"), id(c), req), 201);
   });
 

@@ -114,6 +114,8 @@ export interface ExecRequest extends StdioRequest {
   cwd?: string;
   user?: string;
   env?: string[];
+  /** The terminal's size at start (with `terminal`). */
+  consoleSize?: { height: number; width: number };
 }
 
 /** Options of {@link ContainerService}. */
@@ -468,6 +470,7 @@ export class ContainerService {
       env: [...(base.env ?? []), ...(req.env ?? [])],
     };
     delete process.consoleSize;
+    if (req.terminal && req.consoleSize) process.consoleSize = req.consoleSize;
     if (req.user !== undefined) {
       const m = /^(\d+)(?::(\d+))?$/.exec(req.user);
       if (!m) {

@@ -67,6 +67,8 @@ export interface ContainerOptions {
   /** A seccomp profile (OCI linux.seccomp JSON), or "unconfined". */
   seccompProfile?: LinuxSeccomp | "unconfined";
   terminal?: boolean;
+  /** The terminal's size at start (with `terminal`), so the process never sees 0x0. */
+  consoleSize?: { height: number; width: number };
 }
 
 /** Parses `--mount type=bind,src=/a,dst=/b,options=rbind:ro` (also `source=`, `destination=`/`target=`, `readonly`). */
@@ -255,6 +257,7 @@ export function buildSpec(
     ociVersion: OCI_VERSION,
     process: {
       terminal: options.terminal === true,
+      ...(options.terminal && options.consoleSize ? { consoleSize: options.consoleSize } : {}),
       user: { uid: 0, gid: 0 },
       args,
       env,
