@@ -7,7 +7,7 @@ DENO     := $(ROOT)/tools/deno
 DENO_BIN := $(ROOT)/tools/node_modules/.installed
 DIST     := $(ROOT)/dist
 SOURCES  := $(shell find . -name '*.ts' -not -path './tools/*' -not -path './dist/*' -not -name '*_test.ts' -not -path './tests/*' -not -path './bench/*') deno.json
-RUNFLAGS := --allow-all --no-prompt --v8-flags=--single-threaded,--max-semi-space-size=1
+RUNFLAGS := --allow-all --no-prompt --v8-flags=--single-threaded,--max-semi-space-size=1,--expose-gc
 export DENO_NO_UPDATE_CHECK := 1
 
 # Debian packages the test suite needs, and the extra ones the benchmarks need.

@@ -12,6 +12,7 @@
  */
 
 import { Hono } from "hono/tiny";
+import { collectSoon } from "../../util/gc.ts";
 import type { DaemonContext } from "../context.ts";
 import { type ApiApp, type ApiEnv, errorResponse, namespaceOf, type RouteModule } from "./_http.ts";
 
@@ -57,6 +58,7 @@ export async function createApp(
       const labels = { method: c.req.method, route, status: String(c.res.status) };
       m.apiRequests.inc(labels);
       m.apiLatency.observe(labels, (performance.now() - start) / 1000);
+      collectSoon(2000);
       ctx.log.debug("api request", { ...labels, path: c.req.path });
     }
   });
