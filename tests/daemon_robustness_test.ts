@@ -5,7 +5,9 @@
  * containers running and logging, exits that happened meanwhile are not
  * lost); malformed container and task requests get 4xx and change nothing.
  */
+
 import { join } from "node:path";
+import { exists } from "../util/fs.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import {
   reapContainers,
@@ -67,15 +69,6 @@ async function logText(daemon: TestDaemon, id: string): Promise<string> {
 function pidsCgroup(daemon: TestDaemon, id: string): string | undefined {
   const pids = ownCgroups().get("pids");
   return pids ? join(pids, daemon.cgroupParent, "default", id) : undefined;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test({

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { exists } from "../util/fs.ts";
 import { join } from "node:path";
 
 /** The tug binary the integration tests run (built by `make bundle` or `make build`). */
@@ -61,15 +62,6 @@ const CHECKS: Record<Feature, () => boolean> = {
   umoci: () => commandExists("umoci"),
   promtool: () => commandExists("promtool"),
 };
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const reported = new Set<string>();
 

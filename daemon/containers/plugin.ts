@@ -12,6 +12,7 @@
  * @module
  */
 
+import { exists } from "../../util/fs.ts";
 import { join } from "../../util/path.ts";
 import type { ShimInfo } from "../../client/types.ts";
 import { type DaemonContext, ServiceKey } from "../context.ts";
@@ -30,15 +31,6 @@ export const CONTAINERS = new ServiceKey<OpenContainers>("containers");
 /** The containers service of `ctx` (opened on first use). */
 export function containers(ctx: DaemonContext): Promise<ContainerService> {
   return ctx.use(CONTAINERS)();
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Starts the plugin (see the module documentation). */

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { exists } from "../../util/fs.ts";
 import { InvalidArgument } from "../../errors.ts";
 import type { CgroupLayout, CgroupMount } from "./types.ts";
 
@@ -125,15 +126,6 @@ function layoutFromMountinfo(root: string, mountinfo: string): CgroupLayout | un
 function isDirectory(path: string): boolean {
   try {
     return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
   } catch {
     return false;
   }

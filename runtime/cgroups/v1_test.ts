@@ -1,3 +1,4 @@
+import { exists } from "../../util/fs.ts";
 import { join } from "node:path";
 import { InvalidArgument, NotFound, NotImplemented } from "../../errors.ts";
 import { S_IFDIR, S_IFREG } from "../../ffi/constants.ts";
@@ -480,15 +481,6 @@ async function withRealCgroup(
     }
     assertNothingLeft(before, dir);
   });
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test({
