@@ -9,7 +9,13 @@
  * @module
  */
 
-import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE, InvalidArgument, TugClient } from "../mod.ts";
+import {
+  DEFAULT_ADDRESS,
+  DEFAULT_NAMESPACE,
+  InvalidArgument,
+  TugClient,
+  TugError,
+} from "../mod.ts";
 import { parseDuration } from "../util/units.ts";
 import {
   flagHelp,
@@ -271,6 +277,29 @@ export function positionals(
     );
   }
   return p;
+}
+
+/**
+ * Runs `fn` for each of `names` in turn (`tug images rm a b c`): a failure
+ * the daemon names is reported and the others still run; with a single name,
+ * or an error that is not tug's, it is thrown. Resolves to the exit code: 1
+ * when any failed.
+ */
+export async function forEachName(
+  names: readonly string[],
+  fn: (name: string) => Promise<unknown>,
+): Promise<number> {
+  let failed = 0;
+  for (const name of names) {
+    try {
+      await fn(name);
+    } catch (err) {
+      if (!(err instanceof TugError) || names.length === 1) throw err;
+      console.error(`tug: ${err.message}`);
+      failed++;
+    }
+  }
+  return failed ? 1 : 0;
 }
 
 /** Formats rows as a table with a header, columns padded to their widest cell. */

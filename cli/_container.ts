@@ -246,12 +246,7 @@ export function terminalSize(): { height: number; width: number } | undefined {
   }
 }
 
-/** The exit code a shell would show for an exit status. */
-function exitCode(status: { exitCode: number }): number {
-  return status.exitCode;
-}
-
-/** Options of {@link runAttached}. */
+/** Options of {@link startAttached}. */
 export interface AttachedOptions {
   terminal: boolean;
   stdin: boolean;
@@ -297,18 +292,38 @@ export async function execAttached(
     stdin: request.stdin,
     terminal: request.terminal,
   });
+  const size = request.terminal ? terminalSize() : undefined;
   try {
     await client.tasks.exec(id, {
       execId,
       args: request.args,
       ...session.request,
       ...(request.terminal ? { terminal: true } : {}),
-      ...(request.terminal && terminalSize() ? { consoleSize: terminalSize()! } : {}),
+      ...(size ? { consoleSize: size } : {}),
       ...(request.cwd ? { cwd: request.cwd } : {}),
       ...(request.user ? { user: request.user } : {}),
       ...(request.env?.length ? { env: request.env } : {}),
     });
-    return await follow(client, id, session, request.terminal, execId);
+    return await follow(client, id, session, request.terminal, { execId });
+  } finally {
+    await session.close();
+  }
+}
+
+/**
+ * Attaches the CLI's stdio to a running task (stdin too when it has a
+ * terminal) until it exits; its exit code (undefined: detached). Signals
+ * are not forwarded: Ctrl-C ends the attachment, not the task.
+ */
+export async function attachTo(
+  client: TugClient,
+  id: string,
+  terminal: boolean,
+): Promise<number | undefined> {
+  const session = await StdioSession.open({ id, stdin: terminal, terminal });
+  try {
+    await client.tasks.attach(id, session.request);
+    return await follow(client, id, session, terminal, { signals: false });
   } finally {
     await session.close();
   }
@@ -319,10 +334,15 @@ async function follow(
   id: string,
   session: StdioSession,
   terminal: boolean,
-  execId?: string,
+  options: { execId?: string; signals?: boolean } = {},
 ): Promise<number | undefined> {
+  const { execId, signals = true } = options;
   const output = session.pump();
-  const stop = terminal ? forwardResize(client, id, execId) : forwardSignals(client, id, execId);
+  const stop = terminal
+    ? forwardResize(client, id, execId)
+    : signals
+    ? forwardSignals(client, id, execId)
+    : () => {};
   const abort = new AbortController();
   try {
     const exited = client.tasks.wait(id, { ...(execId ? { execId } : {}), signal: abort.signal });
@@ -338,7 +358,7 @@ async function follow(
     }
     // The exit is known: let the output drain (the shim closes its ends once it is read).
     await Promise.race([output, new Promise((r) => setTimeout(r, 2000))]);
-    return exitCode(first.exit);
+    return first.exit.exitCode;
   } finally {
     stop();
     session.restoreTerminal();

@@ -12,6 +12,7 @@ import { boolFlag, listFlag, stringFlag } from "./args.ts";
 import {
   age,
   connect,
+  forEachName,
   JSON_FLAG,
   positionals,
   printJson,
@@ -94,16 +95,10 @@ const del: Verb = {
   async run(args, command) {
     const ids = positionals(args, command, "ID...", 1, Infinity);
     using client = connect(args);
-    let failed = 0;
-    for (const id of ids) {
-      try {
-        await client.containers.delete(id, { force: boolFlag(args, "force") });
-      } catch (err) {
-        console.error(`tug: ${(err as Error).message}`);
-        failed++;
-      }
-    }
-    return failed ? 1 : 0;
+    return await forEachName(
+      ids,
+      (id) => client.containers.delete(id, { force: boolFlag(args, "force") }),
+    );
   },
 };
 

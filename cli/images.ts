@@ -6,11 +6,12 @@
  * @module
  */
 
-import { InvalidArgument, type PullOptions, TugError } from "../mod.ts";
+import { InvalidArgument, type PullOptions } from "../mod.ts";
 import { humanSize } from "../util/units.ts";
 import { boolFlag, type FlagSpec, type ParsedArgs, stringFlag } from "./args.ts";
 import {
   connect,
+  forEachName,
   formatLabels,
   JSON_FLAG,
   parseUserFlag,
@@ -163,18 +164,10 @@ const remove: Verb = {
   async run(args, command) {
     const refs = positionals(args, command, "at least one REF", 1, Infinity);
     using client = connect(args);
-    let failed = 0;
-    for (const ref of refs) {
-      try {
-        await client.images.remove(ref, { sync: boolFlag(args, "sync") });
-        console.log(ref);
-      } catch (err) {
-        if (!(err instanceof TugError) || refs.length === 1) throw err;
-        console.error(`tug: ${err.message}`);
-        failed++;
-      }
-    }
-    return failed ? 1 : 0;
+    return await forEachName(refs, async (ref) => {
+      await client.images.remove(ref, { sync: boolFlag(args, "sync") });
+      console.log(ref);
+    });
   },
 };
 

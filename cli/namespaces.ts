@@ -5,10 +5,11 @@
  * @module
  */
 
-import { InvalidArgument, TugError } from "../mod.ts";
+import { InvalidArgument } from "../mod.ts";
 import { boolFlag } from "./args.ts";
 import {
   connect,
+  forEachName,
   formatLabels,
   JSON_FLAG,
   positionals,
@@ -75,18 +76,10 @@ export const VERBS: Record<string, Verb> = {
     async run(args, command) {
       const names = positionals(args, command, "at least one NAME", 1, Infinity);
       using client = connect(args);
-      let failed = 0;
-      for (const name of names) {
-        try {
-          await client.namespaces.remove(name);
-          console.log(name);
-        } catch (err) {
-          if (!(err instanceof TugError) || names.length === 1) throw err;
-          console.error(`tug: ${err.message}`);
-          failed++;
-        }
-      }
-      return failed ? 1 : 0;
+      return await forEachName(names, async (name) => {
+        await client.namespaces.remove(name);
+        console.log(name);
+      });
     },
   },
 };

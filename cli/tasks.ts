@@ -10,6 +10,7 @@ import { humanSize } from "../util/units.ts";
 import { boolFlag, stringFlag } from "./args.ts";
 import {
   connect,
+  forEachName,
   JSON_FLAG,
   positionals,
   printJson,
@@ -17,9 +18,8 @@ import {
   runGroup,
   type Verb,
 } from "./_common.ts";
-import { startAttached } from "./_container.ts";
+import { attachTo, startAttached } from "./_container.ts";
 import { exec } from "./containers.ts";
-import { forwardResize, StdioSession } from "./_stdio.ts";
 
 const start: Verb = {
   summary: "Start a container's task attached to the terminal (-d: in the background)",
@@ -173,24 +173,7 @@ const attach: Verb = {
     using client = connect(args);
     const c = await client.containers.get(id!);
     const terminal = c.spec?.process?.terminal === true;
-    const session = await StdioSession.open({ id: id!, stdin: terminal, terminal });
-    try {
-      await client.tasks.attach(id!, session.request);
-      const output = session.pump();
-      const stop = terminal ? forwardResize(client, id!) : () => {};
-      try {
-        const exit = await Promise.race([
-          client.tasks.wait(id!),
-          session.detached.then(() => undefined),
-        ]);
-        if (exit) await Promise.race([output, new Promise((r) => setTimeout(r, 2000))]);
-        return exit?.exitCode ?? 0;
-      } finally {
-        stop();
-      }
-    } finally {
-      await session.close();
-    }
+    return (await attachTo(client, id!, terminal)) ?? 0;
   },
 };
 
@@ -202,16 +185,10 @@ const del: Verb = {
   async run(args, command) {
     const ids = positionals(args, command, "ID...", 1, Infinity);
     using client = connect(args);
-    let failed = 0;
-    for (const id of ids) {
-      try {
-        await client.tasks.delete(id, { force: boolFlag(args, "force") });
-      } catch (err) {
-        console.error(`tug: ${(err as Error).message}`);
-        failed++;
-      }
-    }
-    return failed ? 1 : 0;
+    return await forEachName(
+      ids,
+      (id) => client.tasks.delete(id, { force: boolFlag(args, "force") }),
+    );
   },
 };
 
