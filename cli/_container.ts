@@ -204,18 +204,8 @@ export async function createRequest(
   if (Object.keys(labels).length) req.labels = labels;
   const restart = stringFlag(args, "restart");
   if (restart !== undefined) {
-    const m = /^(no|always|unless-stopped|on-failure)(?::(\d+))?$/.exec(restart);
-    if (!m || (m[2] !== undefined && m[1] !== "on-failure")) {
-      throw new InvalidArgument(
-        `Invalid --restart ${
-          JSON.stringify(restart)
-        }: use no, always, unless-stopped or on-failure[:N]`,
-      );
-    }
-    req.restart = {
-      name: m[1] as "no",
-      ...(m[2] !== undefined ? { maxRetries: Number(m[2]) } : {}),
-    };
+    const { parseRestart } = await import("../daemon/containers/spec.ts");
+    req.restart = parseRestart(restart);
   }
   for (const [k, v] of Object.entries(keyValues(listFlag(args, "log-opt"), "--log-opt"))) {
     if (k === "max-size") req.logMaxSize = parseSize(v, "--log-opt max-size");

@@ -26,7 +26,7 @@ import type { EventBus } from "../events.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { AUTOSTART_FILE } from "./plugin.ts";
-import { buildSpec, type ContainerOptions } from "./spec.ts";
+import { buildSpec, type ContainerOptions, type RestartPolicy } from "./spec.ts";
 import { ShimManager } from "./shims.ts";
 
 /** Labels tug keeps on container records. */
@@ -40,27 +40,7 @@ export const LABELS = {
   logMaxFile: "io.tug.log.max-file",
 } as const;
 
-/** A restart policy: `no`, `always`, `unless-stopped`, `on-failure[:N]`. */
-export interface RestartPolicy {
-  name: "no" | "always" | "unless-stopped" | "on-failure";
-  maxRetries?: number;
-}
-
-/** Parses `--restart`. */
-export function parseRestart(value: string): RestartPolicy {
-  const m = /^(no|always|unless-stopped|on-failure)(?::(\d+))?$/.exec(value);
-  if (!m || (m[2] !== undefined && m[1] !== "on-failure")) {
-    throw new InvalidArgument(
-      `Invalid --restart ${
-        JSON.stringify(value)
-      }: use no, always, unless-stopped or on-failure[:N]`,
-    );
-  }
-  return {
-    name: m[1] as RestartPolicy["name"],
-    ...(m[2] !== undefined ? { maxRetries: Number(m[2]) } : {}),
-  };
-}
+export { parseRestart, type RestartPolicy } from "./spec.ts";
 
 /** What `containers create` takes. */
 export interface CreateContainerRequest extends ContainerOptions {

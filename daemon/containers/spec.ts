@@ -71,6 +71,28 @@ export interface ContainerOptions {
   consoleSize?: { height: number; width: number };
 }
 
+/** A restart policy: `no`, `always`, `unless-stopped`, `on-failure[:N]`. */
+export interface RestartPolicy {
+  name: "no" | "always" | "unless-stopped" | "on-failure";
+  maxRetries?: number;
+}
+
+/** Parses `--restart`. */
+export function parseRestart(value: string): RestartPolicy {
+  const m = /^(no|always|unless-stopped|on-failure)(?::(\d+))?$/.exec(value);
+  if (!m || (m[2] !== undefined && m[1] !== "on-failure")) {
+    throw new InvalidArgument(
+      `Invalid --restart ${
+        JSON.stringify(value)
+      }: use no, always, unless-stopped or on-failure[:N]`,
+    );
+  }
+  return {
+    name: m[1] as RestartPolicy["name"],
+    ...(m[2] !== undefined ? { maxRetries: Number(m[2]) } : {}),
+  };
+}
+
 /** Parses `--mount type=bind,src=/a,dst=/b,options=rbind:ro` (also `source=`, `destination=`/`target=`, `readonly`). */
 export function parseMountFlag(value: string): MountOption {
   const fields = new Map<string, string>();
