@@ -12,6 +12,42 @@ import { mountsUnder } from "../tests/harness.ts";
 
 export { mountsUnder, processesRootedUnder } from "../tests/harness.ts";
 
+/**
+ * Re-executes `script` (with this process's arguments) in a private mount
+ * namespace where `/sys/fs/cgroup/unified` is unmounted, which crun 1.8 needs
+ * on this machine's hybrid cgroups (every subject then sees the same layout),
+ * and exits with its status. In the re-executed process (`TUG_BENCH_NS=1`) it
+ * returns at once.
+ */
+export async function inPrivateMountNamespace(script: URL): Promise<void> {
+  if (Deno.env.get("TUG_BENCH_NS") === "1") return;
+  const sh =
+    `mount --make-rprivate / && (umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec "$@"`;
+  const child = new Deno.Command("unshare", {
+    args: [
+      "-m",
+      "sh",
+      "-c",
+      sh,
+      "sh",
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--v8-flags=--single-threaded",
+      script.pathname,
+      ...Deno.args,
+    ],
+    env: { TUG_BENCH_NS: "1" },
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  // A Ctrl-C reaches the child too: let it clean up, and wait for it.
+  for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => {});
+  const { code } = await child.status;
+  Deno.exit(code);
+}
+
 const decoder = new TextDecoder();
 
 /** A command's outcome. */

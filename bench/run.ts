@@ -51,6 +51,7 @@ import {
   descendants,
   exec,
   findProcesses,
+  inPrivateMountNamespace,
   killPids,
   memoryOf,
   memoryOfAll,
@@ -109,36 +110,6 @@ function checkInterrupted(): void {
 
 function wanted(id: string): boolean {
   return !ONLY || ONLY.some((o) => id.startsWith(o));
-}
-
-/** Re-executes this script in a private mount namespace without the unified cgroup mount; returns in the child. */
-async function inPrivateNamespace(): Promise<void> {
-  if (Deno.env.get("TUG_BENCH_NS") === "1") return;
-  const script =
-    `mount --make-rprivate / && (umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec "$@"`;
-  const child = new Deno.Command("unshare", {
-    args: [
-      "-m",
-      "sh",
-      "-c",
-      script,
-      "sh",
-      Deno.execPath(),
-      "run",
-      "-A",
-      "--v8-flags=--single-threaded",
-      new URL(import.meta.url).pathname,
-      ...Deno.args,
-    ],
-    env: { TUG_BENCH_NS: "1" },
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-  // A Ctrl-C reaches the child too: let it clean up, and wait for it.
-  for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => {});
-  const { code } = await child.status;
-  Deno.exit(code);
 }
 
 /** The subjects in the order of round `round`: rotated, so that each goes first as often. */
@@ -670,7 +641,7 @@ async function which(cmd: string): Promise<string> {
 }
 
 async function main(): Promise<number> {
-  await inPrivateNamespace();
+  await inPrivateMountNamespace(new URL(import.meta.url));
   log(`${QUICK ? "quick" : "full"} run; results in ${OUT}`);
   const date = new Date();
   const tmp = await Deno.makeTempDir({ prefix: "tug-bench-" });

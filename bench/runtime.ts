@@ -15,6 +15,7 @@
  */
 
 import { busyboxBundle } from "../tests/bundle.ts";
+import { inPrivateMountNamespace } from "./_proc.ts";
 import { summarize, type Summary } from "./_stats.ts";
 
 const TUG = new URL("../dist/tug", import.meta.url).pathname;
@@ -29,34 +30,6 @@ async function which(cmd: string): Promise<string | undefined> {
     .output();
   const path = new TextDecoder().decode(out.stdout).trim();
   return out.success && path ? path : undefined;
-}
-
-/** Re-executes this script in a private mount namespace without the unified cgroup mount. */
-async function inPrivateNamespace(): Promise<boolean> {
-  if (Deno.env.get("TUG_BENCH_NS") === "1") return false;
-  const script =
-    `mount --make-rprivate / && (umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec "$@"`;
-  const child = new Deno.Command("unshare", {
-    args: [
-      "-m",
-      "sh",
-      "-c",
-      script,
-      "sh",
-      Deno.execPath(),
-      "run",
-      "-A",
-      "--v8-flags=--single-threaded",
-      new URL(import.meta.url).pathname,
-      ...Deno.args,
-    ],
-    env: { TUG_BENCH_NS: "1" },
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-  const { code } = await child.status;
-  Deno.exit(code);
 }
 
 /** Wall time of one command in milliseconds; throws on failure. */
@@ -132,7 +105,7 @@ export async function benchRuntime(
 }
 
 if (import.meta.main) {
-  await inPrivateNamespace();
+  await inPrivateMountNamespace(new URL(import.meta.url));
   const result = await benchRuntime({ rounds: Number(flag("--rounds", "20")), warmup: 3 });
   console.log(
     `runtime start of a busybox /bin/true bundle, ${result.rounds} rounds (medians, min–max):`,
