@@ -57,15 +57,6 @@ export class ShimManager {
     return this.#reconnect(group, true);
   }
 
-  /** The shim of `group` if one is running (never starts one). */
-  async find(group: string): Promise<RpcClient | undefined> {
-    try {
-      return await this.get(group).then((c) => c);
-    } catch {
-      return undefined;
-    }
-  }
-
   #reconnect(group: string, start: boolean): Promise<RpcClient> {
     const promise = this.#connect(group, start);
     this.#clients.set(group, promise);
