@@ -10,7 +10,7 @@ import { type CreateContainerRequest, InvalidArgument, type TugClient } from "..
 import { trace } from "../trace.ts";
 import { parseSize } from "../util/units.ts";
 import { boolFlag, type FlagSpec, listFlag, type ParsedArgs, stringFlag } from "./args.ts";
-import { forwardResize, forwardSignals, StdioSession } from "./_stdio.ts";
+import { forwardResize, forwardSignals, StdioSession, terminalSize } from "./_stdio.ts";
 
 /** Flags of `run` and `containers create`. */
 export const CONTAINER_FLAGS: readonly FlagSpec[] = [
@@ -223,17 +223,6 @@ export async function createRequest(
     if (size) req.consoleSize = size;
   }
   return req;
-}
-
-/** The size of the CLI's terminal, when it has one with a size. */
-export function terminalSize(): { height: number; width: number } | undefined {
-  try {
-    if (!Deno.stdout.isTerminal()) return undefined;
-    const { rows, columns } = Deno.consoleSize();
-    return rows > 0 && columns > 0 ? { height: rows, width: columns } : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Options of {@link startAttached}. */

@@ -198,6 +198,17 @@ async function writeAll(f: Deno.FsFile, data: Uint8Array): Promise<void> {
   for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
 }
 
+/** The size of the CLI's terminal, when it has one with a size. */
+export function terminalSize(): { height: number; width: number } | undefined {
+  try {
+    if (!Deno.stdout.isTerminal()) return undefined;
+    const { rows, columns } = Deno.consoleSize();
+    return rows > 0 && columns > 0 ? { height: rows, width: columns } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Sends the terminal's size now and on every SIGWINCH; returns a function
  * that stops listening.
@@ -209,11 +220,9 @@ export function forwardResize(
 ): () => void {
   if (!Deno.stdout.isTerminal()) return () => {};
   const send = () => {
-    try {
-      const { columns, rows } = Deno.consoleSize();
-      client.tasks.resize(id, { rows, cols: columns }, execId).catch(() => {});
-    } catch {
-      // no size
+    const size = terminalSize();
+    if (size) {
+      client.tasks.resize(id, { rows: size.height, cols: size.width }, execId).catch(() => {});
     }
   };
   send();
