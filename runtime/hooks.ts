@@ -72,11 +72,11 @@ export async function runHooks(kind: string, hooks: readonly Hook[], state: Stat
 }
 
 /**
- * Runs a hook from synchronous code (the container's init): fork, give the
- * child a socket with the State as stdin, exec, and poll for its exit,
- * killing it at the timeout. Throws FailedPrecondition on failure.
+ * Forks a hook's process with the State on its stdin (a socket) and returns
+ * its pid, for callers that cannot spawn (a forked init, a shim that reaps
+ * its children itself). The child exits 127 when the hook cannot be executed.
  */
-export function runHookSync(sys: Syscall, kind: string, hook: Hook, state: State): void {
+export function forkHook(sys: Syscall, hook: Hook, state: State): number {
   const [ours, theirs] = sys.socketpair(SOCK_STREAM);
   const pid = sys.fork();
   if (pid === 0) {
@@ -97,6 +97,16 @@ export function runHookSync(sys: Syscall, kind: string, hook: Hook, state: State
     // a hook that does not read stdin is fine
   }
   sys.close(ours);
+  return pid;
+}
+
+/**
+ * Runs a hook from synchronous code (the container's init): {@link forkHook},
+ * then poll for its exit, killing it at the timeout. Throws
+ * FailedPrecondition on failure.
+ */
+export function runHookSync(sys: Syscall, kind: string, hook: Hook, state: State): void {
+  const pid = forkHook(sys, hook, state);
   const deadline = hook.timeout ? Date.now() + hook.timeout * 1000 : Infinity;
   for (;;) {
     const r = sys.waitpid(pid, WNOHANG);

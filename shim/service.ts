@@ -39,6 +39,7 @@ import {
 import type { Hook, Process, Spec, State } from "../runtime/spec.ts";
 import { FailedPrecondition as HookFailed } from "../errors.ts";
 import { join } from "../util/path.ts";
+import { forkHook } from "../runtime/hooks.ts";
 import { trace } from "../trace.ts";
 import { collectSoon } from "../util/gc.ts";
 import { LogWriter } from "./logs.ts";
@@ -111,8 +112,6 @@ interface Live {
   exited: Promise<ExitStatus>;
   onExit: (s: ExitStatus) => void;
 }
-
-const encoder = new TextEncoder();
 
 /** Options for {@link ShimService}. */
 export interface ShimServiceOptions {
@@ -793,26 +792,7 @@ export class ShimService {
   async #runHooks(kind: string, hooks: readonly Hook[], state: State): Promise<void> {
     const sys = this.#sys;
     for (const hook of hooks) {
-      const [ours, theirs] = sys.socketpair(SOCK_STREAM);
-      const pid = sys.fork();
-      if (pid === 0) {
-        try {
-          sys.dup2(theirs, 0);
-          sys.resetSignals();
-          sys.closeRange(3, 0xffffffff);
-          sys.execve(hook.path, hook.args ?? [hook.path], hook.env ?? []);
-        } catch {
-          // fall through
-        }
-        sys.exit(127);
-      }
-      sys.close(theirs);
-      try {
-        sys.write(ours, encoder.encode(JSON.stringify(state)));
-      } catch {
-        // a hook that does not read stdin
-      }
-      sys.close(ours);
+      const pid = forkHook(sys, hook, state);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = hook.timeout
         ? new Promise<"timeout">((
