@@ -10,7 +10,7 @@ import { FailedPrecondition, Internal, InvalidArgument, NotFound } from "../../e
 import { SyscallError } from "../../ffi/syscall.ts";
 import type { Syscall } from "../../ffi/syscall.ts";
 import type { ResolvedPaths } from "./paths.ts";
-import type { CgroupLayout } from "./types.ts";
+import type { CgroupLayout, CgroupManager } from "./types.ts";
 
 /** What a manager needs besides its paths. */
 export interface ManagerOptions {
@@ -253,4 +253,37 @@ export function rdmaLine(
   if (limits.hcaHandles !== undefined) parts.push(`hca_handle=${limits.hcaHandles}`);
   if (limits.hcaObjects !== undefined) parts.push(`hca_object=${limits.hcaObjects}`);
   return parts.join(" ");
+}
+
+/**
+ * Sends `signal` to every process of `cgroup`, frozen meanwhile when
+ * `canFreeze` (and not frozen already), so that no process forks a new one
+ * between listing and signalling. Processes gone meanwhile are skipped.
+ */
+export function signalProcesses(
+  sys: Syscall,
+  cgroup: Pick<CgroupManager, "frozen" | "freeze" | "thaw" | "pids">,
+  signal: number,
+  canFreeze: boolean,
+): void {
+  let froze = false;
+  if (canFreeze && !cgroup.frozen()) {
+    try {
+      cgroup.freeze();
+      froze = true;
+    } catch {
+      // signal without freezing
+    }
+  }
+  try {
+    for (const pid of cgroup.pids()) {
+      try {
+        sys.kill(pid, signal);
+      } catch (err) {
+        if (errnoOf(err) !== "ESRCH") throw err;
+      }
+    }
+  } finally {
+    if (froze) cgroup.thaw();
+  }
 }

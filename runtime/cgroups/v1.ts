@@ -27,6 +27,7 @@ import {
   removeMade,
   removeTree,
   requireCgroup,
+  signalProcesses,
   sleepSync,
   writeLimit,
 } from "./_common.ts";
@@ -526,27 +527,8 @@ export class CgroupV1Manager implements CgroupManager {
         // fall back to killing pid by pid below
       }
     }
-    // Freeze first, so that no process forks a new one between listing and signalling.
-    let froze = false;
-    if (this.#dirs.freezer && pathExists(sys, this.#dirs.freezer) && !this.frozen()) {
-      try {
-        this.freeze();
-        froze = true;
-      } catch {
-        // signal without freezing
-      }
-    }
-    try {
-      for (const pid of this.pids()) {
-        try {
-          sys.kill(pid, signal);
-        } catch (err) {
-          if (errnoOf(err) !== "ESRCH") throw err;
-        }
-      }
-    } finally {
-      if (froze) this.thaw();
-    }
+    const freezer = this.#dirs.freezer;
+    signalProcesses(sys, this, signal, freezer !== undefined && pathExists(sys, freezer));
   }
 
   #freezer(action: string): string {

@@ -25,6 +25,7 @@ import {
   removeMade,
   removeTree,
   requireCgroup,
+  signalProcesses,
   sleepSync,
   writeLimit,
 } from "./_common.ts";
@@ -339,26 +340,7 @@ export class CgroupV2Manager implements CgroupManager {
       this.#write("cgroup.kill", "cgroup.kill", "1");
       return;
     }
-    let froze = false;
-    if (this.#has("cgroup.freeze") && !this.frozen()) {
-      try {
-        this.freeze();
-        froze = true;
-      } catch {
-        // signal without freezing
-      }
-    }
-    try {
-      for (const pid of this.pids()) {
-        try {
-          sys.kill(pid, signal);
-        } catch (err) {
-          if (errnoOf(err) !== "ESRCH") throw err;
-        }
-      }
-    } finally {
-      if (froze) this.thaw();
-    }
+    signalProcesses(sys, this, signal, this.#has("cgroup.freeze"));
   }
 
   #setFrozen(frozen: boolean): void {
