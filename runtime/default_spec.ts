@@ -6,10 +6,40 @@
  * @module
  */
 
-import type { Spec } from "./spec.ts";
+import type { Mount, Spec } from "./spec.ts";
 import { OCI_VERSION } from "../version.ts";
 
 const DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+
+/** The mounts under /dev every container gets (runc's and containerd's defaults alike). */
+export function devMounts(): Mount[] {
+  return [
+    {
+      destination: "/dev",
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+    },
+    {
+      destination: "/dev/pts",
+      type: "devpts",
+      source: "devpts",
+      options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+    },
+    {
+      destination: "/dev/shm",
+      type: "tmpfs",
+      source: "shm",
+      options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    },
+    {
+      destination: "/dev/mqueue",
+      type: "mqueue",
+      source: "mqueue",
+      options: ["nosuid", "noexec", "nodev"],
+    },
+  ];
+}
 
 /** A default Spec; `args` replaces the default `["sh"]`. */
 export function defaultSpec(options: { args?: string[]; terminal?: boolean } = {}): Spec {
@@ -34,30 +64,7 @@ export function defaultSpec(options: { args?: string[]; terminal?: boolean } = {
     hostname: "tug",
     mounts: [
       { destination: "/proc", type: "proc", source: "proc" },
-      {
-        destination: "/dev",
-        type: "tmpfs",
-        source: "tmpfs",
-        options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
-      },
-      {
-        destination: "/dev/pts",
-        type: "devpts",
-        source: "devpts",
-        options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-      },
-      {
-        destination: "/dev/shm",
-        type: "tmpfs",
-        source: "shm",
-        options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-      },
-      {
-        destination: "/dev/mqueue",
-        type: "mqueue",
-        source: "mqueue",
-        options: ["nosuid", "noexec", "nodev"],
-      },
+      ...devMounts(),
       {
         destination: "/sys",
         type: "sysfs",

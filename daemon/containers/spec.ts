@@ -12,6 +12,7 @@
 import { InvalidArgument } from "../../errors.ts";
 import { CAPABILITIES } from "../../ffi/constants.ts";
 import type { OciImageConfig } from "../../images/service.ts";
+import { devMounts } from "../../runtime/default_spec.ts";
 import { defaultSeccompProfile } from "../../runtime/seccomp_default.ts";
 import type { LinuxSeccomp, Mount, Spec } from "../../runtime/spec.ts";
 import { OCI_VERSION } from "../../version.ts";
@@ -192,30 +193,7 @@ export function buildSpec(
 
   const mounts: Mount[] = [
     { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
-    {
-      destination: "/dev",
-      type: "tmpfs",
-      source: "tmpfs",
-      options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
-    },
-    {
-      destination: "/dev/pts",
-      type: "devpts",
-      source: "devpts",
-      options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-    },
-    {
-      destination: "/dev/shm",
-      type: "tmpfs",
-      source: "shm",
-      options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-    },
-    {
-      destination: "/dev/mqueue",
-      type: "mqueue",
-      source: "mqueue",
-      options: ["nosuid", "noexec", "nodev"],
-    },
+    ...devMounts(),
     {
       destination: "/sys",
       type: "sysfs",
