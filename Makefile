@@ -37,6 +37,9 @@ $(DIST)/tug: $(DENO_BIN) $(SOURCES)
 	@# the npm code that needs require() (tar-stream's) gets Node's built-ins on first use instead.
 	@sed -i -e '/^import { createRequire as __deno_internal_createRequire } from "node:module";$$/d' \
 	  -e 's|^var __require = __deno_internal_createRequire(import.meta.url);$$|var __require = (id) => globalThis.process.getBuiltinModule(id);|' $(DIST)/*.js
+	@# Deno reads and parses every module a literal import("./chunk.js") names before running anything
+	@# (about 3.5 ms for the whole bundle); a specifier it cannot analyse is loaded only when called.
+	@sed -i -E 's/import\("\.\/([A-Za-z0-9_-]+\.js)"\)/import("." + "\/\1")/g' $(DIST)/*.js
 	@printf '#!/bin/sh\n# tug launcher: runs the bundle with the flags the compiled binary has.\nDENO_NO_UPDATE_CHECK=1 exec "%s" run $(RUNFLAGS) --no-config "%s" "$$@"\n' \
 	  "$$(readlink -f tools/node_modules/@deno/linux-*-glibc/deno)" "$(DIST)/tug.js" > $(DIST)/tug.tmp
 	@chmod +x $(DIST)/tug.tmp && mv $(DIST)/tug.tmp $(DIST)/tug

@@ -22,6 +22,7 @@ import { SIGNALS, SOCK_STREAM } from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
 import { exitCodeOf } from "../ffi/syscall.ts";
 import {
+  armCgroupAttach,
   cgroupFor,
   containerPids,
   containerState,
@@ -636,6 +637,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     const options: RuntimeOptions = {
       root: resolve(stringFlag(global, "root") ?? DEFAULT_ROOT),
+      // The kernel's slow path for cgroup attaches, started while we read the bundle.
+      ...(name === "create" || name === "run" ? { cgroupArmed: armCgroupAttach() } : {}),
       warn: (m) => {
         console.error(`tug runtime: warning: ${m}`);
         logLine(logFile, logFormat, "warning", m);

@@ -24,6 +24,7 @@ import {
   WNOHANG,
 } from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
+import { writeAllAsync } from "../ffi/async_io.ts";
 import { exitCodeOf, signalOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
 import { signalName } from "./signals.ts";
 import { FailedPrecondition, Internal, InvalidArgument, NotFound } from "../errors.ts";
@@ -63,6 +64,8 @@ import {
 export interface RuntimeOptions {
   /** State directory (runc's --root). */
   root: string;
+  /** For create: a write from {@link armCgroupAttach} started early (default: one started then). */
+  cgroupArmed?: Promise<void>;
   /** The syscall layer (tests pass a fake). */
   sys?: Syscall;
   /** Where warnings go (default: stderr). */
@@ -160,22 +163,27 @@ function cgroupExists(cgroup: CgroupManager): boolean {
  * and writes within the next grace period are fast. Writing our own pid into
  * the cgroup we are already in moves nothing, so do that, off the main
  * thread, once our cgroup directories exist (a mkdir would queue behind the
- * mutex): the init's real join then finds the lock already switched.
+ * mutex): the init's real join then finds the lock already switched. The
+ * write is a nonblocking FFI call: Deno.writeTextFile would first load Deno's
+ * stream code, which delays the write by ~7 ms. `tug runtime create|run` arms
+ * as soon as it knows its command, before reading the bundle.
  */
-function armCgroupAttach(): Promise<void> {
+export function armCgroupAttach(): Promise<void> {
   try {
-    const line = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) =>
-      /^\d+:(.*,)?pids(,.*)?:/.test(l)
-    ) ??
-      Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) =>
-        l.startsWith("0::")
-      );
+    const sys = libcSyscall();
+    const lines = Deno.readTextFileSync("/proc/self/cgroup").split("\n");
+    const line = lines.find((l) => /^\d+:(.*,)?pids(,.*)?:/.test(l)) ??
+      lines.find((l) => l.startsWith("0::"));
     if (!line) return Promise.resolve();
     const [, controllers, path] = line.split(":", 3) as [string, string, string];
     const procs = controllers === ""
       ? `/sys/fs/cgroup/unified${path}/cgroup.procs`
       : `/sys/fs/cgroup/pids${path}/cgroup.procs`;
-    return Deno.writeTextFile(procs, String(Deno.pid)).catch(() => {});
+    const fd = sys.open(procs, O_WRONLY | O_CLOEXEC);
+    return writeAllAsync(fd, new TextEncoder().encode(String(Deno.pid))).then(
+      () => sys.close(fd),
+      () => sys.close(fd),
+    );
   } catch {
     return Promise.resolve();
   }
@@ -280,12 +288,9 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     }
     // Registered before the init's kill, so that cleanup (last in, first out) kills first.
     cleanups.push(() => cgroup.destroy());
-    cgroup.create();
-    trace("create: cgroup created");
-    // Start the kernel's slow path for attaches now that no mkdir of ours will queue behind it.
-    armed = armCgroupAttach();
-    cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
-
+    // Start the kernel's slow path for attaches now: it holds the cgroup mutex for a grace period,
+    // during which we fork the init, which sets itself up while we make its cgroup.
+    armed = options.cgroupArmed ?? armCgroupAttach();
     const joinFds = plan.join.map((j) => {
       const fd = sys.open(j.path, O_RDONLY | O_CLOEXEC);
       fds.push(fd);
@@ -341,16 +346,27 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       sys.close(fd);
       fds.splice(fds.indexOf(fd), 1);
     }
-    // Put the init into its cgroup while it sets itself up: an attach waits for an RCU grace period
-    // (10-15 ms here, started early by armCgroupAttach), which this way overlaps the init's own work.
+    // Make the init's cgroup and put the init into it while the init sets itself up: an attach waits
+    // for an RCU grace period (10-15 ms here, started early by armCgroupAttach), which this way
+    // overlaps the init's own work. The init waits for "joined" before its cgroup namespace.
     try {
+      cgroup.create();
+      trace("create: cgroup created");
+      cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
       for (const dir of Object.values(cgroup.paths())) {
         sys.writeFile(`${dir}/cgroup.procs`, String(pid));
       }
       trace("create: init in cgroup");
       sendSync(sys, syncParent, { t: "joined" });
     } catch (err) {
-      throw initFailure(sys, plan.id, pid, syncParent) ?? err;
+      // The init may be waiting for "joined": end it first, then prefer an error it reported.
+      try {
+        sys.kill(pid, SIGNALS.SIGKILL!);
+      } catch {
+        // gone already
+      }
+      const reported = initFailure(sys, plan.id, pid, syncParent);
+      throw reported instanceof FailedPrecondition ? reported : err;
     }
     // superviseInit closes the sync socket whatever happens: it must not be closed twice, for in a
     // shim another container's fd may have its number by then.

@@ -166,6 +166,15 @@ const REMOVE_PATIENCE_MS = 2000;
  * retries for up to two seconds. A directory that is already gone is fine.
  */
 export function removeTree(sys: Syscall, dir: string): void {
+  // Most cgroups have no children: try the rmdir before listing the directory.
+  try {
+    sys.rmdir(dir);
+    return;
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === "ENOENT") return;
+    if (errno !== "EBUSY" && errno !== "ENOTEMPTY") throw removeError(dir, err);
+  }
   for (const child of childDirs(dir)) removeTree(sys, `${dir}/${child}`);
   let wait = 5;
   let waited = 0;
@@ -182,14 +191,19 @@ export function removeTree(sys: Syscall, dir: string): void {
         wait = Math.min(wait * 2, 200);
         continue;
       }
-      throw new FailedPrecondition(
-        `Remove cgroup ${dir}: ${errno ?? String(err)}${
-          errno === "EBUSY" ? " (processes are still in it)" : ""
-        }`,
-        { cause: err },
-      );
+      throw removeError(dir, err);
     }
   }
+}
+
+function removeError(dir: string, err: unknown): FailedPrecondition {
+  const errno = errnoOf(err);
+  return new FailedPrecondition(
+    `Remove cgroup ${dir}: ${errno ?? String(err)}${
+      errno === "EBUSY" ? " (processes are still in it)" : ""
+    }`,
+    { cause: err },
+  );
 }
 
 /** Removes the directories in `made` (in creation order) deepest first; best effort. */
