@@ -316,7 +316,10 @@ async function follow(
   options: { execId?: string; signals?: boolean } = {},
 ): Promise<number | undefined> {
   const { execId, signals = true } = options;
-  const output = session.pump();
+  let drained = false;
+  const output = session.pump().then(() => {
+    drained = true;
+  });
   const stop = terminal
     ? forwardResize(client, id, execId)
     : signals
@@ -336,7 +339,9 @@ async function follow(
       return undefined;
     }
     // The exit is known: let the output drain (the shim closes its ends once it is read).
-    await Promise.race([output, new Promise((r) => setTimeout(r, 2000))]);
+    // (No timer when it has drained already: a process's first setTimeout costs Deno ~4 ms.)
+    await Promise.resolve();
+    if (!drained) await Promise.race([output, new Promise((r) => setTimeout(r, 2000))]);
     return first.exit.exitCode;
   } finally {
     stop();

@@ -35,13 +35,18 @@ export interface StdioOptions {
 
 const DETACH = [0x10, 0x11]; // Ctrl-P Ctrl-Q
 
+/** Where output goes: our stdout or stderr. */
+interface Writer {
+  write(p: Uint8Array): Promise<number>;
+}
+
 /** FIFOs and the pumps between them and the CLI's stdio. */
 export class StdioSession {
   readonly request: StdioRequest;
   readonly #dir: string;
   readonly #terminal: boolean;
   readonly #keep: Deno.FsFile[] = [];
-  readonly #readers: { file: Deno.FsFile; out: WritableStream<Uint8Array> }[] = [];
+  readonly #readers: { file: Deno.FsFile; out: Writer }[] = [];
   #stdin: Deno.FsFile | undefined;
   #raw = false;
   #detached!: () => void;
@@ -56,7 +61,9 @@ export class StdioSession {
 
   /** Makes the FIFOs and opens the CLI's ends; call before the request that names them. */
   static async open(options: StdioOptions): Promise<StdioSession> {
-    const dir = await Deno.makeTempDir({ prefix: "tug-fifo-" });
+    // Synchronous calls: none of them blocks (a FIFO opened with a writer of our own), and each
+    // asynchronous one would cost a round trip through Deno's thread pool.
+    const dir = Deno.makeTempDirSync({ prefix: "tug-fifo-" });
     const sys = libcSyscall();
     const request: StdioRequest = {};
     const streams = options.terminal ? ["stdout"] as const : ["stdout", "stderr"] as const;
@@ -76,15 +83,15 @@ export class StdioSession {
       for (const s of streams) {
         const path = request[s]!;
         // The write end first, so the read end opens at once.
-        session.#keep.push(await Deno.open(path, { read: true, write: true }));
-        const file = await Deno.open(path, { read: true });
+        session.#keep.push(Deno.openSync(path, { read: true, write: true }));
+        const file = Deno.openSync(path, { read: true });
         session.#readers.push({
           file,
-          out: s === "stdout" ? Deno.stdout.writable : Deno.stderr.writable,
+          out: s === "stdout" ? Deno.stdout : Deno.stderr,
         });
       }
       if (request.stdin) {
-        session.#stdin = await Deno.open(request.stdin, { read: true, write: true });
+        session.#stdin = Deno.openSync(request.stdin, { read: true, write: true });
       }
     } catch (err) {
       await session.close();
@@ -100,9 +107,7 @@ export class StdioSession {
    */
   pump(): Promise<void> {
     for (const f of this.#keep.splice(0)) f.close();
-    const outputs = this.#readers.map(({ file, out }) =>
-      file.readable.pipeTo(out, { preventClose: true }).catch(() => {})
-    );
+    const outputs = this.#readers.map(({ file, out }) => copy(file, out));
     if (this.#stdin) void this.#relayStdin(this.#stdin);
     return Promise.all(outputs).then(() => {});
   }
@@ -192,6 +197,24 @@ export function detachAt(chunk: Uint8Array): number {
     if (chunk[i] === DETACH[0] && chunk[i + 1] === DETACH[1]) return i;
   }
   return -1;
+}
+
+/**
+ * Copies a FIFO to our stdout or stderr until its end. Plain reads and
+ * writes: the first use of Deno's streams (readable.pipeTo) costs a few
+ * milliseconds of compiling, on the path of every `tug run`.
+ */
+async function copy(from: Deno.FsFile, to: Writer): Promise<void> {
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) return;
+      for (let off = 0; off < n;) off += await to.write(buf.subarray(off, n));
+    }
+  } catch {
+    // the FIFO was closed under us (detach), or our output went away
+  }
 }
 
 async function writeAll(f: Deno.FsFile, data: Uint8Array): Promise<void> {

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { armCgroupAttach } from "../runtime/cgroups/arm.ts";
 import { type CreateContainerRequest, InvalidArgument, NotFound, type TugClient } from "../mod.ts";
 import { trace } from "../trace.ts";
 import { boolFlag, type ParsedArgs } from "./args.ts";
@@ -87,6 +88,9 @@ export function main(args: string[]): Promise<number> {
       if (image === undefined || id === undefined) {
         throw new InvalidArgument("tug run needs IMAGE and ID");
       }
+      // The daemon's shim will join a new init to its cgroups: start the kernel's slow path for
+      // that now (see runtime/cgroups/arm.ts; a no-op without the rights to do it).
+      void armCgroupAttach();
       const detach = boolFlag(parsed, "detach");
       const rm = boolFlag(parsed, "rm");
       if (detach && rm) {

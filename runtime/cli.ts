@@ -21,8 +21,8 @@ import { errorMessage, InvalidArgument, NotImplemented } from "../errors.ts";
 import { SIGNALS, SOCK_STREAM } from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
 import { exitCodeOf } from "../ffi/syscall.ts";
+import { armCgroupAttach } from "./cgroups/arm.ts";
 import {
-  armCgroupAttach,
   cgroupFor,
   containerPids,
   containerState,

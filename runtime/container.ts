@@ -24,7 +24,6 @@ import {
   WNOHANG,
 } from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
-import { writeAllAsync } from "../ffi/async_io.ts";
 import { exitCodeOf, signalOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
 import { signalName } from "./signals.ts";
 import { FailedPrecondition, Internal, InvalidArgument, NotFound } from "../errors.ts";
@@ -34,6 +33,7 @@ import {
   cgroupManager,
   detectCgroups,
 } from "./cgroups/mod.ts";
+import { armCgroupAttach } from "./cgroups/arm.ts";
 import { runHooks } from "./hooks.ts";
 import {
   type CgroupMountInfo,
@@ -153,39 +153,6 @@ function cgroupExists(cgroup: CgroupManager): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-/**
- * Starts the kernel's slow path for cgroup attaches early. The first write to
- * any cgroup.procs waits for an RCU grace period (10–15 ms here: the
- * cgroup_threadgroup_rwsem switches to writer mode, holding cgroup_mutex),
- * and writes within the next grace period are fast. Writing our own pid into
- * the cgroup we are already in moves nothing, so do that, off the main
- * thread, once our cgroup directories exist (a mkdir would queue behind the
- * mutex): the init's real join then finds the lock already switched. The
- * write is a nonblocking FFI call: Deno.writeTextFile would first load Deno's
- * stream code, which delays the write by ~7 ms. `tug runtime create|run` arms
- * as soon as it knows its command, before reading the bundle.
- */
-export function armCgroupAttach(): Promise<void> {
-  try {
-    const sys = libcSyscall();
-    const lines = Deno.readTextFileSync("/proc/self/cgroup").split("\n");
-    const line = lines.find((l) => /^\d+:(.*,)?pids(,.*)?:/.test(l)) ??
-      lines.find((l) => l.startsWith("0::"));
-    if (!line) return Promise.resolve();
-    const [, controllers, path] = line.split(":", 3) as [string, string, string];
-    const procs = controllers === ""
-      ? `/sys/fs/cgroup/unified${path}/cgroup.procs`
-      : `/sys/fs/cgroup/pids${path}/cgroup.procs`;
-    const fd = sys.open(procs, O_WRONLY | O_CLOEXEC);
-    return writeAllAsync(fd, new TextEncoder().encode(String(Deno.pid))).then(
-      () => sys.close(fd),
-      () => sys.close(fd),
-    );
-  } catch {
-    return Promise.resolve();
   }
 }
 

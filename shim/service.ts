@@ -206,6 +206,7 @@ export class ShimService {
 
   /** Creates a container: bundle, rootfs mount, stdio, runtime create. Its process waits for start(). */
   async create(p: CreateParams): Promise<{ pid: number }> {
+    trace("shim create: in");
     const key = this.#key(p.namespace, p.id);
     if (this.#live.has(key)) {
       throw new AlreadyExists(`Container ${JSON.stringify(p.id)} has a task already`);
@@ -409,6 +410,7 @@ export class ShimService {
 
   /** Lets a created container's process run. */
   async start(namespace: string, id: string): Promise<void> {
+    trace("shim start: in");
     const live = this.#get(namespace, id);
     if (live.record.status !== "created") {
       throw new FailedPrecondition(
@@ -417,6 +419,7 @@ export class ShimService {
     }
     await startContainer(this.#runtimeId(namespace, id), this.#runtime());
     live.record.status = "running";
+    trace("shim start: started");
     this.#save(live.record);
     this.#publish({ topic: "/tasks/start", namespace, id, pid: live.record.pid });
   }
@@ -662,7 +665,7 @@ export class ShimService {
     options: { force?: boolean } = {},
   ): Promise<ExitStatus | undefined> {
     const live = this.#get(namespace, id);
-    trace(`shim delete ${id}: ${live.record.status}`);
+    trace("shim delete: in");
     if (live.record.status !== "stopped" && live.record.status !== "created" && !options.force) {
       throw new FailedPrecondition(
         `Cannot delete the task of container ${
@@ -672,6 +675,7 @@ export class ShimService {
     }
     const runtimeId = this.#runtimeId(namespace, id);
     await deleteContainer(runtimeId, { ...this.#runtime(), force: true });
+    trace("shim delete: runtime deleted");
     if (live.record.status !== "stopped") {
       await Promise.race([
         live.exited,
@@ -696,6 +700,7 @@ export class ShimService {
       // not mounted
     }
     await Deno.remove(bundle, { recursive: true }).catch(() => {});
+    trace("shim delete: bundle gone");
     await Deno.remove(this.#recordPath(namespace, id)).catch(() => {});
     this.#live.delete(this.#key(namespace, id));
     this.#byPid.delete(live.record.pid);
@@ -706,6 +711,7 @@ export class ShimService {
 
   /** Called by the reaper for every exit. */
   #onChildExit(pid: number, status: number): void {
+    trace("shim exit: reaped");
     const key = this.#byPid.get(pid);
     if (!key) return; // an exec (waited for separately), a hook, or an orphan adopted as subreaper
     const live = this.#live.get(key)!;
@@ -729,6 +735,7 @@ export class ShimService {
     if (exit.oomKilled) this.#publish({ topic: "/tasks/oom", namespace, id });
     this.#publish({ topic: "/tasks/exit", namespace, id, pid: live.record.pid, ...exit });
     live.onExit(exit);
+    trace("shim exit: recorded");
   }
 
   /**

@@ -11,11 +11,13 @@
  * @module
  */
 
+import { trace } from "../../trace.ts";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../../errors.ts";
 import type { ImageService } from "../../images/service.ts";
 import type { Container } from "../../images/metadata/containers.ts";
 import type { Mount } from "../../images/types.ts";
 import type { Process, Spec } from "../../runtime/spec.ts";
+import { armCgroupAttach } from "../../runtime/cgroups/arm.ts";
 import { parseSignal } from "../../runtime/signals.ts";
 import { type LogEntry, readLogs, type ReadLogsOptions } from "../../shim/logs.ts";
 import type { RpcClient, ShimEvent } from "../../shim/rpc.ts";
@@ -191,6 +193,9 @@ export class ContainerService {
 
   /** Creates a container record and its writable snapshot from an image. */
   async create(namespace: string, req: CreateContainerRequest): Promise<ContainerInfo> {
+    trace("daemon create: in");
+    // A start usually follows (tug run): its shim then joins the init to its cgroup without waiting.
+    void armCgroupAttach();
     const image = this.#images.get(req.image, { namespace });
     const config = await this.#images.config(image.name, { namespace });
     const { spec, user } = buildSpec(config, {
@@ -230,8 +235,10 @@ export class ContainerService {
       }
       throw err;
     }
+    trace("daemon create: recorded");
     try {
       await this.#images.prepareRootfs(image.name, req.id, { namespace, snapshotter });
+      trace("daemon create: prepared");
     } catch (err) {
       this.#db.containers.delete(namespace, req.id);
       throw err;
@@ -276,6 +283,7 @@ export class ContainerService {
    * `force`, killed first): its snapshot, its record and its logs.
    */
   async delete(namespace: string, id: string, options: { force?: boolean } = {}): Promise<void> {
+    trace("daemon delete: in");
     const c = this.#record(namespace, id);
     const task = this.#tasks.get(key(namespace, id));
     if (task) {
@@ -290,6 +298,7 @@ export class ContainerService {
     }
     this.#cancelRestart(namespace, id);
     if (c.snapshotter && c.snapshotKey) {
+      trace("daemon delete: task gone");
       const sn = this.#db.snapshotter(namespace, this.#images.snapshotter(c.snapshotter));
       await sn.remove(c.snapshotKey).catch((err) => {
         if (!(err instanceof NotFound)) throw err;
@@ -297,6 +306,7 @@ export class ContainerService {
     }
     this.#db.containers.delete(namespace, id);
     if (c.labels[LABELS.restartPolicy]) this.#syncAutostart();
+    trace("daemon delete: snapshot+record gone");
     await Deno.remove(join(this.#config.root, "logs", namespace, id), { recursive: true }).catch(
       () => {},
     );
@@ -344,6 +354,8 @@ export class ContainerService {
 
   /** Creates and starts the task of a container (its process), with its stdio on FIFOs when given. */
   async start(namespace: string, id: string, stdio: StdioRequest = {}): Promise<TaskInfo> {
+    trace("daemon start: in");
+    void armCgroupAttach();
     const c = this.#record(namespace, id);
     const existing = this.#tasks.get(key(namespace, id));
     if (existing) {
@@ -389,8 +401,10 @@ export class ContainerService {
         return await create();
       });
       task.pid = pid;
+      trace("daemon start: created");
       await shim.call("start", { namespace, id });
       task.status = "running";
+      trace("daemon start: started");
     } catch (err) {
       if (task.pid) await shim.call("delete", { namespace, id, force: true }).catch(() => {});
       this.#tasks.delete(key(namespace, id));
@@ -431,6 +445,7 @@ export class ContainerService {
 
   /** Waits for the task's (or an exec's) exit. */
   async wait(namespace: string, id: string, execId?: string): Promise<ExitStatus> {
+    trace("daemon wait: in");
     const task = this.#task(namespace, id);
     if (!execId && task.status === "stopped" && task.exit) return task.exit;
     const shim = await this.shims.get(task.group);
