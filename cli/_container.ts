@@ -229,12 +229,15 @@ export async function createRequest(
 export interface AttachedOptions {
   terminal: boolean;
   stdin: boolean;
+  /** Have the daemon delete the container once the task has exited (before the exit code comes back). */
+  remove?: boolean;
 }
 
 /**
  * Starts the container's task with its stdio on the CLI's, forwards
  * signals (or terminal size), waits for the exit, and returns the exit code;
- * `undefined` when the user detached.
+ * `undefined` when the user detached (with `remove`, the daemon still
+ * deletes the container when its task exits, as Docker's `run --rm` does).
  */
 export async function startAttached(
   client: TugClient,
@@ -246,7 +249,9 @@ export async function startAttached(
   try {
     await client.tasks.start(id, session.request);
     trace("run: started");
-    return await follow(client, id, session, options.terminal);
+    return await follow(client, id, session, options.terminal, {
+      ...(options.remove ? { remove: true } : {}),
+    });
   } finally {
     await session.close();
   }
@@ -313,9 +318,9 @@ async function follow(
   id: string,
   session: StdioSession,
   terminal: boolean,
-  options: { execId?: string; signals?: boolean } = {},
+  options: { execId?: string; signals?: boolean; remove?: boolean } = {},
 ): Promise<number | undefined> {
-  const { execId, signals = true } = options;
+  const { execId, signals = true, remove = false } = options;
   let drained = false;
   const output = session.pump().then(() => {
     drained = true;
@@ -327,7 +332,11 @@ async function follow(
     : () => {};
   const abort = new AbortController();
   try {
-    const exited = client.tasks.wait(id, { ...(execId ? { execId } : {}), signal: abort.signal });
+    const exited = client.tasks.wait(id, {
+      ...(execId ? { execId } : {}),
+      ...(remove ? { remove: true } : {}),
+      signal: abort.signal,
+    });
     const first = await Promise.race([
       exited.then((s) => ({ exit: s })),
       session.detached.then(() => ({ exit: undefined })),

@@ -119,15 +119,14 @@ export function main(args: string[]): Promise<number> {
         code = await startAttached(client, id, {
           terminal,
           stdin: terminal || boolFlag(parsed, "interactive"),
+          ...(rm ? { remove: true } : {}),
         });
       } catch (err) {
         if (rm) await removeContainer(client, id);
         throw err;
       }
       if (code === undefined) return 0; // detached
-      trace("run: exited");
-      if (rm) await removeContainer(client, id);
-      trace("run: removed");
+      trace("run: done");
       return code;
     },
   );

@@ -117,11 +117,21 @@ export class TasksClient {
     await this.#post(id, "kill", request);
   }
 
-  /** Waits until the task (or an exec) exits. */
-  wait(id: string, options: { execId?: string; signal?: AbortSignal } = {}): Promise<ExitStatus> {
+  /**
+   * Waits until the task (or an exec) exits. With `remove`, the daemon then
+   * deletes the container (task, snapshot, record) before answering, even
+   * when the caller has gone meanwhile: `run --rm`.
+   */
+  wait(
+    id: string,
+    options: { execId?: string; remove?: boolean; signal?: AbortSignal } = {},
+  ): Promise<ExitStatus> {
     return this.#t.json("POST", `/tasks/${enc(id)}/wait`, {
       namespace: this.#namespace,
-      json: options.execId ? { execId: options.execId } : {},
+      json: {
+        ...(options.execId ? { execId: options.execId } : {}),
+        ...(options.remove ? { remove: true } : {}),
+      },
       ...(options.signal ? { signal: options.signal } : {}),
     });
   }

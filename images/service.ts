@@ -242,6 +242,8 @@ interface UnpackPlan {
 
 const DAY = 24 * 60 * 60 * 1000;
 const MAX_CONFIG = 16 << 20;
+/** Unpack plans kept (see #localPlan). */
+const PLAN_CACHE = 32;
 /** Download buffers a layer being unpacked may hold (the rest waits): two reads of 256 KiB. */
 const TEE_BYTES = 512 << 10;
 
@@ -437,6 +439,7 @@ export class ImageService {
   readonly #maxLayerSize: number | undefined;
   #owned: (() => Promise<void> | void)[] = [];
   #gc: Promise<unknown> = Promise.resolve();
+  readonly #plans = new Map<string, UnpackPlan & { configBytes: Uint8Array }>();
 
   constructor(options: ImageServiceOptions) {
     this.db = options.db;
@@ -809,12 +812,35 @@ export class ImageService {
     });
   }
 
-  /** The unpack plan of a stored image for `platform`. */
+  /**
+   * The unpack plan of a stored image for `platform`. Plans are kept for the
+   * last few images asked for: their blobs are immutable (named by digest), and
+   * each container create and start asks again.
+   */
   async #localPlan(
     content: ContentProvider,
     image: Image,
     platform: Platform,
-  ): Promise<UnpackPlan> {
+    namespace?: string,
+  ): Promise<UnpackPlan & { configBytes: Uint8Array }> {
+    const key = namespace === undefined
+      ? undefined
+      : `${namespace}\0${image.target.digest}\0${JSON.stringify(platform)}`;
+    const cached = key === undefined ? undefined : this.#plans.get(key);
+    if (cached) return cached;
+    const plan = await this.#readPlan(content, image, platform);
+    if (key !== undefined) {
+      this.#plans.set(key, plan);
+      if (this.#plans.size > PLAN_CACHE) this.#plans.delete(this.#plans.keys().next().value!);
+    }
+    return plan;
+  }
+
+  async #readPlan(
+    content: ContentProvider,
+    image: Image,
+    platform: Platform,
+  ): Promise<UnpackPlan & { configBytes: Uint8Array }> {
     let manifest = image.target;
     let bytes = await content.readBytes(manifest.digest);
     if (isIndexType(manifest.mediaType)) {
@@ -835,7 +861,8 @@ export class ImageService {
         `Unpack image ${image.name}: manifest ${manifest.digest} has no config`,
       );
     }
-    return planOf(manifest, bytes, await content.readBytes(doc.config.digest));
+    const configBytes = await content.readBytes(doc.config.digest);
+    return { ...planOf(manifest, bytes, configBytes), configBytes };
   }
 
   /**
@@ -870,10 +897,13 @@ export class ImageService {
     const namespace = ns(options);
     const image = this.#find(namespace, name);
     const content = this.db.contentStore(namespace, this.content);
-    const plan = await this.#localPlan(content, image, options.platform ?? defaultPlatform());
-    return JSON.parse(
-      new TextDecoder().decode(await content.readBytes(plan.config.digest)),
-    ) as OciImageConfig;
+    const plan = await this.#localPlan(
+      content,
+      image,
+      options.platform ?? defaultPlatform(),
+      namespace,
+    );
+    return JSON.parse(new TextDecoder().decode(plan.configBytes)) as OciImageConfig;
   }
 
   /**
@@ -890,16 +920,33 @@ export class ImageService {
   ): Promise<Mount[]> {
     const namespace = ns(options);
     const backendSn = this.#snapshotter(options.snapshotter);
+    const sn = this.db.snapshotter(namespace, backendSn);
+    const opts = options.labels ? { labels: options.labels } : {};
+    const prepare = (chainId: string | undefined) =>
+      options.readonly ? sn.view(key, chainId, opts) : sn.prepare(key, chainId, opts);
+    // Usually the image is unpacked already: then no lease and no labels to write, only the check.
+    const content = this.db.contentStore(namespace, this.content);
+    const plan = await this.#localPlan(
+      content,
+      this.#find(namespace, image),
+      options.platform ?? defaultPlatform(),
+      namespace,
+    );
+    const top = plan.chainIds.at(-1);
+    if (top !== undefined && (await sn.stat(top).catch(() => undefined))?.kind === "committed") {
+      try {
+        return await prepare(top);
+      } catch (err) {
+        // The image's snapshot went away since (a prune): unpack it again below.
+        if (!(err instanceof NotFound)) throw err;
+      }
+    }
     const { chainId } = await this.unpack(image, {
       namespace,
       snapshotter: backendSn.name,
       ...(options.platform ? { platform: options.platform } : {}),
     });
-    const sn = this.db.snapshotter(namespace, backendSn);
-    const opts = options.labels ? { labels: options.labels } : {};
-    return options.readonly
-      ? await sn.view(key, chainId, opts)
-      : await sn.prepare(key, chainId, opts);
+    return await prepare(chainId);
   }
 
   /** Pushes image `name` to its registry (or to `remote`). */

@@ -75,6 +75,8 @@ export interface CreateParams extends StdioPaths {
   user?: string;
   /** Log file and rotation. */
   log: { path: string; maxSize: number; maxFiles: number };
+  /** Start the process at once (create and start in one request). */
+  start?: boolean;
 }
 
 /** An exit, as recorded. */
@@ -204,7 +206,10 @@ export class ShimService {
     return live;
   }
 
-  /** Creates a container: bundle, rootfs mount, stdio, runtime create. Its process waits for start(). */
+  /**
+   * Creates a container: bundle, rootfs mount, stdio, runtime create. Its
+   * process waits for start(), or starts at once with `start`.
+   */
   async create(p: CreateParams): Promise<{ pid: number }> {
     trace("shim create: in");
     const key = this.#key(p.namespace, p.id);
@@ -217,6 +222,7 @@ export class ShimService {
     const undo: (() => void)[] = [];
     const fds: number[] = [];
     const closeFds = () => fds.splice(0).forEach((fd) => this.#closeQuietly(fd));
+    let created: { pid: number };
     try {
       Deno.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
       undo.push(() => Deno.removeSync(bundle, { recursive: true }));
@@ -263,7 +269,6 @@ export class ShimService {
       live.exited = new Promise((resolve) => (live.onExit = resolve));
       this.#attach(live, p);
 
-      let created: { pid: number };
       if (terminal) {
         const [ours, theirs] = sys.socketpair(SOCK_STREAM);
         fds.push(ours);
@@ -307,7 +312,6 @@ export class ShimService {
       this.#byPid.set(created.pid, key);
       this.#save(live.record);
       this.#publish({ topic: "/tasks/create", namespace: p.namespace, id: p.id, pid: created.pid });
-      return { pid: created.pid };
     } catch (err) {
       closeFds();
       for (const u of undo.reverse()) {
@@ -319,6 +323,9 @@ export class ShimService {
       }
       throw err;
     }
+    // A failed start leaves the created container for the caller to delete.
+    if (p.start) await this.start(p.namespace, p.id);
+    return { pid: created.pid };
   }
 
   /** Opens the attach FIFOs of `p` (O_RDWR: never blocks, never SIGPIPE; a gone reader only drops output). */

@@ -14,7 +14,7 @@
  * | `GET /v1/tasks` | | `TaskInfo[]` |
  * | `POST /v1/tasks/{id}/start` | `StdioRequest` | `TaskInfo` (201) |
  * | `POST /v1/tasks/{id}/kill` | `KillRequest` | 204 |
- * | `POST /v1/tasks/{id}/wait` | `{ execId? }` | `ExitStatus` |
+ * | `POST /v1/tasks/{id}/wait` | `{ execId?, remove? }` (remove: delete the container after the exit) | `ExitStatus` |
  * | `POST /v1/tasks/{id}/exec` | `ExecRequest` | `{ pid }` (201) |
  * | `GET /v1/tasks/{id}/ps` | | `number[]` |
  * | `POST /v1/tasks/{id}/pause`, `…/resume` | | 204 |
@@ -276,8 +276,16 @@ export function routes(app: ApiApp, ctx: DaemonContext): void {
   app.post("/v1/tasks/:id/wait", async (c) => {
     const f = await optionalJson(c, limit);
     const execId = f.optString("execId");
+    const remove = f.optBool("remove") === true;
     f.end();
-    return c.json(await (await svc()).wait(c.get("namespace"), id(c), execId));
+    if (remove && execId) {
+      throw new InvalidArgument("Invalid wait request: remove applies to the task, not to an exec");
+    }
+    const service = await svc();
+    const exit = await service.wait(c.get("namespace"), id(c), execId);
+    // run --rm: the container goes once its task has exited, even if the caller has gone.
+    if (remove) await service.delete(c.get("namespace"), id(c));
+    return c.json(exit);
   });
 
   app.post("/v1/tasks/:id/exec", async (c) => {

@@ -102,6 +102,9 @@ Deno.test("container routes: malformed requests are 4xx and change nothing; unkn
   await expect("POST", "/v1/tasks/ghost/kill", 404, { signal: "KILL" });
   await expect("POST", "/v1/tasks/ghost/exec", 400, { execId: "e1", args: [] });
   await expect("POST", "/v1/tasks/ghost/exec", 400, { execId: "../e", args: ["ps"] });
+  await expect("POST", "/v1/tasks/ghost/wait", 400, { execId: "e1", remove: true });
+  await expect("POST", "/v1/tasks/ghost/wait", 400, { remove: "yes" });
+  await expect("POST", "/v1/tasks/ghost/wait", 404, { remove: true });
   await expect("POST", "/v1/tasks/ghost/resize", 400, { rows: 0, cols: 80 });
   await expect("POST", "/v1/tasks/ghost/attach", 400, { stdout: "relative/fifo" });
   await expect("GET", "/v1/tasks/..%2Fetc/ps", 400);

@@ -385,6 +385,7 @@ export class ContainerService {
           rootfs,
           user: c.labels[LABELS.user],
           ...stdio,
+          start: true,
           log: {
             path: this.#logPath(namespace, id),
             maxSize: Number(c.labels[LABELS.logMaxSize] ?? this.#config.logs.maxSize),
@@ -401,9 +402,8 @@ export class ContainerService {
         return await create();
       });
       task.pid = pid;
-      trace("daemon start: created");
-      await shim.call("start", { namespace, id });
-      task.status = "running";
+      // The exit of a short-lived process may have been reported already.
+      if (task.status === "created") task.status = "running";
       trace("daemon start: started");
     } catch (err) {
       if (task.pid) await shim.call("delete", { namespace, id, force: true }).catch(() => {});
