@@ -49,6 +49,23 @@ export interface DetectOptions {
  * (`cpu,cpuacct`, `systemd` for name=systemd).
  */
 export function detectCgroups(options: DetectOptions = {}): CgroupLayout {
+  // The host's layout, asked for several times per container by a shim, is read again at most
+  // once a second: hierarchies are mounted at boot, and reading mountinfo costs ~0.4 ms each time.
+  if (options.root === undefined && options.mountinfo === undefined) {
+    const now = performance.now();
+    if (hostLayout && now - hostLayout.at < HOST_LAYOUT_TTL_MS) return hostLayout.layout;
+    const layout = detect({});
+    hostLayout = { layout, at: now };
+    return layout;
+  }
+  return detect(options);
+}
+
+/** The last layout of the host's cgroups {@link detectCgroups} read; treat as read-only. */
+let hostLayout: { layout: CgroupLayout; at: number } | undefined;
+const HOST_LAYOUT_TTL_MS = 1000;
+
+function detect(options: DetectOptions): CgroupLayout {
   const root = trimSlash(options.root ?? DEFAULT_CGROUP_ROOT);
   let mountinfo = options.mountinfo;
   if (mountinfo === undefined) {
