@@ -477,7 +477,7 @@ function fleetComparisons(engines: Engine[], daemons: string[]): Fleet {
       unit: "MiB",
       what:
         "RSS of each daemon with the busybox image stored and no container, sampled at idle points of the run " +
-        "(after set-up, after the run --rm rounds, after each fleet round).",
+        "(5 s after set-up, after the run --rm rounds and after each fleet round).",
       subjects: daemons,
       anchors: daemons.slice(1),
       target: { anchor: daemons[1]!, ratio: 1 },
@@ -485,8 +485,11 @@ function fleetComparisons(engines: Engine[], daemons: string[]): Fleet {
   };
 }
 
+/** After the work before it has settled: each daemon's deferred work (metadata GC, tug's collection after a burst, containerd's GC) runs within ~3 s. */
+const IDLE_SETTLE_MS = 5000;
+
 async function sampleIdle(fleet: Fleet, engines: Engine[], daemons: string[]): Promise<void> {
-  await sleep(1000);
+  await sleep(IDLE_SETTLE_MS);
   const round: Record<string, number> = {};
   engines.forEach((e, i) => {
     try {

@@ -7,9 +7,13 @@
  * dropped per layer stays in the RSS until much later.
  *
  * A buffer must be given back only when nothing refers to it any more.
+ * A long-lived process empties the pool before each idle-time collection
+ * (util/gc.ts): the daemon kept up to 8 MiB of it after its last pull.
  *
  * @module
  */
+
+import { onCollect } from "../util/gc.ts";
 
 /** Bytes the pool keeps at most while no one uses them. */
 const KEEP_BYTES = 8 << 20;
@@ -38,3 +42,11 @@ export function giveBuffer(buffer: ArrayBuffer): void {
   list.push(buffer);
   kept += size;
 }
+
+/** Drops every pooled buffer (the garbage collector frees them). */
+export function releaseBuffers(): void {
+  free.clear();
+  kept = 0;
+}
+
+onCollect(releaseBuffers);
