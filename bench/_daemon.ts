@@ -54,7 +54,8 @@ export async function snapshotTug(dir: string): Promise<string> {
       }
       await Deno.writeTextFile(join(dir, name), text);
       copied.add(name);
-      for (const m of text.matchAll(/["']\.\/([\w.-]+\.js)["']/g)) queue.push(m[1]!);
+      // Static imports name "./chunk.js"; dynamic ones "." + "/chunk.js" (see the Makefile).
+      for (const m of text.matchAll(/["'](?:\.)?\/([\w.-]+\.js)["']/g)) queue.push(m[1]!);
     }
     if (!missing && launcher.includes(join(dist, "tug.js"))) {
       await Deno.writeTextFile(
