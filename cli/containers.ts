@@ -72,8 +72,9 @@ const list: Verb = {
 
 const info: Verb = {
   summary: "Show a container's record, OCI spec and task as JSON",
-  usage: "ID",
-  flags: [],
+  usage: "[--json] ID",
+  // Always JSON (as `ctr containers info`); --json is accepted as on every list and info command.
+  flags: [JSON_FLAG],
   async run(args, command) {
     const [id] = positionals(args, command, "ID", 1);
     using client = connect(args);
