@@ -321,6 +321,14 @@ async function follow(
   options: { execId?: string; signals?: boolean; remove?: boolean } = {},
 ): Promise<number | undefined> {
   const { execId, signals = true, remove = false } = options;
+  // The wait goes out first: a short-lived process has often exited by the time it arrives.
+  const abort = new AbortController();
+  const exited = client.tasks.wait(id, {
+    ...(execId ? { execId } : {}),
+    ...(remove ? { remove: true } : {}),
+    signal: abort.signal,
+  });
+  exited.catch(() => {}); // handled below; this keeps a failure before then from going unhandled
   let drained = false;
   const output = session.pump().then(() => {
     drained = true;
@@ -330,20 +338,13 @@ async function follow(
     : signals
     ? forwardSignals(client, id, execId)
     : () => {};
-  const abort = new AbortController();
   try {
-    const exited = client.tasks.wait(id, {
-      ...(execId ? { execId } : {}),
-      ...(remove ? { remove: true } : {}),
-      signal: abort.signal,
-    });
     const first = await Promise.race([
       exited.then((s) => ({ exit: s })),
       session.detached.then(() => ({ exit: undefined })),
     ]);
     if (!first.exit) {
       abort.abort();
-      exited.catch(() => {});
       session.restoreTerminal();
       return undefined;
     }

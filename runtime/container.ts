@@ -43,7 +43,7 @@ import {
   sendSync,
 } from "./init.ts";
 import { type InitPlan, loadSpec, planContainer } from "./plan.ts";
-import type { Hook, State, Status } from "./spec.ts";
+import type { Hook, Spec, State, Status } from "./spec.ts";
 import { trace } from "../trace.ts";
 import {
   checkTransition,
@@ -82,6 +82,8 @@ export interface RuntimeOptions {
 export interface CreateOptions extends RuntimeOptions {
   /** Bundle directory (default: the current directory). */
   bundle?: string;
+  /** The bundle's config.json as its writer already holds it (default: read from the bundle). */
+  spec?: Spec;
   pidFile?: string;
   /** Unix socket that receives the pty master when process.terminal is true. */
   consoleSocket?: string;
@@ -186,7 +188,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
   const warn = options.warn ?? defaultWarn;
   const bundle = resolve(options.bundle ?? Deno.cwd());
   trace("create: start");
-  const spec = loadSpec(bundle);
+  const spec = options.spec ?? loadSpec(bundle);
   const plan = planContainer(spec, { id, bundle });
   trace("create: planned");
   plan.warnings.forEach(warn);

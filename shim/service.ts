@@ -275,6 +275,7 @@ export class ShimService {
         created = await createContainer(this.#runtimeId(p.namespace, p.id), {
           ...this.#runtime(),
           bundle,
+          spec,
           consoleSocketFd: theirs,
         });
         const master = sys.recvFds(ours, 256).fds[0];
@@ -296,6 +297,7 @@ export class ShimService {
           created = await createContainer(this.#runtimeId(p.namespace, p.id), {
             ...this.#runtime(),
             bundle,
+            spec,
             stdio: [stdin, outW, errW],
           });
         } catch (err) {
