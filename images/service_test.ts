@@ -194,6 +194,21 @@ test("garbage collection during a pull keeps what the pull holds", async ({ imag
   assertEquals(usage.reclaimable, 0);
 });
 
+test("prepareRootfs() unpacks an image pulled without unpacking, then reuses its snapshot", async ({ images, root, registry }) => {
+  const ref = await pushFixture(registry, "single");
+  const { image } = await images.pull(ref, { unpack: false });
+  assertEquals(await backendKeys(images.snapshotter("overlayfs")), []);
+  for (const key of ["c1", "c2"]) {
+    const mounts = await images.prepareRootfs(image.name, key);
+    await withMounted(root, mounts, async (dir) => {
+      assert(await exists(join(dir, "bin/busybox")), "the layer's files are there");
+    });
+  }
+  // One committed snapshot for the layer, one active snapshot per container.
+  assertEquals((await backendKeys(images.snapshotter("overlayfs"))).length, 3);
+  assertEquals(images.db.leases.list("default"), []);
+});
+
 test("remove() with sync frees the image's blobs and snapshots", async ({ images, registry }) => {
   const ref = await pushFixture(registry, "single");
   const { image } = await images.pull(ref);
