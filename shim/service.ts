@@ -708,9 +708,11 @@ export class ShimService {
     } catch {
       // not mounted
     }
-    await Deno.remove(bundle, { recursive: true }).catch(() => {});
+    await Promise.all([
+      Deno.remove(bundle, { recursive: true }).catch(() => {}),
+      Deno.remove(this.#recordPath(namespace, id)).catch(() => {}),
+    ]);
     trace("shim delete: bundle gone");
-    await Deno.remove(this.#recordPath(namespace, id)).catch(() => {});
     this.#live.delete(this.#key(namespace, id));
     this.#byPid.delete(live.record.pid);
     this.#publish({ topic: "/tasks/delete", namespace, id, ...(live.record.exit ?? {}) });

@@ -297,19 +297,23 @@ export class ContainerService {
       await this.deleteTask(namespace, id, { force: options.force === true });
     }
     this.#cancelRestart(namespace, id);
-    if (c.snapshotter && c.snapshotKey) {
-      trace("daemon delete: task gone");
-      const sn = this.#db.snapshotter(namespace, this.#images.snapshotter(c.snapshotter));
-      await sn.remove(c.snapshotKey).catch((err) => {
-        if (!(err instanceof NotFound)) throw err;
-      });
+    trace("daemon delete: task gone");
+    // The logs go while the snapshot does (both on Deno's I/O threads).
+    const logs = Deno.remove(join(this.#config.root, "logs", namespace, id), { recursive: true })
+      .catch(() => {});
+    try {
+      if (c.snapshotter && c.snapshotKey) {
+        const sn = this.#db.snapshotter(namespace, this.#images.snapshotter(c.snapshotter));
+        await sn.remove(c.snapshotKey).catch((err) => {
+          if (!(err instanceof NotFound)) throw err;
+        });
+      }
+    } finally {
+      await logs;
     }
     this.#db.containers.delete(namespace, id);
     if (c.labels[LABELS.restartPolicy]) this.#syncAutostart();
-    trace("daemon delete: snapshot+record gone");
-    await Deno.remove(join(this.#config.root, "logs", namespace, id), { recursive: true }).catch(
-      () => {},
-    );
+    trace("daemon delete: snapshot, logs and record gone");
     this.#events.publish(namespace, "/containers/delete", { id });
   }
 
