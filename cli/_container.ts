@@ -348,10 +348,13 @@ async function follow(
       session.restoreTerminal();
       return undefined;
     }
-    // The exit is known: let the output drain (the shim closes its ends once it is read).
-    // (No timer when it has drained already: a process's first setTimeout costs Deno ~4 ms.)
+    // The exit is known: let the output drain (the shim closes its ends once it is read), for up to
+    // 2 s. AbortSignal.timeout, not setTimeout: a process's first setTimeout costs Deno ~4 ms.
     await Promise.resolve();
-    if (!drained) await Promise.race([output, new Promise((r) => setTimeout(r, 2000))]);
+    if (!drained) {
+      const giveUp = AbortSignal.timeout(2000);
+      await Promise.race([output, new Promise((r) => giveUp.addEventListener("abort", r))]);
+    }
     return first.exit.exitCode;
   } finally {
     stop();

@@ -48,11 +48,11 @@ function sc(nr: string, ...args: (number | bigint | Uint8Array)[]): number {
   );
 }
 
-/** Sets O_NONBLOCK on an fd. */
-export function setNonBlocking(fd: number): void {
+/** Sets O_NONBLOCK on an fd (or clears it, with `on` false). */
+export function setNonBlocking(fd: number, on = true): void {
   const flags = sc("fcntl", fd, F_GETFL);
   if (flags < 0) throw new Error(`fcntl F_GETFL fd ${fd}: errno ${errno()}`);
-  if (sc("fcntl", fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+  if (sc("fcntl", fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) < 0) {
     throw new Error(`fcntl F_SETFL fd ${fd}: errno ${errno()}`);
   }
 }

@@ -19,7 +19,7 @@ import {
   SOCK_STREAM,
 } from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
-import { Poller } from "../ffi/poller.ts";
+import { Poller, setNonBlocking } from "../ffi/poller.ts";
 import { exitCodeOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../errors.ts";
 import type { Mount } from "../images/types.ts";
@@ -125,6 +125,25 @@ export interface ShimServiceOptions {
 }
 
 /** The shim's containers and what can be done with them. */
+/**
+ * Opens the read end of a client's FIFO without waiting for a writer: a
+ * client that names a FIFO and never opens its end must not hang the shim.
+ * With `blocking`, O_NONBLOCK is cleared afterwards (a process's own stdin);
+ * if no writer ever comes, the process reads end of file.
+ */
+function openFifoReader(sys: Syscall, path: string, options: { blocking: boolean }): number {
+  const fd = sys.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (options.blocking) {
+    try {
+      setNonBlocking(fd, false);
+    } catch (err) {
+      sys.close(fd);
+      throw err;
+    }
+  }
+  return fd;
+}
+
 export class ShimService {
   readonly #dir: string;
   readonly #sys: Syscall;
@@ -247,7 +266,7 @@ export class ShimService {
       // The CLI holds the FIFO's write side open already, so this open does not block. With a terminal
       // the shim reads it (non-blocking); without, it becomes the container's own (blocking) stdin.
       const stdin = p.stdin
-        ? sys.open(p.stdin, O_RDONLY | O_CLOEXEC | (terminal ? O_NONBLOCK : 0))
+        ? openFifoReader(sys, p.stdin, { blocking: !terminal })
         : sys.open("/dev/null", O_RDONLY | O_CLOEXEC);
       fds.push(stdin);
       const live: Live = {
@@ -586,7 +605,10 @@ export class ShimService {
       } else {
         // The process gets blocking fds of its own: the CLI's FIFOs (opened O_RDWR by the shim so the
         // open never waits), or /dev/null.
-        const stdin = open(p.stdin, O_RDONLY);
+        const stdin = p.stdin
+          ? openFifoReader(sys, p.stdin, { blocking: true })
+          : sys.open("/dev/null", O_RDONLY | O_CLOEXEC);
+        opened.push(stdin);
         const stdout = open(p.stdout, p.stdout ? O_RDWR : O_WRONLY);
         const stderr = open(p.stderr, p.stderr ? O_RDWR : O_WRONLY);
         ({ pid } = await execInContainer(this.#runtimeId(namespace, id), {

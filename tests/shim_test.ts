@@ -207,6 +207,41 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a stdin FIFO nobody writes to does not hang the shim: the process reads end of file",
+  ignore,
+  fn: () =>
+    withShim(async (t) => {
+      const stdin = `${t.dir}/nobody-writes`;
+      await new Deno.Command("mkfifo", { args: [stdin] }).output();
+      await t.client.call("create", createParams(t, "c1", t.spec(["cat"]), { stdin, start: true }));
+      const exit = await t.client.call<{ exitCode: number }>("wait", {
+        namespace: "default",
+        id: "c1",
+      });
+      assertEquals(exit.exitCode, 0);
+      await t.client.call("delete", { namespace: "default", id: "c1" }); // c2 takes its cgroup
+      // And an exec with such a stdin, in another container that is running.
+      await t.client.call(
+        "create",
+        createParams(t, "c2", t.spec(["sleep", "1000"]), { start: true }),
+      );
+      await t.client.call("exec", {
+        namespace: "default",
+        id: "c2",
+        execId: "e1",
+        process: { args: ["cat"], cwd: "/", user: { uid: 0, gid: 0 }, env: ["PATH=/bin"] },
+        stdin,
+      });
+      const execExit = await t.client.call<{ exitCode: number }>("wait", {
+        namespace: "default",
+        id: "c2",
+        execId: "e1",
+      });
+      assertEquals(execExit.exitCode, 0);
+    }),
+});
+
+Deno.test({
   name: "containers outlive a killed shim, and a new shim adopts them",
   ignore,
   fn: () =>
