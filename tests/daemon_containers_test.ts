@@ -702,6 +702,34 @@ async function watchEvents(
 }
 
 Deno.test({
+  name: "no fd of the shim reaches a container or an exec: they have stdin, stdout and stderr only",
+  ignore,
+  fn: showSuppressed(async () => {
+    await using env = await busyboxDaemon();
+    const { daemon } = env;
+    // A running container first, so that the shim holds its pipes, logs and FIFOs too.
+    await ok(daemon, ["run", "-d", BUSYBOX, "busy", "sleep", "1000"]);
+    // The container's init is sh, PID 1: its fds, listed by its child ls (`; true` keeps sh from
+    // exec'ing ls in its place).
+    assertEquals(
+      await ok(daemon, ["run", "--rm", BUSYBOX, "fresh", "sh", "-c", "ls /proc/1/fd; true"]),
+      "0\n1\n2\n",
+    );
+    // ls as the exec'd process itself: 3 is the directory it lists.
+    assertEquals(
+      await ok(daemon, ["containers", "exec", "--exec-id", "e1", "busy", "ls", "/proc/self/fd"]),
+      "0\n1\n2\n3\n",
+    );
+    assertEquals(
+      await ok(daemon, ["containers", "exec", "--exec-id", "e2", "busy", "ls", "/proc/1/fd"]),
+      "0\n1\n2\n",
+    );
+    await ok(daemon, ["tasks", "kill", "-s", "KILL", "busy"]);
+    await ok(daemon, ["containers", "rm", "--force", "busy"]);
+  }),
+});
+
+Deno.test({
   name: "a container over its memory limit is OOM-killed, and its exit says so",
   ignore,
   fn: showSuppressed(async () => {
