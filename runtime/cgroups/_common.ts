@@ -166,16 +166,8 @@ const REMOVE_PATIENCE_MS = 2000;
  * retries for up to two seconds. A directory that is already gone is fine.
  */
 export function removeTree(sys: Syscall, dir: string): void {
-  // Most cgroups have no children: try the rmdir before listing the directory.
-  try {
-    sys.rmdir(dir);
-    return;
-  } catch (err) {
-    const errno = errnoOf(err);
-    if (errno === "ENOENT") return;
-    if (errno !== "EBUSY" && errno !== "ENOTEMPTY") throw removeError(dir, err);
-  }
-  for (const child of childDirs(dir)) removeTree(sys, `${dir}/${child}`);
+  // Most cgroups have no children: the directory is listed only once an rmdir finds it busy.
+  let listed = false;
   let wait = 5;
   let waited = 0;
   for (;;) {
@@ -185,11 +177,18 @@ export function removeTree(sys: Syscall, dir: string): void {
     } catch (err) {
       const errno = errnoOf(err);
       if (errno === "ENOENT") return;
-      if ((errno === "EBUSY" || errno === "ENOTEMPTY") && waited < REMOVE_PATIENCE_MS) {
-        sleepSync(wait);
-        waited += wait;
-        wait = Math.min(wait * 2, 200);
-        continue;
+      if (errno === "EBUSY" || errno === "ENOTEMPTY") {
+        if (!listed) {
+          listed = true;
+          for (const child of childDirs(dir)) removeTree(sys, `${dir}/${child}`);
+          continue;
+        }
+        if (waited < REMOVE_PATIENCE_MS) {
+          sleepSync(wait);
+          waited += wait;
+          wait = Math.min(wait * 2, 200);
+          continue;
+        }
       }
       throw removeError(dir, err);
     }
