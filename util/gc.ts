@@ -20,29 +20,24 @@ const gc = (globalThis as { gc?: () => void }).gc;
 let timer: ReturnType<typeof setTimeout> | undefined;
 const releasers = new Set<() => void>();
 
-interface Libc {
-  mallocTrim(): void;
-}
+let trim: (() => void) | null | undefined;
 
-let libc: Libc | null | undefined;
-
-function loadLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  try {
-    const lib = Deno.dlopen(
-      "libc.so.6",
-      {
-        malloc_trim: { parameters: ["usize"], result: "i32" },
-      } as const,
-    );
-    libc = {
-      mallocTrim: () => void lib.symbols.malloc_trim(0n),
-    };
-  } catch {
-    // not glibc, or no FFI permission
+function mallocTrim(): void {
+  if (trim === undefined) {
+    trim = null;
+    try {
+      const lib = Deno.dlopen(
+        "libc.so.6",
+        {
+          malloc_trim: { parameters: ["usize"], result: "i32" },
+        } as const,
+      );
+      trim = () => void lib.symbols.malloc_trim(0n);
+    } catch {
+      // not glibc, or no FFI permission
+    }
   }
-  return libc;
+  trim?.();
 }
 
 /** Registers `release`, called before every collection that {@link collectSoon} runs. */
@@ -58,7 +53,7 @@ export function collectSoon(delayMs = 1000): void {
     timer = undefined;
     for (const release of releasers) release();
     gc();
-    loadLibc()?.mallocTrim();
+    mallocTrim();
   }, delayMs);
   Deno.unrefTimer(timer);
 }
