@@ -821,18 +821,14 @@ export class ImageService {
     content: ContentProvider,
     image: Image,
     platform: Platform,
-    namespace?: string,
+    namespace: string,
   ): Promise<UnpackPlan & { configBytes: Uint8Array }> {
-    const key = namespace === undefined
-      ? undefined
-      : `${namespace}\0${image.target.digest}\0${JSON.stringify(platform)}`;
-    const cached = key === undefined ? undefined : this.#plans.get(key);
+    const key = `${namespace}\0${image.target.digest}\0${JSON.stringify(platform)}`;
+    const cached = this.#plans.get(key);
     if (cached) return cached;
     const plan = await this.#readPlan(content, image, platform);
-    if (key !== undefined) {
-      this.#plans.set(key, plan);
-      if (this.#plans.size > PLAN_CACHE) this.#plans.delete(this.#plans.keys().next().value!);
-    }
+    this.#plans.set(key, plan);
+    if (this.#plans.size > PLAN_CACHE) this.#plans.delete(this.#plans.keys().next().value!);
     return plan;
   }
 
@@ -876,7 +872,12 @@ export class ImageService {
     return await this.#withLease(namespace, `unpack ${image.name}`, async (lease) => {
       const content = this.db.contentStore(namespace, this.content, { lease });
       const sn = this.db.snapshotter(namespace, backendSn, { lease });
-      const plan = await this.#localPlan(content, image, options.platform ?? defaultPlatform());
+      const plan = await this.#localPlan(
+        content,
+        image,
+        options.platform ?? defaultPlatform(),
+        namespace,
+      );
       const result = await this.#unpackPlan(plan, sn, {
         source: async (layer) => streamChunks(await content.read(layer.digest)),
         ...(options.signal ? { signal: options.signal } : {}),
@@ -1017,7 +1018,7 @@ export class ImageService {
         for (const image of images) {
           let plan: UnpackPlan;
           try {
-            plan = await this.#localPlan(content, image, defaultPlatform());
+            plan = await this.#localPlan(content, image, defaultPlatform(), namespace);
           } catch (err) {
             if (err instanceof NotFound) continue; // not for this platform
             throw err;
