@@ -8,7 +8,7 @@
 import { writeAllAsync } from "../../ffi/async_io.ts";
 import { O_CLOEXEC, O_WRONLY } from "../../ffi/constants.ts";
 import { libcSyscall } from "../../ffi/libc.ts";
-import { exists } from "../../util/fs.ts";
+import { detectCgroups, ownCgroupDir, parseProcCgroup } from "./paths.ts";
 
 /**
  * Starts the kernel's slow path for cgroup attaches early. The first write to
@@ -30,19 +30,12 @@ import { exists } from "../../util/fs.ts";
 export function armCgroupAttach(): Promise<void> {
   try {
     const sys = libcSyscall();
-    const lines = Deno.readTextFileSync("/proc/self/cgroup").split("\n");
-    let procs: string | undefined;
-    const v1 = lines.find((l) => /^\d+:(.*,)?pids(,.*)?:/.test(l));
-    const v2 = lines.find((l) => l.startsWith("0::"));
-    if (v1) procs = `/sys/fs/cgroup/pids${v1.split(":", 3)[2]}/cgroup.procs`;
-    else if (v2) {
-      const unified = exists("/sys/fs/cgroup/cgroup.controllers")
-        ? "/sys/fs/cgroup"
-        : "/sys/fs/cgroup/unified";
-      procs = `${unified}${v2.slice(3)}/cgroup.procs`;
-    }
-    if (!procs) return Promise.resolve();
-    const fd = sys.open(procs, O_WRONLY | O_CLOEXEC);
+    const dir = ownCgroupDir(
+      detectCgroups(),
+      parseProcCgroup(Deno.readTextFileSync("/proc/self/cgroup")),
+    );
+    if (dir === undefined) return Promise.resolve();
+    const fd = sys.open(`${dir}/cgroup.procs`, O_WRONLY | O_CLOEXEC);
     return writeAllAsync(fd, new TextEncoder().encode(String(Deno.pid))).then(
       () => sys.close(fd),
       () => sys.close(fd),

@@ -258,6 +258,18 @@ function dirOf(mount: CgroupMount, cgroup: string): string {
   return joinPath(mount.mountpoint, inner);
 }
 
+/**
+ * The directory of the cgroup a process is in (`self`, from /proc/<pid>/cgroup):
+ * in the v1 `pids` hierarchy when there is one, else in the unified one;
+ * undefined when neither is mounted.
+ */
+export function ownCgroupDir(layout: CgroupLayout, self: ProcessCgroups): string | undefined {
+  const pids = layout.v1.pids;
+  if (pids) return dirOf(pids, self.v1.pids ?? "/");
+  if (layout.unified) return dirOf(layout.unified, self.unified ?? "/");
+  return undefined;
+}
+
 /** The directories a container's cgroup occupies. */
 export interface ResolvedPaths {
   /**

@@ -2,7 +2,13 @@ import { InvalidArgument } from "../../errors.ts";
 import { assertEquals, assertThrows } from "../../tests/assert.ts";
 import { withTempDir } from "../../tests/harness.ts";
 import { fakeLayout } from "./_testing.ts";
-import { cleanCgroupsPath, detectCgroups, parseProcCgroup, resolveCgroupPaths } from "./paths.ts";
+import {
+  cleanCgroupsPath,
+  detectCgroups,
+  ownCgroupDir,
+  parseProcCgroup,
+  resolveCgroupPaths,
+} from "./paths.ts";
 
 const HYBRID_MOUNTINFO = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -161,4 +167,14 @@ Deno.test("resolveCgroupPaths() strips the root of a mount that shows a sub-cgro
     self: parseProcCgroup("4:memory:/docker/c1\n"),
   });
   assertEquals(paths.v1.memory, "/sys/fs/cgroup/memory/tug/web");
+});
+
+Deno.test("ownCgroupDir() is our cgroup in the pids hierarchy, else in the unified one", () => {
+  const hybrid = detectCgroups({ mountinfo: HYBRID_MOUNTINFO });
+  const self = parseProcCgroup("8:pids:/system.slice/tug.service\n0::/system.slice/tug.service\n");
+  assertEquals(ownCgroupDir(hybrid, self), "/sys/fs/cgroup/pids/system.slice/tug.service");
+  const v2 = detectCgroups({
+    mountinfo: "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+  });
+  assertEquals(ownCgroupDir(v2, self), "/sys/fs/cgroup/system.slice/tug.service");
 });
