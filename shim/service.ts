@@ -545,7 +545,7 @@ export class ShimService {
         this.#poller.unwatch(live.stdinFd);
         this.#closeQuietly(live.stdinFd);
       }
-      live.stdinFd = this.#sys.open(paths.stdin, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      live.stdinFd = openFifoReader(this.#sys, paths.stdin, { blocking: false });
       this.#relayInto(live, live.stdinFd, live.master);
     }
   }
@@ -586,7 +586,8 @@ export class ShimService {
       if (p.process.terminal) {
         const [ours, theirs] = sys.socketpair(SOCK_STREAM);
         opened.push(ours);
-        const stdin = p.stdin ? open(p.stdin, O_RDONLY | O_NONBLOCK) : undefined;
+        const stdin = p.stdin ? openFifoReader(sys, p.stdin, { blocking: false }) : undefined;
+        if (stdin !== undefined) opened.push(stdin);
         const stdout = open(p.stdout, p.stdout ? O_RDWR | O_NONBLOCK : O_WRONLY);
         ({ pid } = await execInContainer(this.#runtimeId(namespace, id), {
           ...this.#runtime(),
