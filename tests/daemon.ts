@@ -465,6 +465,35 @@ export async function startDaemon(options: TestDaemonOptions = {}): Promise<Test
   };
 }
 
+/**
+ * Starts `tug images pull REF` against `daemon`, kills the daemon with
+ * SIGKILL as soon as the CLI reports a layer downloading, and returns the
+ * CLI's exit code, its output up to then and its stderr.
+ */
+export async function killDuringPull(
+  daemon: TestDaemon,
+  ref: string,
+): Promise<{ code: number; out: string; stderr: string }> {
+  const pull = new Deno.Command(TUG, {
+    args: ["-a", daemon.address, "images", "pull", ref],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = pull.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!/layer sha256:[0-9a-f]+: downloading/.test(out)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+  }
+  await daemon.kill9();
+  reader.releaseLock();
+  const status = await pull.status;
+  await pull.stdout.cancel().catch(() => {});
+  const stderr = new TextDecoder().decode(await new Response(pull.stderr).arrayBuffer());
+  return { code: status.code, out, stderr };
+}
+
 /** Fetches the daemon's metrics text. */
 export async function scrape(daemon: Pick<TestDaemon, "metricsUrl">): Promise<string> {
   const res = await fetch(daemon.metricsUrl);

@@ -4,9 +4,9 @@
  * usage work) and the next pull completes.
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { startDaemon } from "./daemon.ts";
+import { killDuringPull, startDaemon } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
-import { requires, TUG } from "./harness.ts";
+import { requires } from "./harness.ts";
 import { startProxy, startRegistry } from "./registry.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox");
@@ -28,26 +28,10 @@ Deno.test({
     const first = await startDaemon({ registry: proxy });
     const dir = first.dir;
     try {
-      const pull = new Deno.Command(TUG, {
-        args: ["-a", first.address, "images", "pull", "big"],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const reader = pull.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let out = "";
-      while (!/layer sha256:[0-9a-f]+: downloading/.test(out)) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        out += value;
-      }
-      assertStringIncludes(out, "downloading");
-      await first.kill9();
-      reader.releaseLock();
-      const status = await pull.status;
-      await pull.stdout.cancel().catch(() => {});
-      const err = new TextDecoder().decode(await new Response(pull.stderr).arrayBuffer());
-      assert(status.code !== 0, "the pull fails when the daemon dies");
-      assertStringIncludes(err, "tug daemon");
+      const pull = await killDuringPull(first, "big");
+      assertStringIncludes(pull.out, "downloading");
+      assert(pull.code !== 0, "the pull fails when the daemon dies");
+      assertStringIncludes(pull.stderr, "tug daemon");
 
       stalling = false;
       const second = await startDaemon({ dir, registry: proxy });

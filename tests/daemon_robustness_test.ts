@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { exists } from "../util/fs.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import {
+  killDuringPull,
   reapContainers,
   scrape,
   shimPids,
@@ -19,7 +20,7 @@ import {
   type TestDaemon,
 } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
-import { ownCgroups, requires, TUG } from "./harness.ts";
+import { ownCgroups, requires } from "./harness.ts";
 import { startProxy, startRegistry } from "./registry.ts";
 import { type TaskInfo, TugClient } from "../mod.ts";
 
@@ -308,25 +309,9 @@ Deno.test({
       const pid = (id: string) => before.find((t) => t.id === id)!.pid;
 
       stalling = true;
-      const pull = new Deno.Command(TUG, {
-        args: ["-a", first.address, "images", "pull", "big"],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const reader = pull.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let out = "";
-      while (!/layer sha256:[0-9a-f]+: downloading/.test(out)) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        out += value;
-      }
-      assertStringIncludes(out, "downloading");
-      await first.kill9();
-      reader.releaseLock();
-      const status = await pull.status;
-      await pull.stdout.cancel().catch(() => {});
-      await pull.stderr.cancel().catch(() => {});
-      assert(status.code !== 0, "the pull fails when the daemon dies");
+      const pull = await killDuringPull(first, "big");
+      assertStringIncludes(pull.out, "downloading");
+      assert(pull.code !== 0, "the pull fails when the daemon dies");
 
       // The daemon is gone: the CLI says so, the containers live on, and their shim keeps logging.
       const down = await first.tug(["containers", "ls"], { timeout: 10_000 });
