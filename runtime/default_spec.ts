@@ -11,6 +11,27 @@ import { OCI_VERSION } from "../version.ts";
 
 const DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
+/** The paths masked in a container by default (`runc spec`'s list; containerd's adds powercap). */
+export function maskedPaths(): string[] {
+  return [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+  ];
+}
+
+/** The paths made read-only in a container by default (runc's and containerd's lists alike). */
+export function readonlyPaths(): string[] {
+  return ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+}
+
 /** The mounts under /dev every container gets (runc's and containerd's defaults alike). */
 export function devMounts(): Mount[] {
   return [
@@ -83,19 +104,8 @@ export function defaultSpec(options: { args?: string[]; terminal?: boolean } = {
       namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, {
         type: "mount",
       }, { type: "cgroup" }],
-      maskedPaths: [
-        "/proc/acpi",
-        "/proc/asound",
-        "/proc/kcore",
-        "/proc/keys",
-        "/proc/latency_stats",
-        "/proc/timer_list",
-        "/proc/timer_stats",
-        "/proc/sched_debug",
-        "/sys/firmware",
-        "/proc/scsi",
-      ],
-      readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+      maskedPaths: maskedPaths(),
+      readonlyPaths: readonlyPaths(),
     },
   };
 }

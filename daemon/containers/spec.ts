@@ -12,7 +12,7 @@
 import { InvalidArgument } from "../../errors.ts";
 import { CAPABILITIES } from "../../ffi/constants.ts";
 import type { OciImageConfig } from "../../images/service.ts";
-import { devMounts } from "../../runtime/default_spec.ts";
+import { devMounts, maskedPaths, readonlyPaths } from "../../runtime/default_spec.ts";
 import { defaultSeccompProfile } from "../../runtime/seccomp_default.ts";
 import type { LinuxSeccomp, Mount, Spec } from "../../runtime/spec.ts";
 import { OCI_VERSION } from "../../version.ts";
@@ -274,20 +274,8 @@ export function buildSpec(
       resources,
       cgroupsPath: `${options.cgroupParent.replace(/\/+$/, "")}/${options.namespace}/${options.id}`,
       ...(privileged ? {} : {
-        maskedPaths: [
-          "/proc/acpi",
-          "/proc/asound",
-          "/proc/kcore",
-          "/proc/keys",
-          "/proc/latency_stats",
-          "/proc/timer_list",
-          "/proc/timer_stats",
-          "/proc/sched_debug",
-          "/proc/scsi",
-          "/sys/firmware",
-          "/sys/devices/virtual/powercap",
-        ],
-        readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        maskedPaths: [...maskedPaths(), "/sys/devices/virtual/powercap"],
+        readonlyPaths: readonlyPaths(),
       }),
     },
     annotations: { "io.tug.namespace": options.namespace },
