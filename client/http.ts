@@ -1,13 +1,16 @@
 /**
- * The client's transport: `fetch` over the daemon's unix socket
- * (`Deno.createHttpClient` with a unix proxy), the namespace header, JSON
- * bodies, timeouts, NDJSON streams, and errors decoded back into tug's
- * error classes. Loads nothing but `errors.ts`, so the CLI starts fast.
+ * The client's transport to the daemon's unix socket: JSON requests over
+ * one plain connection each (client/exchange.ts), streams and uploads
+ * through `fetch` (`Deno.createHttpClient` with a unix proxy); the namespace
+ * header, timeouts, NDJSON streams, and errors decoded back into tug's error
+ * classes. Loads nothing but `errors.ts` and the HTTP parser, so the CLI
+ * starts fast.
  *
  * @module
  */
 
 import { ERROR_CLASSES, Internal, TugError, Unavailable } from "../errors.ts";
+import { type Answer, exchange } from "./exchange.ts";
 import { API_PREFIX, DEFAULT_ADDRESS, DEFAULT_NAMESPACE, NAMESPACE_HEADER } from "./types.ts";
 
 /** Options for {@link TugClient} and {@link Transport}. */
@@ -46,6 +49,35 @@ export function decodeError(status: number, body: unknown, what: string): TugErr
   return new Internal(`${what}: the daemon answered ${status} without an error body`);
 }
 
+/** The URL of an API path with its query. */
+function requestUrl(path: string, query: Query | undefined): URL {
+  // An address literal: any host name would be looked up in DNS before the unix socket is
+  // used (a round trip per command, and 5 s when the resolver is slow to answer).
+  const url = new URL(`http://127.0.0.1${API_PREFIX}${path}`);
+  for (const [k, v] of Object.entries(query ?? {})) {
+    if (v === undefined || v === false) continue;
+    for (const item of Array.isArray(v) ? v : [v === true ? "1" : v]) {
+      url.searchParams.append(k, item);
+    }
+  }
+  return url;
+}
+
+async function parseJson<T>(
+  method: string,
+  path: string,
+  parse: () => unknown,
+): Promise<T> {
+  try {
+    return await parse() as T;
+  } catch (err) {
+    if (err instanceof TugError) throw err;
+    throw new Internal(
+      `${method} ${path}: the daemon's answer is not JSON: ${(err as Error).message}`,
+    );
+  }
+}
+
 function describeTimeout(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
@@ -70,15 +102,7 @@ export class Transport {
 
   /** Sends a request; resolves to a 2xx response, or throws the error the daemon named. */
   async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
-    // An address literal: any host name would be looked up in DNS before the unix socket is
-    // used (a round trip per command, and 5 s when the resolver is slow to answer).
-    const url = new URL(`http://127.0.0.1${API_PREFIX}${path}`);
-    for (const [k, v] of Object.entries(options.query ?? {})) {
-      if (v === undefined || v === false) continue;
-      for (const item of Array.isArray(v) ? v : [v === true ? "1" : v]) {
-        url.searchParams.append(k, item);
-      }
-    }
+    const url = requestUrl(path, options.query);
     const headers = new Headers({ [NAMESPACE_HEADER]: options.namespace ?? this.namespace });
     let body: BodyInit | undefined;
     if (options.json !== undefined) {
@@ -88,18 +112,7 @@ export class Transport {
       headers.set("content-type", "application/x-tar");
       body = options.body as BodyInit;
     }
-    const signals: AbortSignal[] = [];
-    let timeoutSignal: AbortSignal | undefined;
-    if (this.timeout > 0) {
-      timeoutSignal = AbortSignal.timeout(this.timeout);
-      signals.push(timeoutSignal);
-    }
-    if (options.signal) signals.push(options.signal);
-    const signal = signals.length === 0
-      ? undefined
-      : signals.length === 1
-      ? signals[0]
-      : AbortSignal.any(signals);
+    const { signal, timeoutSignal } = this.#signals(options.signal);
     const what = `${method} ${url.pathname}`;
     let res: Response;
     try {
@@ -123,21 +136,76 @@ export class Transport {
     throw decodeError(res.status, parsed, what);
   }
 
-  /** Sends a request and parses the JSON answer (undefined for 204). */
+  /**
+   * Sends a request and parses the JSON answer (undefined for 204). Without
+   * a streamed body, over one plain connection (client/exchange.ts: a
+   * process's first `fetch` costs ~10 ms); with one, through `fetch`.
+   */
   async json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const res = await this.request(method, path, options);
-    if (res.status === 204) {
-      await res.body?.cancel();
-      return undefined as T;
+    if (options.body !== undefined) {
+      const res = await this.request(method, path, options);
+      if (res.status === 204) {
+        await res.body?.cancel();
+        return undefined as T;
+      }
+      return parseJson<T>(method, path, () => res.json());
     }
+    const url = requestUrl(path, options.query);
+    const what = `${method} ${url.pathname}`;
+    const { signal, timeoutSignal } = this.#signals(options.signal);
+    const headers: Record<string, string> = {
+      [NAMESPACE_HEADER]: options.namespace ?? this.namespace,
+    };
+    let body: Uint8Array | undefined;
+    if (options.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = new TextEncoder().encode(JSON.stringify(options.json));
+    }
+    let answer: Answer;
     try {
-      return await res.json() as T;
+      answer = await exchange({
+        socket: this.address,
+        method,
+        target: url.pathname + url.search,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        ...(signal ? { signal } : {}),
+      });
     } catch (err) {
-      if (err instanceof TugError) throw err;
-      throw new Internal(
-        `${method} ${path}: the daemon's answer is not JSON: ${(err as Error).message}`,
-      );
+      throw this.#transportError(err, what, timeoutSignal);
     }
+    const text = new TextDecoder().decode(answer.body);
+    if (answer.status < 200 || answer.status > 299) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      throw decodeError(answer.status, parsed, what);
+    }
+    if (answer.status === 204) return undefined as T;
+    return parseJson<T>(method, path, () => JSON.parse(text));
+  }
+
+  /** The request's signal: the caller's, the client's timeout, or both. */
+  #signals(caller: AbortSignal | undefined): {
+    signal: AbortSignal | undefined;
+    timeoutSignal: AbortSignal | undefined;
+  } {
+    const signals: AbortSignal[] = [];
+    let timeoutSignal: AbortSignal | undefined;
+    if (this.timeout > 0) {
+      timeoutSignal = AbortSignal.timeout(this.timeout);
+      signals.push(timeoutSignal);
+    }
+    if (caller) signals.push(caller);
+    const signal = signals.length === 0
+      ? undefined
+      : signals.length === 1
+      ? signals[0]
+      : AbortSignal.any(signals);
+    return { signal, timeoutSignal };
   }
 
   /** The messages of an NDJSON response, one per line. */
