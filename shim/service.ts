@@ -23,7 +23,7 @@ import { Poller, setNonBlocking } from "../ffi/poller.ts";
 import { exitCodeOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../errors.ts";
 import type { Mount } from "../images/types.ts";
-import { mountAll, unmountAll } from "../images/snapshots/mount.ts";
+import { detachAllAsync, mountAll, unmountAll } from "../images/snapshots/mount.ts";
 import {
   cgroupFor,
   containerPids,
@@ -113,6 +113,8 @@ interface Live {
   execs: Map<string, { pid: number; exit?: ExitStatus; master?: number; pumps: number[] }>;
   exited: Promise<ExitStatus>;
   onExit: (s: ExitStatus) => void;
+  /** Settles once the host's mount of the rootfs is gone (see {@link rootfsHeldByInit}). */
+  rootfsDetached?: Promise<void>;
 }
 
 /** Options for {@link ShimService}. */
@@ -333,6 +335,7 @@ export class ShimService {
       this.#byPid.set(created.pid, key);
       this.#save(live.record);
       this.#publish({ topic: "/tasks/create", namespace: p.namespace, id: p.id, pid: created.pid });
+      if (p.rootfs.length && rootfsHeldByInit(spec)) live.rootfsDetached = detachAllAsync(rootfs);
     } catch (err) {
       closeFds();
       for (const u of undo.reverse()) {
@@ -726,6 +729,7 @@ export class ShimService {
     this.#closeAttached(live);
     live.log?.close();
     const bundle = this.#bundle(namespace, id);
+    await live.rootfsDetached;
     try {
       unmountAll(join(bundle, "rootfs"), { sys: this.#sys, detach: true });
     } catch {
@@ -859,6 +863,19 @@ export class ShimService {
     this.#reaper.stop();
     this.#poller.close();
   }
+}
+
+/**
+ * Whether the host's mount of a container's rootfs can go as soon as its init
+ * exists, so that delete has nothing left to unmount (each umount waits ~2 ms
+ * for an RCU grace period, on the shim's only thread): the init made its own
+ * mount namespace, whose copy of the rootfs stays until the container's last
+ * process exits, and no poststart or poststop hook, which run on the host and
+ * may look into the bundle, is set.
+ */
+export function rootfsHeldByInit(spec: Spec): boolean {
+  const own = (spec.linux?.namespaces ?? []).some((n) => n.type === "mount" && !n.path);
+  return own && !spec.hooks?.poststart?.length && !spec.hooks?.poststop?.length;
 }
 
 /** Resolves an image-style user string against the rootfs's /etc/passwd and /etc/group. */

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { assertNothingLeft, leftovers, requires, TUG } from "./harness.ts";
+import { assertNothingLeft, leftovers, mountsUnder, requires, TUG } from "./harness.ts";
 import { busyboxRootfs } from "./bundle.ts";
 import { defaultSpec } from "../runtime/default_spec.ts";
 import { RpcClient, type ShimEvent } from "../shim/rpc.ts";
@@ -161,6 +161,39 @@ Deno.test({
         "/tasks/exit",
         "/tasks/delete",
       ]);
+    }),
+});
+
+Deno.test({
+  name: "the host's mount of a rootfs goes once the init holds it, unless a host hook may need it",
+  ignore,
+  fn: () =>
+    withShim(async (t) => {
+      const rootfsOf = (id: string) => `${t.state}/shims/g/bundles/default/${id}/rootfs`;
+      // The container checks its root is still whole after the host's mount has gone.
+      const spec = t.spec(["sh", "-c", "sleep 0.5; test -x /bin/busybox && test -d /etc"]);
+      await t.client.call("create", createParams(t, "held", spec));
+      await t.client.call("start", { namespace: "default", id: "held" });
+      await waitFor(() => mountsUnder(rootfsOf("held")).length === 0, 3000, "the host's unmount");
+      const exit = await t.client.call<{ exitCode: number }>("wait", {
+        namespace: "default",
+        id: "held",
+      });
+      assertEquals(exit.exitCode, 0, "the container still sees its rootfs");
+      await t.client.call("delete", { namespace: "default", id: "held" });
+
+      // A poststop hook runs on the host after the container is gone: the mount stays until delete.
+      const hooked = t.spec(["sleep", "100"], (s) => {
+        s.hooks = { poststop: [{ path: "/bin/true" }] };
+      });
+      await t.client.call("create", createParams(t, "hooked", hooked));
+      await t.client.call("start", { namespace: "default", id: "hooked" });
+      await new Promise((r) => setTimeout(r, 300));
+      assertEquals(mountsUnder(rootfsOf("hooked")).length, 1);
+      await t.client.call("kill", { namespace: "default", id: "hooked", signal: 9 });
+      await t.client.call("wait", { namespace: "default", id: "hooked" });
+      await t.client.call("delete", { namespace: "default", id: "hooked" });
+      assertEquals(mountsUnder(rootfsOf("hooked")), []);
     }),
 });
 

@@ -14,6 +14,7 @@
  * @module
  */
 
+import { umount2Async } from "../../ffi/async_io.ts";
 import {
   MNT_DETACH,
   MS_BIND,
@@ -233,4 +234,14 @@ export function unmountAll(
       throw err;
     }
   }
+}
+
+/**
+ * Detaches every mount on `target` (MNT_DETACH) off the main thread, each
+ * umount2 waiting for its grace period on a helper thread. Never fails: it
+ * stops at the first umount2 that does not unmount (nothing left, or an
+ * error {@link unmountAll} will meet and report).
+ */
+export async function detachAllAsync(target: string): Promise<void> {
+  while (await umount2Async(target, MNT_DETACH));
 }
