@@ -31,12 +31,18 @@ $(DENO_BIN): tools/package.json tools/package-lock.json
 bundle: $(DIST)/tug
 $(DIST)/tug: $(DENO_BIN) $(SOURCES)
 	@rm -rf $(DIST)/*.js $(DIST)/.bundle && mkdir -p $(DIST)/.bundle
-	$(DENO) bundle --quiet --code-splitting --platform deno --outdir $(DIST)/.bundle cli.ts
+	@# npm packages resolve to their builds for runtimes other than Node (the react-native condition:
+	@# b4a on Uint8Array, bare-events), so that unpacking a layer never touches Node's `process` or
+	@# `Buffer`: the first touch sets up Deno's Node compatibility, ~9 MiB of RSS for the process's life.
+	DENO_CONDITIONS=react-native $(DENO) bundle --quiet --code-splitting --platform deno --outdir $(DIST)/.bundle cli.ts
 	@mv $(DIST)/.bundle/cli.js $(DIST)/tug.js && mv $(DIST)/.bundle/*.js $(DIST)/ 2>/dev/null; rm -rf $(DIST)/.bundle
-	@# The bundler's CommonJS helper calls createRequire() at load, which costs every process about 13 ms;
-	@# the npm code that needs require() (tar-stream's) gets Node's built-ins on first use instead.
+	@# The bundler's CommonJS helper calls createRequire() at load (about 13 ms per process). What npm
+	@# code is left calling require() does so in try/catch for optional modules with a fallback
+	@# (tar-stream's fs constants, react-native-b4a): the helper throws, as require() in a browser does.
 	@sed -i -e '/^import { createRequire as __deno_internal_createRequire } from "node:module";$$/d' \
-	  -e 's|^var __require = __deno_internal_createRequire(import.meta.url);$$|var __require = (id) => globalThis.process.getBuiltinModule(id);|' $(DIST)/*.js
+	  -e 's|^var __require = __deno_internal_createRequire(import.meta.url);$$|var __require = (id) => { throw new Error(`tug bundles no require("$${id}")`); };|' $(DIST)/*.js
+	@extra=$$(grep -aoh '__require("[^"]*")' $(DIST)/*.js | sort -u | grep -v -x -e '__require("node:fs")' -e '__require("react-native-b4a")'); \
+	  if [ -n "$$extra" ]; then echo "make bundle: npm code needs $$extra, which the bundle does not provide" >&2; exit 1; fi
 	@# Deno reads and parses every module a literal import("./chunk.js") names before running anything
 	@# (about 3.5 ms for the whole bundle); a specifier it cannot analyse is loaded only when called.
 	@sed -i -E 's/import\("\.\/([A-Za-z0-9_-]+\.js)"\)/import("." + "\/\1")/g' $(DIST)/*.js
