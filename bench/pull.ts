@@ -27,6 +27,7 @@
 import { join } from "node:path";
 import { RUN_FLAGS } from "../self.ts";
 import { startRegistry } from "../tests/registry.ts";
+import { startTugDaemon } from "./_daemon.ts";
 
 const DENO = new URL("../tools/deno", import.meta.url).pathname;
 const CHILD = new URL("./_pull_child.ts", import.meta.url).pathname;
@@ -163,6 +164,33 @@ export async function runTug(dir: string, ref: string, extraV8Flags: string[] = 
   const r = JSON.parse(out.trim().split("\n").pop()!);
   if (r.layers !== LAYERS) throw new Error(`tug unpacked ${r.layers} layers, expected ${LAYERS}`);
   return { ms: r.pullMs as number, processMs: wallMs, rssKiB: r.peakRssKiB as number };
+}
+
+/**
+ * tug as a user meets it, the same way as containerd's side: a fresh daemon
+ * (bench/_daemon.ts, the `tug` given) and `tug images pull --plain-http`.
+ * The CLI's wall time and the daemon's peak RSS.
+ */
+export async function runTugDaemon(
+  dir: string,
+  ref: string,
+  options: { tug?: string; cgroupParent: string },
+) {
+  const daemon = await startTugDaemon(join(dir, "tugd"), options);
+  try {
+    const start = performance.now();
+    const out = await daemon.tug(["images", "pull", "--plain-http", ref]);
+    const ms = performance.now() - start;
+    if (out.code !== 0) throw new Error(`tug images pull failed (${out.code}): ${out.stderr}`);
+    const rssKiB = peakRssKiB(daemon.pid);
+    const snapshots = await daemon.tug(["snapshots", "ls"]);
+    if (snapshots.stdout.trim().split("\n").length - 1 !== LAYERS) {
+      throw new Error(`tug unpacked:\n${snapshots.stdout}`);
+    }
+    return { ms, rssKiB };
+  } finally {
+    await daemon.stop();
+  }
 }
 
 export async function runCtr(dir: string, ref: string) {

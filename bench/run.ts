@@ -70,7 +70,7 @@ import {
   recordError,
 } from "./_report.ts";
 import { ratioChart } from "./_svg.ts";
-import { buildImage, LAYERS, runCtr, runTug } from "./pull.ts";
+import { buildImage, LAYERS, runCtr, runTug, runTugDaemon } from "./pull.ts";
 import { benchRuntime } from "./runtime.ts";
 
 const QUICK = Deno.args.includes("--quick");
@@ -339,26 +339,33 @@ async function compareRunRm(engines: Engine[]): Promise<Comparison> {
   return c;
 }
 
-async function comparePull(dir: string, registry: TestRegistry): Promise<Comparison[]> {
+async function comparePull(
+  dir: string,
+  registry: TestRegistry,
+  tug: { tug: string; cgroupParent: string },
+): Promise<Comparison[]> {
   const time = comparison({
     id: "pull",
     title: "pull + unpack, 5 layers, ~105 MB",
     unit: "ms",
     what:
-      "Pull and unpack of a 5-layer image of random data from the local registry into empty stores " +
-      "(tug: `ImageService.pull()` in its own process; containerd: `ctr images pull` on a fresh instance).",
-    subjects: ["tug", "tug (process)", "ctr images pull"],
+      "Pull and unpack of a 5-layer image of random data from the local registry into empty stores, " +
+      "each through a fresh daemon: `tug images pull` and `ctr images pull` (wall time of the CLI).",
+    subjects: ["tug images pull", "tug pull() in its own process", "ctr images pull"],
     anchors: ["ctr images pull"],
     notes: [
-      "tug (process): the wall time of tug's pulling process, Deno's start-up included (bench/_pull_child.ts).",
+      "tug pull() in its own process: `ImageService.pull()` timed inside a process that only pulls " +
+      "(bench/_pull_child.ts, from source), the figure of earlier reports.",
     ],
   });
   const rss = comparison({
     id: "pull-rss",
     title: "peak RSS while pulling",
     unit: "MiB",
-    what: "Peak RSS (VmHWM) of tug's pulling process and of the containerd that pulled.",
-    subjects: ["tug", "containerd"],
+    what:
+      "Peak RSS (VmHWM) of the daemon that pulled (a fresh tug daemon, a fresh containerd), and of " +
+      "tug's process that only pulls.",
+    subjects: ["tug daemon", "tug pulling process", "containerd"],
     anchors: ["containerd"],
   });
   const [pairs, warmup] = PLAN.pull as [number, number];
@@ -383,20 +390,24 @@ async function comparePull(dir: string, registry: TestRegistry): Promise<Compari
       const run = join(dir, `pull-${i + warmup}`);
       await Deno.mkdir(run);
       const t: Record<string, number> = {}, m: Record<string, number> = {};
-      for (const who of rotate(["tug", "ctr"], i)) {
+      for (const who of rotate(["tug", "ctr", "child"], i)) {
         try {
           if (who === "tug") {
+            const r = await runTugDaemon(run, ref, tug);
+            t["tug images pull"] = r.ms;
+            m["tug daemon"] = r.rssKiB / 1024;
+          } else if (who === "child") {
             const r = await runTug(run, ref);
-            t["tug"] = r.ms;
-            t["tug (process)"] = r.processMs;
-            m["tug"] = r.rssKiB / 1024;
+            t["tug pull() in its own process"] = r.ms;
+            m["tug pulling process"] = r.rssKiB / 1024;
           } else {
             const r = await runCtr(run, ref);
             t["ctr images pull"] = r.ms;
             m["containerd"] = r.rssKiB / 1024;
           }
         } catch (err) {
-          recordError(time, who === "tug" ? "tug" : "ctr images pull", err);
+          const subject = { tug: "tug images pull", child: "tug pull() in its own process" }[who];
+          recordError(time, subject ?? "ctr images pull", err);
         }
       }
       await unmountUnder(run);
@@ -406,7 +417,7 @@ async function comparePull(dir: string, registry: TestRegistry): Promise<Compari
       log(`pull ${i < 0 ? "warm-up" : `pair ${i + 1}/${pairs}`}: ${JSON.stringify(roundText(t))}`);
     }
   } catch (err) {
-    recordError(time, "tug", err);
+    recordError(time, "tug images pull", err);
     recordError(time, "ctr images pull", err);
   }
   return [time, rss];
@@ -772,7 +783,9 @@ async function main(): Promise<number> {
     }
     if (wanted("pull")) {
       log("pull + unpack of the 5-layer image: tug / ctr");
-      comparisons.push(...await comparePull(tmp, registry));
+      comparisons.push(
+        ...await comparePull(tmp, registry, { tug, cgroupParent: `${cgroup.path}/tug-pull` }),
+      );
     }
     if (wanted("fleet")) {
       log(`fleets of ${SMALL_FLEET} and ${FLEET} detached sleep containers`);
