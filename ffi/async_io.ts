@@ -1,8 +1,7 @@
 /**
  * Reading and writing raw fds without blocking the event loop: the same libc
  * read/write, declared `nonblocking` so each call runs on a helper thread.
- * For pumping a pty master or a pipe the Deno APIs cannot wrap. Also
- * umount2, which waits for an RCU grace period (~2 ms) in the kernel.
+ * For pumping a pty master or a pipe the Deno APIs cannot wrap.
  *
  * @module
  */
@@ -10,7 +9,6 @@
 const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
-  umount2: { parameters: ["buffer", "i32"], result: "i32", nonblocking: true },
 } as const;
 
 let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
@@ -34,11 +32,4 @@ export async function writeAllAsync(fd: number, data: Uint8Array): Promise<boole
     off += n;
   }
   return true;
-}
-
-/** umount2(path, flags) on a helper thread; resolves to true when it unmounted something. */
-export async function umount2Async(path: string, flags: number): Promise<boolean> {
-  const cPath = new TextEncoder().encode(path + "\0"); // referenced until the call returns
-  const result = await lib().umount2(cPath, flags);
-  return result === 0 && cPath.length > 0;
 }

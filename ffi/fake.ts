@@ -149,6 +149,14 @@ export class FakeSyscall implements Syscall {
     if (i < 0) this.#fail("umount", "EINVAL", target);
     this.mounts.splice(i, 1);
   }
+  umount2Async(target: string, flags: number): Promise<boolean> {
+    try {
+      this.umount2(target, flags);
+      return Promise.resolve(true);
+    } catch {
+      return Promise.resolve(false);
+    }
+  }
   pivotRoot(newRoot: string, putOld: string): void {
     this.#record("pivotRoot", [newRoot, putOld], newRoot);
   }

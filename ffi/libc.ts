@@ -100,6 +100,12 @@ const SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
+  umount2_async: {
+    name: "umount2",
+    parameters: ["buffer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   fork: { parameters: [], result: "i32" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
@@ -259,6 +265,8 @@ function libc(): Libc {
           0n,
         ),
       ),
+    umount2_async: async (target, flags) =>
+      Number(await n.syscall_async(BigInt(NR.umount2!), word(target), word(flags), 0n, 0n, 0n, 0n)),
   };
   const bound: Record<string, unknown> = { __errno_location: n.__errno_location, fork: n.fork };
   symbols = new Proxy(bound, {
@@ -403,6 +411,12 @@ export class LibcSyscall implements Syscall {
   }
   umount2(target: string, flags: number): void {
     check(libc().umount2(cString(target), flags), "umount", quote(target));
+  }
+  async umount2Async(target: string, flags: number): Promise<boolean> {
+    const path = cString(target);
+    const r = await libc().umount2_async(path, flags);
+    // errno is not readable after a nonblocking call; reading `path` here keeps it alive until then.
+    return r === 0 && path.length > 0;
   }
   pivotRoot(newRoot: string, putOld: string): void {
     check(libc().pivot_root(cString(newRoot), cString(putOld)), "pivot_root", quote(newRoot));

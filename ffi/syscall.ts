@@ -98,6 +98,11 @@ export interface Syscall {
     data: string | null,
   ): void;
   umount2(target: string, flags: number): void;
+  /**
+   * umount2(2) on a helper thread (it waits for an RCU grace period, ~2 ms);
+   * true when it unmounted, false on any failure (errno is not readable here).
+   */
+  umount2Async(target: string, flags: number): Promise<boolean>;
   pivotRoot(newRoot: string, putOld: string): void;
   chdir(path: string): void;
   fchdir(fd: number): void;

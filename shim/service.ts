@@ -335,7 +335,9 @@ export class ShimService {
       this.#byPid.set(created.pid, key);
       this.#save(live.record);
       this.#publish({ topic: "/tasks/create", namespace: p.namespace, id: p.id, pid: created.pid });
-      if (p.rootfs.length && rootfsHeldByInit(spec)) live.rootfsDetached = detachAllAsync(rootfs);
+      if (p.rootfs.length && rootfsHeldByInit(spec)) {
+        live.rootfsDetached = detachAllAsync(rootfs, { sys });
+      }
     } catch (err) {
       closeFds();
       for (const u of undo.reverse()) {

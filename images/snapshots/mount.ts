@@ -14,7 +14,6 @@
  * @module
  */
 
-import { umount2Async } from "../../ffi/async_io.ts";
 import {
   MNT_DETACH,
   MS_BIND,
@@ -242,6 +241,7 @@ export function unmountAll(
  * stops at the first umount2 that does not unmount (nothing left, or an
  * error {@link unmountAll} will meet and report).
  */
-export async function detachAllAsync(target: string): Promise<void> {
-  while (await umount2Async(target, MNT_DETACH));
+export async function detachAllAsync(target: string, options: MountOptions = {}): Promise<void> {
+  const sys = options.sys ?? libcSyscall();
+  while (await sys.umount2Async(target, MNT_DETACH));
 }
