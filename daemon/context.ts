@@ -24,7 +24,7 @@ import type { GcResult, ImageService } from "../images/mod.ts";
 import { OCI_VERSION, VERSION } from "../version.ts";
 import type { Config } from "./config.ts";
 import { EventBus } from "./events.ts";
-import { collectWhenIdle } from "./idle.ts";
+import { collectSoon } from "../util/gc.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { type DaemonMetrics, daemonMetrics } from "./metrics.ts";
 
@@ -163,7 +163,7 @@ export class DaemonContext {
       this.#gcTimer = undefined;
       this.runGc().catch((err) =>
         this.log.error("garbage collection failed", { error: String(err) })
-      ).finally(collectWhenIdle);
+      ).finally(() => collectSoon());
     }, this.config.images.gcDelay);
     Deno.unrefTimer(timer);
     this.#gcTimer = timer;

@@ -26,7 +26,7 @@ import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 import { sdNotify } from "./notify.ts";
 import { type Plugin, PLUGINS, startPlugins } from "./plugins.ts";
 import { createApp, ROUTE_MODULES, type RouteModule } from "./api/mod.ts";
-import { collectWhenIdle } from "./idle.ts";
+import { collectSoon } from "../util/gc.ts";
 
 export { DaemonContext };
 
@@ -174,7 +174,7 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
     sdNotify(state, options.notifySocket !== undefined ? { socket: options.notifySocket } : {})
       .catch((err) => log.warn("sd_notify failed", { state, error: String(err) }));
   await notify("READY=1");
-  collectWhenIdle(); // what start-up alone faulted in and allocated
+  collectSoon(); // what start-up alone faulted in and allocated
   log.info("serving", {
     address,
     metrics: metricsAddress,

@@ -126,7 +126,6 @@ export interface ShimServiceOptions {
   warn?: (message: string) => void;
 }
 
-/** The shim's containers and what can be done with them. */
 /**
  * Opens the read end of a client's FIFO without waiting for a writer: a
  * client that names a FIFO and never opens its end must not hang the shim.
@@ -146,6 +145,7 @@ function openFifoReader(sys: Syscall, path: string, options: { blocking: boolean
   return fd;
 }
 
+/** The shim's containers and what can be done with them. */
 export class ShimService {
   readonly #dir: string;
   readonly #sys: Syscall;

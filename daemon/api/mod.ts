@@ -13,7 +13,7 @@
 
 import { Hono } from "hono/tiny";
 import type { DaemonContext } from "../context.ts";
-import { collectWhenIdle } from "../idle.ts";
+import { collectSoon } from "../../util/gc.ts";
 import { type ApiApp, type ApiEnv, errorResponse, namespaceOf, type RouteModule } from "./_http.ts";
 
 export type { ApiApp, ApiEnv, RouteModule };
@@ -58,7 +58,7 @@ export async function createApp(
       const labels = { method: c.req.method, route, status: String(c.res.status) };
       m.apiRequests.inc(labels);
       m.apiLatency.observe(labels, (performance.now() - start) / 1000);
-      collectWhenIdle();
+      collectSoon();
       ctx.log.debug("api request", { ...labels, path: c.req.path });
     }
   });
