@@ -397,7 +397,8 @@ async function runContainer(args: ParsedArgs, options: RuntimeOptions): Promise<
   const pidFile = stringFlag(args, "pid-file");
   const bundle = stringFlag(args, "bundle") ?? Deno.cwd();
   const { loadSpec } = await import("./plan.ts");
-  const wantsTerminal = loadSpec(resolve(bundle)).process?.terminal === true;
+  const spec = loadSpec(resolve(bundle));
+  const wantsTerminal = spec.process?.terminal === true;
   if (wantsTerminal && detach && !consoleSocket) {
     throw new InvalidArgument(
       "Cannot allocate a terminal for a detached container without --console-socket",
@@ -411,6 +412,7 @@ async function runContainer(args: ParsedArgs, options: RuntimeOptions): Promise<
     ({ pid } = await createContainer(containerId, {
       ...options,
       bundle,
+      spec,
       preserveFds: preserveFds(args),
       ...(pidFile ? { pidFile } : {}),
       ...(relay
