@@ -227,12 +227,17 @@ export const TIOCGPTPEER = 0x5441;
 
 // Sockets.
 export const AF_UNIX = 1;
+export const AF_INET = 2;
 export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 export const SOCK_SEQPACKET = 5;
 export const SOCK_CLOEXEC = O_CLOEXEC;
 export const SOL_SOCKET = 1;
 export const SCM_RIGHTS = 1;
+/** Network interface flags (struct ifreq: name in 16 bytes, then ifr_flags). */
+export const SIOCGIFFLAGS = 0x8913;
+export const SIOCSIFFLAGS = 0x8914;
+export const IFF_UP = 0x1;
 export const MSG_CMSG_CLOEXEC = 0x40000000;
 
 // close_range(2) flags.

@@ -22,6 +22,7 @@ import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
+  ERRNO,
   LINUX_CAPABILITY_VERSION_3,
   MADV_DOFORK,
   NR,
@@ -723,7 +724,7 @@ export class LibcSyscall implements Syscall {
     const p = encoder.encode(path);
     if (p.length > 107) {
       libc().close(fd);
-      throw new SyscallError("connect", 36, /* ENAMETOOLONG */ quote(path));
+      throw new SyscallError("connect", ERRNO.ENAMETOOLONG!, quote(path));
     }
     addr.set(p, 2);
     const r = libc().connect(fd, addr, 2 + p.length + 1);
@@ -800,7 +801,7 @@ export class LibcSyscall implements Syscall {
     const name = encoder.encode(path);
     const abstract = path.startsWith("@");
     if (name.length > 107 || name.length < 1) {
-      throw new SyscallError("connect", 36, /* ENAMETOOLONG */ quote(path));
+      throw new SyscallError("connect", ERRNO.ENAMETOOLONG!, quote(path));
     }
     const addr = new Uint8Array(110);
     new DataView(addr.buffer).setUint16(0, AF_UNIX, true);

@@ -21,7 +21,7 @@
  */
 
 import { Unavailable } from "../errors.ts";
-import { SECCOMP_SET_MODE_FILTER, SYS_SECCOMP } from "./constants.ts";
+import { ERRNO, SECCOMP_SET_MODE_FILTER, SYS_SECCOMP } from "./constants.ts";
 import { SyscallError } from "./syscall.ts";
 
 // Actions (seccomp.h; the kernel's SECCOMP_RET_* values).
@@ -413,7 +413,7 @@ export interface BpfProgram {
 /** Wraps exported instructions in a `struct sock_fprog`. */
 export function bpfProgram(instructions: Uint8Array<ArrayBuffer>): BpfProgram {
   if (instructions.length === 0 || instructions.length % BPF_INSN_SIZE !== 0) {
-    throw new SyscallError("seccomp", 22, /* EINVAL */ `program of ${instructions.length} bytes`);
+    throw new SyscallError("seccomp", ERRNO.EINVAL!, `program of ${instructions.length} bytes`);
   }
   const count = instructions.length / BPF_INSN_SIZE;
   if (count > 0xffff) throw new SyscallError("seccomp", 7, /* E2BIG */ `${count} instructions`);

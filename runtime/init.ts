@@ -15,9 +15,12 @@
  */
 
 import {
+  AF_INET,
   CLONE_NEWCGROUP,
   CLONE_NEWNET,
   CLONE_NEWTIME,
+  ERRNO,
+  IFF_UP,
   MNT_DETACH,
   MS_BIND,
   MS_NODEV,
@@ -44,6 +47,9 @@ import {
   S_IFMT,
   S_IFREG,
   SIGNALS,
+  SIOCGIFFLAGS,
+  SIOCSIFFLAGS,
+  SOCK_DGRAM,
   TIOCSCTTY,
 } from "../ffi/constants.ts";
 import { type Syscall, SyscallError } from "../ffi/syscall.ts";
@@ -343,14 +349,14 @@ export function prepareProcess(
 
 /** A new network namespace starts with `lo` down; bring it up, as container engines do. */
 function loopbackUp(sys: Syscall): void {
-  const fd = sys.socket(2, /* AF_INET */ 2 /* SOCK_DGRAM */);
+  const fd = sys.socket(AF_INET, SOCK_DGRAM);
   try {
     const ifreq = new Uint8Array(40);
     ifreq.set(encoder.encode("lo"));
-    sys.ioctl(fd, 0x8913, /* SIOCGIFFLAGS */ ifreq);
+    sys.ioctl(fd, SIOCGIFFLAGS, ifreq);
     const view = new DataView(ifreq.buffer);
-    view.setUint16(16, view.getUint16(16, true) | 0x1, /* IFF_UP */ true);
-    sys.ioctl(fd, 0x8914, /* SIOCSIFFLAGS */ ifreq);
+    view.setUint16(16, view.getUint16(16, true) | IFF_UP, true);
+    sys.ioctl(fd, SIOCSIFFLAGS, ifreq);
   } finally {
     sys.close(fd);
   }
@@ -463,7 +469,7 @@ function createMountpoint(sys: Syscall, plan: InitPlan, m: PlannedMount): string
   if (m.bind && fileType(sys, m.source) === undefined) {
     throw new SyscallError(
       "mount",
-      2, /* ENOENT */
+      ERRNO.ENOENT!,
       `source ${JSON.stringify(m.source)} of ${JSON.stringify(m.destination)}`,
     );
   }

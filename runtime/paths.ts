@@ -7,7 +7,7 @@
  * @module
  */
 
-import { S_IFDIR, S_IFLNK, S_IFMT } from "../ffi/constants.ts";
+import { ERRNO, S_IFDIR, S_IFLNK, S_IFMT } from "../ffi/constants.ts";
 import type { Syscall } from "../ffi/syscall.ts";
 import { SyscallError } from "../ffi/syscall.ts";
 
@@ -67,7 +67,7 @@ export function resolveInRoot(sys: Syscall, root: string, path: string): string 
       continue;
     }
     if (++links > MAX_SYMLINKS) {
-      throw new SyscallError("resolve", 40, /* ELOOP */ JSON.stringify(path));
+      throw new SyscallError("resolve", ERRNO.ELOOP!, JSON.stringify(path));
     }
     const target = sys.readlink(candidate);
     if (target.startsWith("/")) resolved.length = 0;
@@ -90,7 +90,7 @@ export function mkdirAllInRoot(sys: Syscall, root: string, path: string, mode = 
     try {
       const st = sys.stat(current, false);
       if ((st.mode & S_IFMT) !== S_IFDIR) {
-        throw new SyscallError("mkdir", 20, /* ENOTDIR */ JSON.stringify(current));
+        throw new SyscallError("mkdir", ERRNO.ENOTDIR!, JSON.stringify(current));
       }
     } catch (err) {
       if (!(err instanceof SyscallError) || err.errnoName !== "ENOENT") throw err;

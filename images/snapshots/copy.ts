@@ -18,6 +18,7 @@
 import {
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
+  ERRNO,
   S_IFDIR,
   S_IFLNK,
   S_IFMT,
@@ -87,7 +88,7 @@ export async function copyNode(
   const sys = options.sys ?? libcSyscall();
   const st = options.stat ?? sys.stat(source, false);
   const type = st.mode & S_IFMT;
-  if (type === S_IFDIR) throw new SyscallError("copy", 21, /* EISDIR */ JSON.stringify(source));
+  if (type === S_IFDIR) throw new SyscallError("copy", ERRNO.EISDIR!, JSON.stringify(source));
   if (type === S_IFREG) {
     await Deno.copyFile(source, target);
   } else if (type === S_IFLNK) {
