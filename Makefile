@@ -33,7 +33,8 @@ $(DIST)/tug: $(DENO_BIN) $(SOURCES)
 	@rm -rf $(DIST)/*.js $(DIST)/.bundle && mkdir -p $(DIST)/.bundle
 	@# npm packages resolve to their builds for runtimes other than Node (the react-native condition:
 	@# b4a on Uint8Array, bare-events), so that unpacking a layer never touches Node's `process` or
-	@# `Buffer`: the first touch sets up Deno's Node compatibility, ~9 MiB of RSS for the process's life.
+	@# `Buffer`: the first touch sets up Deno's Node compatibility for the process's life (~9 MiB of an
+	@# empty process with what tar-stream pulled in, ~4 MiB of the daemon's RSS).
 	DENO_CONDITIONS=react-native $(DENO) bundle --quiet --code-splitting --platform deno --outdir $(DIST)/.bundle cli.ts
 	@mv $(DIST)/.bundle/cli.js $(DIST)/tug.js && mv $(DIST)/.bundle/*.js $(DIST)/ 2>/dev/null; rm -rf $(DIST)/.bundle
 	@# The bundler's CommonJS helper calls createRequire() at load (about 13 ms per process). What npm
