@@ -113,9 +113,11 @@ const BLOCK = 512;
 /**
  * The stream is copied into slabs of this size for the parser (its cost is
  * per chunk, and the source's chunks may be reused buffers); a slab is used
- * again once everything in it has been applied.
+ * again once everything in it has been applied. The parser holds one or two
+ * at a time: 1 MiB slabs put ~0.7 MiB more on the daemon's peak RSS during a
+ * pull than these, for no measurable difference in time.
  */
-const SLAB = 1 << 20;
+const SLAB = 256 << 10;
 /** Directory fds kept open between entries; the cache is emptied when it grows past this. */
 const DIR_CACHE = 256;
 const Y = new TextEncoder().encode("y");
