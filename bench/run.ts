@@ -446,7 +446,10 @@ function fleetComparisons(engines: Engine[], daemons: string[]): Fleet {
         `${
           kind === "rss" ? "Rss" : "Private_Clean + Private_Dirty"
         } (/proc/<pid>/smaps_rollup) of the shim ` +
-        `processes (tug shims; containerd-shim-runc-v2), summed and divided by the ${n} running \`sleep\` containers.`,
+        `processes (tug shims; containerd-shim-runc-v2), summed and divided by the ${n} running \`sleep\` containers, ` +
+        `${SETTLED_SAMPLE_MS / 1000} s after they were started (the sample at ${
+          EARLY_SAMPLE_MS / 1000
+        } s is in extra.earlyMiB).`,
       subjects: names,
       anchors: names.slice(1),
       notes: kind === "private"
@@ -496,6 +499,16 @@ function fleetComparisons(engines: Engine[], daemons: string[]): Fleet {
   };
 }
 
+/**
+ * When the shims' memory is sampled after a fleet has started: the figure at
+ * SETTLED_SAMPLE_MS, when the work of the starts has settled (tug's shim
+ * collects its garbage after 1 s of quiet; containerd starts one shim per
+ * container), and the one at EARLY_SAMPLE_MS, mid-settle, kept in the
+ * results' `extra.earlyMiB`.
+ */
+const EARLY_SAMPLE_MS = 500;
+const SETTLED_SAMPLE_MS = 2500;
+
 /** After the work before it has settled: each daemon's deferred work (metadata GC, tug's collection after a burst, containerd's GC) runs within ~3 s. */
 const IDLE_SETTLE_MS = 5000;
 
@@ -544,15 +557,20 @@ async function fleetRound(fleet: Fleet, e: Engine, round: number, warmup: boolea
     try {
       const ms = await startFleet(e, ids);
       if (big && !warmup) fleet.start.rounds.at(-1)![e.name] = ms;
-      await sleep(500); // let the shims settle
+      await sleep(EARLY_SAMPLE_MS);
+      const early = memoryOfAll(e.shimProcesses());
+      await sleep(SETTLED_SAMPLE_MS - EARLY_SAMPLE_MS);
       const procs = e.shimProcesses();
       const m = memoryOfAll(procs);
-      for (const c of big ? [mem.rss50, mem.private50] : [mem.rss10, mem.private10]) {
-        const counts = (c.extra ??= { shimProcesses: {} }).shimProcesses as Record<
-          string,
-          number[]
-        >;
-        (counts[e.name] ??= []).push(procs.length);
+      const [rssC, privateC] = big ? [mem.rss50, mem.private50] : [mem.rss10, mem.private10];
+      for (const [c, at0_5s] of [[rssC, early.rss], [privateC, early.private]] as const) {
+        const extra = c.extra ??= { shimProcesses: {}, earlyMiB: {} };
+        ((extra.shimProcesses as Record<string, number[]>)[e.name] ??= []).push(procs.length);
+        if (!warmup) {
+          ((extra.earlyMiB as Record<string, number[]>)[e.name] ??= []).push(
+            Math.round(at0_5s / n / 2 ** 20 * 100) / 100,
+          );
+        }
       }
       if (!warmup) {
         (big ? mem.rss50 : mem.rss10).rounds.at(-1)![e.name] = m.rss / n / 2 ** 20;
@@ -567,7 +585,9 @@ async function fleetRound(fleet: Fleet, e: Engine, round: number, warmup: boolea
         } ms, ` +
           `${procs.length} shim processes ${(m.rss / 2 ** 20).toFixed(1)} MiB RSS, ${
             (m.private / 2 ** 20).toFixed(1)
-          } MiB private`,
+          } MiB private (at ${EARLY_SAMPLE_MS} ms: ${(early.rss / 2 ** 20).toFixed(1)} / ${
+            (early.private / 2 ** 20).toFixed(1)
+          })`,
       );
     } catch (err) {
       if (interrupted) throw err;
