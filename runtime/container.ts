@@ -328,14 +328,34 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       trace("create: init in cgroup");
       sendSync(sys, syncParent, { t: "joined" });
     } catch (err) {
-      // The init may be waiting for "joined": end it first, then prefer an error it reported.
-      try {
-        sys.kill(pid, SIGNALS.SIGKILL!);
-      } catch {
-        // gone already
+      // A write to the init fails when its end of the socket is closed: when it has ended, how it
+      // ended says why. Otherwise it may be waiting for "joined": end it first, then prefer an
+      // error it reported.
+      const peerGone = err instanceof SyscallError &&
+        (err.errnoName === "EPIPE" || err.errnoName === "ECONNRESET");
+      const ended = peerGone ? exitedAlready(sys, pid) : undefined;
+      if (ended === undefined) {
+        try {
+          sys.kill(pid, SIGNALS.SIGKILL!);
+        } catch {
+          // gone already
+        }
       }
-      const reported = initFailure(sys, plan.id, pid, syncParent);
-      throw reported instanceof FailedPrecondition ? reported : err;
+      const reported = initFailure(sys, plan.id, pid, syncParent, ended);
+      if (reported instanceof FailedPrecondition || (ended !== undefined && reported)) {
+        throw reported;
+      }
+      if (peerGone) {
+        throw new Internal(
+          `Cannot create container ${
+            JSON.stringify(plan.id)
+          }: its init (pid ${pid}) was running, but its end of the set-up socket was closed (${
+            (err as Error).message
+          })`,
+          { cause: err },
+        );
+      }
+      throw err;
     }
     // superviseInit closes the sync socket whatever happens: it must not be closed twice, for in a
     // shim another container's fd may have its number by then.
@@ -413,8 +433,28 @@ function forkInit(sys: Syscall, plan: InitPlan, ctx: InitContext, syncParent: nu
   }
 }
 
-/** After a failure on our side: kills and reaps the init, and says what happened to it (its own error first). */
-function initFailure(sys: Syscall, id: string, pid: number, syncFd: number): Error | undefined {
+/** The wait status of `pid` when it has exited already (it is reaped then), else undefined. Exported for its unit test. */
+export function exitedAlready(sys: Syscall, pid: number): number | undefined {
+  try {
+    const r = sys.waitpid(pid, WNOHANG);
+    return r.pid === pid ? r.status : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * After a failure on our side: kills and reaps the init (unless `ended`, its
+ * status, says it is reaped already), and says what happened to it (its own
+ * error first).
+ */
+export function initFailure(
+  sys: Syscall,
+  id: string,
+  pid: number,
+  syncFd: number,
+  ended?: number,
+): Error | undefined {
   const prefix = `Cannot create container ${JSON.stringify(id)}`;
   let reported: string | undefined;
   for (;;) {
@@ -430,16 +470,18 @@ function initFailure(sys: Syscall, id: string, pid: number, syncFd: number): Err
       break;
     }
   }
-  try {
-    sys.kill(pid, SIGNALS.SIGKILL!);
-  } catch {
-    // gone already
-  }
-  let status: number | undefined;
-  try {
-    status = sys.waitpid(pid, 0).status;
-  } catch {
-    // reaped elsewhere
+  let status = ended;
+  if (status === undefined) {
+    try {
+      sys.kill(pid, SIGNALS.SIGKILL!);
+    } catch {
+      // gone already
+    }
+    try {
+      status = sys.waitpid(pid, 0).status;
+    } catch {
+      // reaped elsewhere
+    }
   }
   if (reported !== undefined) return new FailedPrecondition(`${prefix}: ${reported}`);
   if (status === undefined) return undefined;
