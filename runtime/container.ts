@@ -329,18 +329,10 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       sendSync(sys, syncParent, { t: "joined" });
     } catch (err) {
       // A write to the init fails when its end of the socket is closed: when it has ended, how it
-      // ended says why. Otherwise it may be waiting for "joined": end it first, then prefer an
-      // error it reported.
+      // ended says why. Otherwise initFailure ends it, then prefers an error it reported.
       const peerGone = err instanceof SyscallError &&
         (err.errnoName === "EPIPE" || err.errnoName === "ECONNRESET");
       const ended = peerGone ? exitedAlready(sys, pid) : undefined;
-      if (ended === undefined) {
-        try {
-          sys.kill(pid, SIGNALS.SIGKILL!);
-        } catch {
-          // gone already
-        }
-      }
       const reported = initFailure(sys, plan.id, pid, syncParent, ended);
       if (reported instanceof FailedPrecondition || (ended !== undefined && reported)) {
         throw reported;
@@ -446,7 +438,8 @@ export function exitedAlready(sys: Syscall, pid: number): number | undefined {
 /**
  * After a failure on our side: kills and reaps the init (unless `ended`, its
  * status, says it is reaped already), and says what happened to it (its own
- * error first).
+ * error first). The kill comes before reading, since a live init may be
+ * waiting for a message of ours and would never close its end.
  */
 export function initFailure(
   sys: Syscall,
@@ -456,6 +449,13 @@ export function initFailure(
   ended?: number,
 ): Error | undefined {
   const prefix = `Cannot create container ${JSON.stringify(id)}`;
+  if (ended === undefined) {
+    try {
+      sys.kill(pid, SIGNALS.SIGKILL!);
+    } catch {
+      // gone already
+    }
+  }
   let reported: string | undefined;
   for (;;) {
     let msg;
@@ -472,11 +472,6 @@ export function initFailure(
   }
   let status = ended;
   if (status === undefined) {
-    try {
-      sys.kill(pid, SIGNALS.SIGKILL!);
-    } catch {
-      // gone already
-    }
     try {
       status = sys.waitpid(pid, 0).status;
     } catch {
