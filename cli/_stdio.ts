@@ -35,7 +35,7 @@ export interface StdioOptions {
 
 const DETACH = [0x10, 0x11]; // Ctrl-P Ctrl-Q
 
-/** Where output goes: our stdout or stderr. */
+/** What writeAll writes to: our stdout or stderr, or a FIFO. */
 interface Writer {
   write(p: Uint8Array): Promise<number>;
 }
@@ -210,14 +210,14 @@ async function copy(from: Deno.FsFile, to: Writer): Promise<void> {
     for (;;) {
       const n = await from.read(buf);
       if (n === null) return;
-      for (let off = 0; off < n;) off += await to.write(buf.subarray(off, n));
+      await writeAll(to, buf.subarray(0, n));
     }
   } catch {
     // the FIFO was closed under us (detach), or our output went away
   }
 }
 
-async function writeAll(f: Deno.FsFile, data: Uint8Array): Promise<void> {
+async function writeAll(f: Writer, data: Uint8Array): Promise<void> {
   for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
 }
 
