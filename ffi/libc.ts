@@ -9,10 +9,12 @@
  *
  * `fork()` needs care in a V8 process: V8 is built to mark every mapping it
  * makes MADV_DONTFORK (V8_ENABLE_PRIVATE_MAPPING_FORK_OPTIMIZATION), so a
- * plain fork gives a child without its heap. `LibcSyscall.fork` first applies
- * MADV_DOFORK to the whole address space. tug runs V8 with `--single-threaded`, so no
- * V8 worker thread holds a lock at the moment of the fork, and the child can
- * run synchronous JavaScript (and garbage-collect) until it calls execve.
+ * plain fork gives a child without its heap. `LibcSyscall.fork` applies
+ * MADV_DOFORK to the whole address space from native code that then jumps to
+ * glibc's fork (ffi/fork_code.ts), so V8 cannot map a page in between. tug runs
+ * V8 with `--single-threaded`, so no V8 worker thread maps pages or holds a
+ * lock at the moment of the fork, and the child can run synchronous JavaScript
+ * (and garbage-collect) until it calls execve.
  *
  * @module
  */
@@ -48,6 +50,7 @@ import {
   TIOCSPTLCK,
   TIOCSWINSZ,
 } from "./constants.ts";
+import { forkCode } from "./fork_code.ts";
 import type { CapSets, FileStat, Syscall, WaitResult, WinSize } from "./syscall.ts";
 import { SyscallError } from "./syscall.ts";
 
@@ -384,7 +387,73 @@ function forkRanges(): [bigint, bigint][] {
   return ranges;
 }
 
+/** glibc's fork(), found with dlsym (in libc.so.6 since glibc 2.34, in libdl.so.2 before). */
+function forkAddress(): bigint {
+  const name = cString("fork");
+  for (const file of ["libc.so.6", "libdl.so.2"]) {
+    let lib;
+    try {
+      lib = Deno.dlopen(file, { dlsym: { parameters: ["pointer", "buffer"], result: "pointer" } });
+    } catch {
+      continue;
+    }
+    try {
+      const address = BigInt(Deno.UnsafePointer.value(lib.symbols.dlsym(null, name))); // RTLD_DEFAULT
+      if (address !== 0n) return address;
+    } finally {
+      lib.close();
+    }
+  }
+  throw new Error("dlsym found no fork()");
+}
+
+/**
+ * `fork` preceded by MADV_DOFORK over `ranges`, as one native function
+ * (ffi/fork_code.ts) written into a page of its own and made executable.
+ */
+function nativeFork(ranges: readonly [bigint, bigint][]): () => number {
+  const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
+  const code = forkCode(Deno.build.arch, ranges, MADV_DOFORK, forkAddress());
+  const size = 4096;
+  if (code.length > size) throw new Error(`fork code is ${code.length} bytes`);
+  const mmap = syscallOf(NR.mmap!),
+    mprotect = syscallOf(NR.mprotect!),
+    munmap = syscallOf(NR.munmap!);
+  const page = mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page === -1) throw new SyscallError("mmap", errno(), "fork code");
+  const pointer = Deno.UnsafePointer.create(BigInt(page))!;
+  new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointer, size)).set(code);
+  if (mprotect(page, size, PROT_READ | PROT_EXEC) !== 0) {
+    const e = errno();
+    munmap(page, size);
+    throw new SyscallError("mprotect", e, "fork code");
+  }
+  const definition = { parameters: [], result: "i32" } as const;
+  const fn = new Deno.UnsafeFnPointer(
+    pointer as Deno.PointerObject<typeof definition>,
+    definition,
+  );
+  return () => fn.call();
+}
+
 let cachedForkRanges: [bigint, bigint][] | undefined;
+/** The native fork once made, or the error that kept it from being made. */
+let cachedNativeFork: (() => number) | Error | undefined;
+
+/**
+ * How `LibcSyscall.fork` forks in this process: "native" (the pass and the fork
+ * in native code), or why it falls back to making the pass from JavaScript.
+ */
+export function forkMode(): string {
+  if (cachedNativeFork === undefined) {
+    try {
+      cachedNativeFork = nativeFork(cachedForkRanges ??= forkRanges());
+    } catch (e) {
+      cachedNativeFork = e instanceof Error ? e : new Error(String(e));
+    }
+  }
+  return typeof cachedNativeFork === "function" ? "native" : cachedNativeFork.message;
+}
 
 /** {@link Syscall} over glibc. One instance serves the whole process. */
 export class LibcSyscall implements Syscall {
@@ -638,9 +707,13 @@ export class LibcSyscall implements Syscall {
     // Bind both symbols first: binding compiles a trampoline, which may map new (DONTFORK) pages.
     const madvise = lib.madvise;
     const fork = lib.fork;
-    const ranges = (cachedForkRanges ??= forkRanges());
-    // V8 marks every mapping it makes MADV_DONTFORK. Undo that for the whole address space in a
-    // few calls that allocate nothing, so V8 cannot map a new page between them and the fork.
+    forkMode();
+    const ranges = cachedForkRanges!;
+    // V8 marks every mapping it makes MADV_DONTFORK: undo that for the whole address space, then
+    // fork, all in native code. Only where that code cannot be made (another architecture, or
+    // executable pages refused) is the pass made from here, which leaves a window: V8 has been
+    // seen mapping a heap page between two FFI calls, and a child then dies of SIGSEGV.
+    if (typeof cachedNativeFork === "function") return check(cachedNativeFork(), "fork");
     for (let i = 0; i < ranges.length; i++) madvise(ranges[i]![0], ranges[i]![1], MADV_DOFORK);
     return check(fork(), "fork");
   }

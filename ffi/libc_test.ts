@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
 import { O_CLOEXEC, O_RDONLY } from "./constants.ts";
-import { LibcSyscall } from "./libc.ts";
+import { forkMode, LibcSyscall } from "./libc.ts";
 import { exitCodeOf, SyscallError } from "./syscall.ts";
 
 const sys = new LibcSyscall();
@@ -52,5 +52,36 @@ Deno.test("LibcSyscall.fork() children survive V8 mapping new pages between fork
       sys.exit(work.length === 10000 ? 3 : 1);
     }
     assertEquals(exitCodeOf(sys.waitpid(pid, 0).status), 3, `fork ${i}`);
+  }
+});
+
+Deno.test("LibcSyscall.fork() forks from native code, and the child keeps a page marked MADV_DONTFORK", () => {
+  assertEquals(forkMode(), "native");
+  // A page of our own, marked as V8 marks its heap pages: without the pass the child lacks it.
+  const lib = Deno.dlopen(
+    "libc.so.6",
+    {
+      mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+      munmap: { parameters: ["pointer", "usize"], result: "i32" },
+      madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+    } as const,
+  );
+  const page = lib.symbols.mmap(
+    null,
+    4096n,
+    3, /* RW */
+    0x22, /* MAP_PRIVATE|MAP_ANONYMOUS */
+    -1,
+    0n,
+  );
+  try {
+    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(page!, 4096))[100] = 42;
+    assertEquals(lib.symbols.madvise(page, 4096n, 10 /* MADV_DONTFORK */), 0);
+    const pid = sys.fork();
+    if (pid === 0) sys.exit(new Deno.UnsafePointerView(page!).getUint8(100));
+    assertEquals(exitCodeOf(sys.waitpid(pid, 0).status), 42);
+  } finally {
+    lib.symbols.munmap(page, 4096n);
+    lib.close();
   }
 });
