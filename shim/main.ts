@@ -20,10 +20,13 @@ import {
 } from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
 import { join } from "../util/path.ts";
+import { collectSoon } from "../util/gc.ts";
 import { RpcServer } from "./rpc.ts";
 import { type CreateParams, ShimService } from "./service.ts";
 
 const GROUP = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** Requests that leave garbage behind (util/gc.ts collects it after a quiet second); not the polls (state, stats, ps). */
+const COLLECT_AFTER = new Set(["create", "start", "exec", "delete"]);
 
 function str(params: Record<string, unknown>, name: string): string {
   const v = params[name];
@@ -96,6 +99,15 @@ export async function main(argv: string[]): Promise<number> {
   const service = new ShimService({ dir, publish: (e) => server?.publish(e) });
   service.open();
   server = new RpcServer(socket, async (method, p) => {
+    try {
+      return await handle(method, p);
+    } finally {
+      // The garbage of a container's set-up or teardown goes once the shim is quiet again, so
+      // that what the shim holds while its containers run is what they need.
+      if (COLLECT_AFTER.has(method)) collectSoon();
+    }
+  });
+  async function handle(method: string, p: Record<string, unknown>): Promise<unknown> {
     switch (method) {
       case "ping":
         return { pid: Deno.pid, group, containers: service.size, memory: Deno.memoryUsage() };
@@ -146,7 +158,7 @@ export async function main(argv: string[]): Promise<number> {
       default:
         throw new InvalidArgument(`Unknown shim method ${JSON.stringify(method)}`);
     }
-  });
+  }
   Deno.writeTextFileSync(join(dir, "shim.pid"), String(Deno.pid));
   console.error(`tug shim ${group}: serving on ${socket} (pid ${Deno.pid})`);
 

@@ -41,7 +41,6 @@ import { FailedPrecondition as HookFailed } from "../errors.ts";
 import { join } from "../util/path.ts";
 import { forkHook } from "../runtime/hooks.ts";
 import { trace } from "../trace.ts";
-import { collectSoon } from "../util/gc.ts";
 import { LogWriter } from "./logs.ts";
 import { Reaper } from "./reaper.ts";
 import type { ShimEvent } from "./rpc.ts";
@@ -745,7 +744,6 @@ export class ShimService {
     this.#live.delete(this.#key(namespace, id));
     this.#byPid.delete(live.record.pid);
     this.#publish({ topic: "/tasks/delete", namespace, id, ...(live.record.exit ?? {}) });
-    collectSoon();
     return live.record.exit;
   }
 

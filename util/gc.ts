@@ -57,7 +57,8 @@ export function onCollect(release: () => void): void {
  * back). The default second is soon enough that an idle process holds no
  * garbage of its last burst, late enough that the requests of one burst do
  * not pay for a collection each. The daemon calls it after every API request,
- * its metadata garbage collection and start-up; a shim after each delete.
+ * its metadata garbage collection and start-up; a shim after each create,
+ * start, exec and delete (shim/main.ts).
  */
 export function collectSoon(delayMs = 1000): void {
   if (!gc) return;
