@@ -14,7 +14,7 @@ export DENO_NO_UPDATE_CHECK := 1
 TEST_PACKAGES  := busybox-static libseccomp2 docker-registry skopeo umoci prometheus iproute2 procps util-linux python3 openssl
 BENCH_PACKAGES := runc crun containerd hyperfine
 
-.PHONY: deps bench-deps deno bundle build test unit demo bench check fmt clean
+.PHONY: deps bench-deps deno bundle build test unit demo bench check check-aarch64 fmt clean
 
 deps:
 	@tools/apt-ensure $(TEST_PACKAGES)
@@ -78,6 +78,10 @@ check: $(DENO_BIN)
 	$(DENO) check cli.ts mod.ts
 	$(DENO) lint
 	$(DENO) fmt --check
+
+# The fork tests on aarch64 under qemu-user (tools/check-aarch64; not part of make test).
+check-aarch64:
+	tools/check-aarch64
 
 fmt: $(DENO_BIN)
 	$(DENO) fmt
