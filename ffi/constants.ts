@@ -243,7 +243,13 @@ export const MSG_CMSG_CLOEXEC = 0x40000000;
 // close_range(2) flags.
 export const CLOSE_RANGE_CLOEXEC = 4;
 
-// madvise(2).
+// mmap(2), mprotect(2), madvise(2).
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const PROT_EXEC = 4;
+export const MAP_PRIVATE = 0x02;
+export const MAP_ANONYMOUS = 0x20;
+export const MADV_DONTFORK = 10;
 export const MADV_DOFORK = 11;
 
 // sigprocmask(2).

@@ -27,6 +27,8 @@ import {
   ERRNO,
   LINUX_CAPABILITY_VERSION_3,
   MADV_DOFORK,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
   NR,
   O_APPEND,
   O_CLOEXEC,
@@ -36,6 +38,9 @@ import {
   O_RDWR,
   O_TRUNC,
   O_WRONLY,
+  PROT_EXEC,
+  PROT_READ,
+  PROT_WRITE,
   SCM_RIGHTS,
   SIG_SETMASK,
   SOCK_CLOEXEC,
@@ -412,7 +417,6 @@ function forkAddress(): bigint {
  * (ffi/fork_code.ts) written into a page of its own and made executable.
  */
 function nativeFork(ranges: readonly [bigint, bigint][]): () => number {
-  const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
   const code = forkCode(Deno.build.arch, ranges, MADV_DOFORK, forkAddress());
   const size = 4096;
   if (code.length > size) throw new Error(`fork code is ${code.length} bytes`);
@@ -440,11 +444,8 @@ let cachedForkRanges: [bigint, bigint][] | undefined;
 /** The native fork once made, or the error that kept it from being made. */
 let cachedNativeFork: (() => number) | Error | undefined;
 
-/**
- * How `LibcSyscall.fork` forks in this process: "native" (the pass and the fork
- * in native code), or why it falls back to making the pass from JavaScript.
- */
-export function forkMode(): string {
+/** The native fork, made at the first call in this process; or the error that kept it from being made. */
+function nativeForkOnce(): (() => number) | Error {
   if (cachedNativeFork === undefined) {
     try {
       cachedNativeFork = nativeFork(cachedForkRanges ??= forkRanges());
@@ -452,7 +453,16 @@ export function forkMode(): string {
       cachedNativeFork = e instanceof Error ? e : new Error(String(e));
     }
   }
-  return typeof cachedNativeFork === "function" ? "native" : cachedNativeFork.message;
+  return cachedNativeFork;
+}
+
+/**
+ * How `LibcSyscall.fork` forks in this process: "native" (the pass and the fork
+ * in native code), or why it falls back to making the pass from JavaScript.
+ */
+export function forkMode(): string {
+  const native = nativeForkOnce();
+  return typeof native === "function" ? "native" : native.message;
 }
 
 /** {@link Syscall} over glibc. One instance serves the whole process. */
@@ -703,17 +713,17 @@ export class LibcSyscall implements Syscall {
     return libc().getppid();
   }
   fork(): number {
-    const lib = libc();
-    // Bind both symbols first: binding compiles a trampoline, which may map new (DONTFORK) pages.
-    const madvise = lib.madvise;
-    const fork = lib.fork;
-    forkMode();
-    const ranges = cachedForkRanges!;
     // V8 marks every mapping it makes MADV_DONTFORK: undo that for the whole address space, then
     // fork, all in native code. Only where that code cannot be made (another architecture, or
     // executable pages refused) is the pass made from here, which leaves a window: V8 has been
     // seen mapping a heap page between two FFI calls, and a child then dies of SIGSEGV.
-    if (typeof cachedNativeFork === "function") return check(cachedNativeFork(), "fork");
+    const native = nativeForkOnce();
+    if (typeof native === "function") return check(native(), "fork");
+    const lib = libc();
+    // Bind both symbols first: binding compiles a trampoline, which may map new (DONTFORK) pages.
+    const madvise = lib.madvise;
+    const fork = lib.fork;
+    const ranges = (cachedForkRanges ??= forkRanges());
     for (let i = 0; i < ranges.length; i++) madvise(ranges[i]![0], ranges[i]![1], MADV_DOFORK);
     return check(fork(), "fork");
   }

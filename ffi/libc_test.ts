@@ -1,5 +1,13 @@
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
-import { O_CLOEXEC, O_RDONLY } from "./constants.ts";
+import {
+  MADV_DONTFORK,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  O_CLOEXEC,
+  O_RDONLY,
+  PROT_READ,
+  PROT_WRITE,
+} from "./constants.ts";
 import { forkMode, LibcSyscall } from "./libc.ts";
 import { exitCodeOf, SyscallError } from "./syscall.ts";
 
@@ -69,14 +77,14 @@ Deno.test("LibcSyscall.fork() forks from native code, and the child keeps a page
   const page = lib.symbols.mmap(
     null,
     4096n,
-    3, /* RW */
-    0x22, /* MAP_PRIVATE|MAP_ANONYMOUS */
+    PROT_READ | PROT_WRITE,
+    MAP_PRIVATE | MAP_ANONYMOUS,
     -1,
     0n,
   );
   try {
     new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(page!, 4096))[100] = 42;
-    assertEquals(lib.symbols.madvise(page, 4096n, 10 /* MADV_DONTFORK */), 0);
+    assertEquals(lib.symbols.madvise(page, 4096n, MADV_DONTFORK), 0);
     const pid = sys.fork();
     if (pid === 0) sys.exit(new Deno.UnsafePointerView(page!).getUint8(100));
     assertEquals(exitCodeOf(sys.waitpid(pid, 0).status), 42);

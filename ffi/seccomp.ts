@@ -416,7 +416,7 @@ export function bpfProgram(instructions: Uint8Array<ArrayBuffer>): BpfProgram {
     throw new SyscallError("seccomp", ERRNO.EINVAL!, `program of ${instructions.length} bytes`);
   }
   const count = instructions.length / BPF_INSN_SIZE;
-  if (count > 0xffff) throw new SyscallError("seccomp", 7, /* E2BIG */ `${count} instructions`);
+  if (count > 0xffff) throw new SyscallError("seccomp", ERRNO.E2BIG!, `${count} instructions`);
   const fprog = new Uint8Array(16);
   const view = new DataView(fprog.buffer);
   view.setUint16(0, count, true);
