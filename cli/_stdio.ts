@@ -21,6 +21,7 @@
 
 import { libcSyscall } from "../ffi/libc.ts";
 import type { StdioRequest, TugClient } from "../mod.ts";
+import { writeAll, type Writer } from "../util/bytes.ts";
 import { join } from "../util/path.ts";
 
 /** What {@link StdioSession.open} needs. */
@@ -34,11 +35,6 @@ export interface StdioOptions {
 }
 
 const DETACH = [0x10, 0x11]; // Ctrl-P Ctrl-Q
-
-/** What writeAll writes to: our stdout or stderr, or a FIFO. */
-interface Writer {
-  write(p: Uint8Array): Promise<number>;
-}
 
 /** FIFOs and the pumps between them and the CLI's stdio. */
 export class StdioSession {
@@ -215,10 +211,6 @@ async function copy(from: Deno.FsFile, to: Writer): Promise<void> {
   } catch {
     // the FIFO was closed under us (detach), or our output went away
   }
-}
-
-async function writeAll(f: Writer, data: Uint8Array): Promise<void> {
-  for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
 }
 
 /** The size of the CLI's terminal, when it has one with a size. */

@@ -16,6 +16,7 @@
  */
 
 import { HTTPParser } from "http-parser-js";
+import { concat, writeAll } from "../util/bytes.ts";
 
 /** The status and body of an answer. */
 export interface Answer {
@@ -98,10 +99,6 @@ function request(x: Exchange): Uint8Array {
   return out;
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-}
-
 async function readAnswer(conn: Deno.Conn): Promise<Answer> {
   const parser = new HTTPParser(HTTPParser.RESPONSE) as unknown as Parser;
   let status = 0;
@@ -130,13 +127,5 @@ async function readAnswer(conn: Deno.Conn): Promise<Answer> {
     const parsed = parser.execute(buf.subarray(0, n));
     if (parsed instanceof Error) throw new Error(`the answer is not HTTP/1.1 (${parsed.message})`);
   }
-  let size = 0;
-  for (const c of chunks) size += c.length;
-  const body = new Uint8Array(size);
-  size = 0;
-  for (const c of chunks) {
-    body.set(c, size);
-    size += c.length;
-  }
-  return { status, body };
+  return { status, body: concat(chunks) };
 }

@@ -12,6 +12,7 @@ import { pipeline } from "node:stream";
 import { createZstdDecompress } from "node:zlib";
 import tarStream from "tar-stream";
 import { InvalidArgument } from "../../errors.ts";
+import { concat } from "../../util/bytes.ts";
 
 /** A tar entry: its header and its data, which must be read (or skipped) before the next entry. */
 export interface TarEntry {
@@ -242,16 +243,4 @@ export async function decompressed(
     default:
       return { stream: rest, compression };
   }
-}
-
-/** Concatenates byte arrays. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

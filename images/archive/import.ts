@@ -30,7 +30,8 @@ import { AlreadyExists, InvalidArgument, NotFound } from "../../errors.ts";
 import { Digester, digestOf, parseDigest } from "../content/digest.ts";
 import { formatReference, parseReference } from "../registry/reference.ts";
 import { type ContentStore, type Descriptor, type Digest, MEDIA_TYPES } from "../types.ts";
-import { concat, decompressed, detectCompression, readTar } from "./_tar.ts";
+import { concat } from "../../util/bytes.ts";
+import { decompressed, detectCompression, readTar } from "./_tar.ts";
 
 /** An image found in an archive: the name to record and the descriptor it points to. */
 export interface ImportedImage {
