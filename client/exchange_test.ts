@@ -123,26 +123,25 @@ Deno.test("exchange reads chunked and until-close answers, split anywhere", asyn
   );
 });
 
-Deno.test("exchange names a peer that is not HTTP or hangs up mid-answer", async () => {
+/** A GET through exchange() rejects, naming `message`, when the peer answers `pieces`. */
+async function assertAnswerRejected(pieces: string[], message: string): Promise<void> {
   await withPeer(
-    () => ["SSH-2.0-OpenSSH_9.2\r\n"],
+    () => pieces,
     async (socket) => {
       await assertRejects(
         () => exchange({ socket, method: "GET", target: "/", headers: {} }),
         Error,
-        "the answer is not HTTP/1.1",
+        message,
       );
     },
   );
-  await withPeer(
-    () => ['HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"a"'],
-    async (socket) => {
-      await assertRejects(
-        () => exchange({ socket, method: "GET", target: "/", headers: {} }),
-        Error,
-        "the connection closed before the answer was complete",
-      );
-    },
+}
+
+Deno.test("exchange names a peer that is not HTTP or hangs up mid-answer", async () => {
+  await assertAnswerRejected(["SSH-2.0-OpenSSH_9.2\r\n"], "the answer is not HTTP/1.1");
+  await assertAnswerRejected(
+    ['HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"a"'],
+    "the connection closed before the answer was complete",
   );
 });
 

@@ -63,6 +63,17 @@ function requestUrl(path: string, query: Query | undefined): URL {
   return url;
 }
 
+/** The error a non-2xx answer names; `body` parses its JSON (an answer that is not JSON names none). */
+async function answerError(status: number, body: () => unknown, what: string): Promise<TugError> {
+  let parsed: unknown;
+  try {
+    parsed = await body();
+  } catch {
+    parsed = undefined;
+  }
+  return decodeError(status, parsed, what);
+}
+
 async function parseJson<T>(
   method: string,
   path: string,
@@ -127,13 +138,7 @@ export class Transport {
       throw this.#transportError(err, what, timeoutSignal);
     }
     if (res.ok) return timeoutSignal ? this.#guardBody(res, what, timeoutSignal) : res;
-    let parsed: unknown;
-    try {
-      parsed = await res.json();
-    } catch {
-      parsed = undefined;
-    }
-    throw decodeError(res.status, parsed, what);
+    throw await answerError(res.status, () => res.json(), what);
   }
 
   /**
@@ -176,13 +181,7 @@ export class Transport {
     }
     const text = new TextDecoder().decode(answer.body);
     if (answer.status < 200 || answer.status > 299) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-      throw decodeError(answer.status, parsed, what);
+      throw await answerError(answer.status, () => JSON.parse(text), what);
     }
     if (answer.status === 204) return undefined as T;
     return parseJson<T>(method, path, () => JSON.parse(text));
