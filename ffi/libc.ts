@@ -589,7 +589,7 @@ export class LibcSyscall implements Syscall {
       const r = libc().read(fd, buf, BigInt(buf.length));
       if (r >= 0) return Number(r);
       const e = errno();
-      if (e !== 4 /* EINTR */) throw new SyscallError("read", e, `fd ${fd}`);
+      if (e !== ERRNO.EINTR!) throw new SyscallError("read", e, `fd ${fd}`);
     }
   }
   write(fd: number, buf: Uint8Array): number {
@@ -597,7 +597,7 @@ export class LibcSyscall implements Syscall {
       const r = libc().write(fd, buf, BigInt(buf.length));
       if (r >= 0) return Number(r);
       const e = errno();
-      if (e !== 4 /* EINTR */) throw new SyscallError("write", e, `fd ${fd}`);
+      if (e !== ERRNO.EINTR!) throw new SyscallError("write", e, `fd ${fd}`);
     }
   }
   mkdir(path: string, mode: number): void {
@@ -733,7 +733,7 @@ export class LibcSyscall implements Syscall {
       const r = libc().waitpid(pid, new Uint8Array(status.buffer), options);
       if (r >= 0) return { pid: r, status: status[0]! };
       const e = errno();
-      if (e !== 4 /* EINTR */) throw new SyscallError("waitpid", e, `pid ${pid}`);
+      if (e !== ERRNO.EINTR!) throw new SyscallError("waitpid", e, `pid ${pid}`);
     }
   }
   async waitpidAsync(pid: number): Promise<WaitResult> {
@@ -1013,7 +1013,7 @@ export class LibcSyscall implements Syscall {
         return decoder.decode(buf.subarray(0, Number(r))).split("\0").filter((n) => n !== "");
       }
       const e = errno();
-      if (e !== 34 /* ERANGE */) throw new SyscallError("llistxattr", e, quote(path));
+      if (e !== ERRNO.ERANGE!) throw new SyscallError("llistxattr", e, quote(path));
     }
   }
   syncfs(fd: number): void {

@@ -131,7 +131,6 @@ type SeccompSymbols = Deno.DynamicLibrary<typeof SECCOMP_SYMBOLS>["symbols"];
 type LibcSymbols = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
 
 const MFD_CLOEXEC = 1;
-const EINTR = 4;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -185,7 +184,7 @@ export class SeccompContext {
   /** seccomp_arch_add; an architecture already present is not an error. */
   archAdd(arch: number): void {
     const rc = this.#lib.symbols.seccomp_arch_add(this.#ptr(), arch >>> 0);
-    if (rc === -17 /* EEXIST */) return;
+    if (rc === -ERRNO.EEXIST!) return;
     this.#check(rc, "seccomp_arch_add", `0x${(arch >>> 0).toString(16)}`);
   }
 
@@ -268,7 +267,7 @@ export class SeccompContext {
         const n = Number(libc.pread(fd, chunk, BigInt(chunk.length), BigInt(offset)));
         if (n < 0) {
           const e = this.#lib.errno();
-          if (e === EINTR) continue;
+          if (e === ERRNO.EINTR!) continue;
           throw new SyscallError("pread", e, fn);
         }
         if (n === 0) break;
@@ -317,7 +316,7 @@ export class Libseccomp {
   /** seccomp_version. */
   version(): ScmpVersion {
     const p = this.symbols.seccomp_version();
-    if (p === null) throw new SyscallError("seccomp_version", 22 /* EINVAL */);
+    if (p === null) throw new SyscallError("seccomp_version", ERRNO.EINVAL!);
     const v = new Deno.UnsafePointerView(p);
     return { major: v.getUint32(0), minor: v.getUint32(4), micro: v.getUint32(8) };
   }
@@ -333,7 +332,7 @@ export class Libseccomp {
     if (ctx === null) {
       throw new SyscallError(
         "seccomp_init",
-        22, /* EINVAL */
+        ERRNO.EINVAL!,
         `0x${(defaultAction >>> 0).toString(16)}`,
       );
     }
