@@ -63,6 +63,8 @@ export interface ExecOptions {
   env?: Record<string, string>;
   /** Milliseconds before the command is killed (default 120 s). */
   timeout?: number;
+  /** Called with the command's pid once it is spawned. */
+  onSpawn?: (pid: number) => void;
 }
 
 /** Runs a command to completion (stdin from /dev/null) and captures its output. */
@@ -79,6 +81,7 @@ export async function exec(
     ...(options.cwd ? { cwd: options.cwd } : {}),
     ...(options.env ? { env: options.env } : {}),
   }).spawn();
+  options.onSpawn?.(child.pid);
   const timer = setTimeout(() => {
     try {
       child.kill("SIGKILL");
@@ -150,11 +153,15 @@ export interface Memory {
   private: number;
 }
 
+/** The `<field>: <n> kB` line of a `/proc/<pid>/` file, in KiB (0 when absent). */
+function kibOf(text: string, field: string): number {
+  return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
+}
+
 /** RSS and private memory of `pid` from `/proc/<pid>/smaps_rollup`. */
 export function memoryOf(pid: number): Memory {
   const text = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
-  const kib = (field: string) =>
-    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
+  const kib = (field: string) => kibOf(text, field);
   return { rss: kib("Rss") * 1024, private: (kib("Private_Clean") + kib("Private_Dirty")) * 1024 };
 }
 
@@ -167,6 +174,55 @@ export function memoryOfAll(pids: readonly number[]): Memory {
     total.private += m.private;
   }
   return total;
+}
+
+/** Peaks seen by {@link sampleRss}, in KiB. */
+export interface RssPeaks {
+  /** The highest sum of the processes' RSS (VmRSS) read in one sample. */
+  sum: number;
+  /** Each process's own peak (VmHWM) at the last sample that found it. */
+  each: Map<number, number>;
+}
+
+/**
+ * Samples the RSS of the processes `pids()` names every `everyMs`
+ * milliseconds until `stop()`; a process that has exited counts for
+ * nothing in later samples.
+ */
+export function sampleRss(
+  pids: () => readonly number[],
+  everyMs = 5,
+): { stop(): Promise<RssPeaks> } {
+  const peaks: RssPeaks = { sum: 0, each: new Map() };
+  let running = true;
+  const take = () => {
+    let sum = 0;
+    for (const pid of pids()) {
+      let status: string;
+      try {
+        status = Deno.readTextFileSync(`/proc/${pid}/status`);
+      } catch {
+        continue; // gone
+      }
+      sum += kibOf(status, "VmRSS");
+      peaks.each.set(pid, Math.max(peaks.each.get(pid) ?? 0, kibOf(status, "VmHWM")));
+    }
+    peaks.sum = Math.max(peaks.sum, sum);
+  };
+  const sampling = (async () => {
+    while (running) {
+      take();
+      await sleep(everyMs);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await sampling;
+      take();
+      return peaks;
+    },
+  };
 }
 
 /** A process's command line, arguments joined by spaces ("" for a kernel thread or a gone process). */

@@ -27,7 +27,8 @@
 import { join } from "node:path";
 import { RUN_FLAGS } from "../self.ts";
 import { startRegistry } from "../tests/registry.ts";
-import { startTugDaemon } from "./_daemon.ts";
+import { startTugDaemon, TUG } from "./_daemon.ts";
+import { exec, sampleRss } from "./_proc.ts";
 
 const DENO = new URL("../tools/deno", import.meta.url).pathname;
 const CHILD = new URL("./_pull_child.ts", import.meta.url).pathname;
@@ -166,45 +167,86 @@ export async function runTug(dir: string, ref: string, extraV8Flags: string[] = 
   return { ms: r.pullMs as number, processMs: wallMs, rssKiB: r.peakRssKiB as number };
 }
 
+/** What one daemon-to-daemon pull measured. */
+export interface DaemonPull {
+  /** The CLI's wall time. */
+  ms: number;
+  /** The daemon's peak RSS (VmHWM), start-up included. */
+  rssKiB: number;
+  /** The CLI's peak RSS. */
+  cliKiB: number;
+  /** The highest RSS of the CLI and the daemon together, sampled every 5 ms. */
+  bothKiB: number;
+}
+
+/**
+ * Runs a pull CLI against a daemon, sampling the RSS of both: containerd
+ * 1.6's `ctr images pull` fetches the layers in its own process and has the
+ * daemon write them into its store and unpack them, while tug's daemon does
+ * all of it, so the daemons alone do not compare the same work.
+ */
+async function pullSampled(cmd: string, args: string[], daemonPid: number): Promise<DaemonPull> {
+  let cli: number | undefined;
+  const sampler = sampleRss(() => cli === undefined ? [daemonPid] : [daemonPid, cli]);
+  const start = performance.now();
+  const out = await exec(cmd, args, { onSpawn: (pid) => cli = pid });
+  const ms = performance.now() - start;
+  const peaks = await sampler.stop();
+  if (out.code !== 0) throw new Error(`${args.join(" ")} failed (${out.code}): ${out.stderr}`);
+  return {
+    ms,
+    rssKiB: peakRssKiB(daemonPid),
+    cliKiB: peaks.each.get(cli!) ?? 0,
+    bothKiB: peaks.sum,
+  };
+}
+
 /**
  * tug as a user meets it, the same way as containerd's side: a fresh daemon
  * (bench/_daemon.ts, the `tug` given) and `tug images pull --plain-http`.
- * The CLI's wall time and the daemon's peak RSS.
  */
 export async function runTugDaemon(
   dir: string,
   ref: string,
   options: { tug?: string; cgroupParent: string },
-) {
+): Promise<DaemonPull> {
   const daemon = await startTugDaemon(join(dir, "tugd"), options);
   try {
-    const start = performance.now();
-    const out = await daemon.tug(["images", "pull", "--plain-http", ref]);
-    const ms = performance.now() - start;
-    if (out.code !== 0) throw new Error(`tug images pull failed (${out.code}): ${out.stderr}`);
-    const rssKiB = peakRssKiB(daemon.pid);
+    const r = await pullSampled(options.tug ?? TUG, [
+      "-a",
+      daemon.address,
+      "images",
+      "pull",
+      "--plain-http",
+      ref,
+    ], daemon.pid);
     const snapshots = await daemon.tug(["snapshots", "ls"]);
     if (snapshots.stdout.trim().split("\n").length - 1 !== LAYERS) {
       throw new Error(`tug unpacked:\n${snapshots.stdout}`);
     }
-    return { ms, rssKiB };
+    return r;
   } finally {
     await daemon.stop();
   }
 }
 
-export async function runCtr(dir: string, ref: string) {
+/** containerd's side: a fresh containerd and `ctr images pull --plain-http`. */
+export async function runCtr(dir: string, ref: string): Promise<DaemonPull> {
   const cd = await startContainerd(join(dir, "containerd"));
   try {
-    const start = performance.now();
-    await sh("ctr", ["--address", cd.socket, "images", "pull", "--plain-http", ref]);
-    const ms = performance.now() - start;
-    const rssKiB = peakRssKiB(cd.pid);
+    const r = await pullSampled("ctr", [
+      "--address",
+      cd.socket,
+      "images",
+      "pull",
+      "--plain-http",
+      ref,
+    ], cd.pid);
     const snapshots = await sh("ctr", ["--address", cd.socket, "snapshots", "ls"]);
     if (snapshots.trim().split("\n").length - 1 !== LAYERS) {
       throw new Error(`containerd unpacked:\n${snapshots}`);
     }
-    return { ms, rssKiB };
+    return r;
   } finally {
     await cd.stop();
   }

@@ -368,6 +368,18 @@ async function comparePull(
     subjects: ["tug daemon", "tug pulling process", "containerd"],
     anchors: ["containerd"],
   });
+  const both = comparison({
+    id: "pull-rss-cli",
+    title: "peak RSS of CLI and daemon together while pulling",
+    unit: "MiB",
+    what:
+      "The highest RSS of the pulling CLI and its daemon together (VmRSS of both, sampled every 5 ms), " +
+      "and each CLI's peak: containerd 1.6's `ctr images pull` fetches the layers in its own process " +
+      "and has containerd write and unpack them, while the tug daemon fetches and unpacks, its CLI " +
+      "showing progress.",
+    subjects: ["tug CLI + daemon", "ctr + containerd", "tug CLI", "ctr"],
+    anchors: ["ctr + containerd"],
+  });
   const [pairs, warmup] = PLAN.pull as [number, number];
   try {
     log("pull: building the 5-layer image with umoci");
@@ -390,12 +402,15 @@ async function comparePull(
       const run = join(dir, `pull-${i + warmup}`);
       await Deno.mkdir(run);
       const t: Record<string, number> = {}, m: Record<string, number> = {};
+      const b: Record<string, number> = {};
       for (const who of rotate(["tug", "ctr", "child"], i)) {
         try {
           if (who === "tug") {
             const r = await runTugDaemon(run, ref, tug);
             t["tug images pull"] = r.ms;
             m["tug daemon"] = r.rssKiB / 1024;
+            b["tug CLI + daemon"] = r.bothKiB / 1024;
+            b["tug CLI"] = r.cliKiB / 1024;
           } else if (who === "child") {
             const r = await runTug(run, ref);
             t["tug pull() in its own process"] = r.ms;
@@ -404,6 +419,8 @@ async function comparePull(
             const r = await runCtr(run, ref);
             t["ctr images pull"] = r.ms;
             m["containerd"] = r.rssKiB / 1024;
+            b["ctr + containerd"] = r.bothKiB / 1024;
+            b["ctr"] = r.cliKiB / 1024;
           }
         } catch (err) {
           const subject = { tug: "tug images pull", child: "tug pull() in its own process" }[who];
@@ -414,13 +431,14 @@ async function comparePull(
       await Deno.remove(run, { recursive: true });
       (i < 0 ? time.warmups : time.rounds).push(t);
       (i < 0 ? rss.warmups : rss.rounds).push(m);
+      (i < 0 ? both.warmups : both.rounds).push(b);
       log(`pull ${i < 0 ? "warm-up" : `pair ${i + 1}/${pairs}`}: ${JSON.stringify(roundText(t))}`);
     }
   } catch (err) {
     recordError(time, "tug images pull", err);
     recordError(time, "ctr images pull", err);
   }
-  return [time, rss];
+  return [time, rss, both];
 }
 
 function roundText(r: Record<string, number>): Record<string, string> {
