@@ -142,7 +142,7 @@ export class EventsClient {
       else options.signal.addEventListener("abort", () => abort.abort(), { once: true });
     }
     const t = this.#t;
-    const response = t.request("GET", "/events", {
+    const response = t.lines<TugEvent | ErrorBody>("GET", "/events", {
       query: { namespace: options.namespace, topic: options.topics },
       signal: abort.signal,
     });
@@ -152,15 +152,15 @@ export class EventsClient {
       ready,
       close: () => abort.abort(),
       async *[Symbol.asyncIterator](): AsyncGenerator<TugEvent> {
-        let res: Response;
+        let messages: AsyncGenerator<TugEvent | ErrorBody>;
         try {
-          res = await response;
+          messages = await response;
         } catch (err) {
           if (abort.signal.aborted && err instanceof DOMException) return;
           throw err;
         }
         try {
-          for await (const m of t.lines<TugEvent | ErrorBody>(res)) {
+          for await (const m of messages) {
             if ("error" in m) throw decodeError(500, m, "Events");
             yield m;
           }

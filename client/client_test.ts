@@ -159,9 +159,9 @@ Deno.test("a request that takes longer than the timeout is Unavailable, streams 
       Unavailable,
       "Request timed out after 500ms: GET /v1/test/slow",
     );
-    const res = await client.transport.request("GET", "/test/stream");
+    const messages = await client.transport.lines("GET", "/test/stream");
     const err = await assertRejects(async () => {
-      for await (const _ of client.transport.lines(res)) {
+      for await (const _ of messages) {
         // the first line arrives, then the timeout ends the stream
       }
     }, Unavailable);

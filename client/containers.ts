@@ -68,16 +68,20 @@ export class ContainersClient {
 
   /** The container's log lines; with `follow`, until its task stops or `signal` aborts. */
   async *logs(id: string, options: LogsOptions = {}): AsyncGenerator<LogEntry> {
-    const res = await this.#t.request("GET", `/containers/${enc(id)}/logs`, {
-      namespace: this.#namespace,
-      query: {
-        follow: options.follow,
-        tail: options.tail === undefined ? undefined : String(options.tail),
-        since: options.since,
+    const messages = await this.#t.lines<LogEntry | ErrorBody>(
+      "GET",
+      `/containers/${enc(id)}/logs`,
+      {
+        namespace: this.#namespace,
+        query: {
+          follow: options.follow,
+          tail: options.tail === undefined ? undefined : String(options.tail),
+          since: options.since,
+        },
+        ...(options.signal ? { signal: options.signal } : {}),
       },
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    for await (const m of this.#t.lines<LogEntry | ErrorBody>(res)) {
+    );
+    for await (const m of messages) {
       if ("error" in m) throw decodeError(500, m, "Logs");
       yield m;
     }

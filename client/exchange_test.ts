@@ -5,7 +5,7 @@
  * client against the real daemon.)
  */
 import { join } from "node:path";
-import { exchange } from "./exchange.ts";
+import { exchange, openExchange } from "./exchange.ts";
 import { assertEquals, assertRejects, assertStringIncludes } from "../tests/assert.ts";
 
 const enc = new TextEncoder();
@@ -14,10 +14,11 @@ const dec = new TextDecoder();
 /**
  * Serves one connection on a fresh socket: reads the request head (and a
  * body of content-length bytes), hands it to `respond`, writes its pieces
- * one by one, then closes. Resolves to the request text.
+ * one by one (waiting for each promise among them), then closes. Resolves
+ * to the request text.
  */
 async function withPeer(
-  respond: (request: string) => Array<string | Uint8Array>,
+  respond: (request: string) => Array<string | Uint8Array | Promise<void>>,
   fn: (socket: string) => Promise<void>,
 ): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "tug-exchange-test-" });
@@ -40,6 +41,10 @@ async function withPeer(
       }
       try {
         for (const piece of respond(text)) {
+          if (piece instanceof Promise) {
+            await piece;
+            continue;
+          }
           await conn.write(typeof piece === "string" ? enc.encode(piece) : piece);
           await new Promise((r) => setTimeout(r, 5));
         }
@@ -159,6 +164,52 @@ Deno.test("exchange rejects with the signal's reason when aborted mid-answer", a
       });
       setTimeout(() => controller.abort(new Error("gave up")), 2);
       await assertRejects(() => pending, Error, "gave up");
+    },
+  );
+});
+
+Deno.test("openExchange hands over the status and each piece of a streamed body as it arrives", async () => {
+  let firstSeen!: () => void;
+  const seen = new Promise<void>((r) => firstSeen = r);
+  await withPeer(
+    () => [
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+      'e\r\n{"progress":1}\r\n',
+      seen, // the rest is sent only once the client has the first line
+      'd\r\n\n{"result":2}\r\n0\r\n\r\n',
+    ],
+    async (socket) => {
+      const answer = await openExchange({ socket, method: "POST", target: "/", headers: {} });
+      assertEquals(answer.status, 200);
+      const first = await answer.body.next();
+      assertEquals(dec.decode(first.value as Uint8Array), '{"progress":1}');
+      firstSeen();
+      let rest = "";
+      for await (const piece of answer.body) rest += dec.decode(piece);
+      assertEquals(rest, '\n{"result":2}');
+    },
+  );
+});
+
+Deno.test("openExchange: an abort mid-stream ends the body with the signal's reason", async () => {
+  await withPeer(
+    () => [
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+      "2\r\n{}\r\n",
+      new Promise((r) => setTimeout(r, 200)),
+    ],
+    async (socket) => {
+      const controller = new AbortController();
+      const answer = await openExchange({
+        socket,
+        method: "GET",
+        target: "/",
+        headers: {},
+        signal: controller.signal,
+      });
+      assertEquals(dec.decode((await answer.body.next()).value as Uint8Array), "{}");
+      setTimeout(() => controller.abort(new Error("stopped following")), 2);
+      await assertRejects(() => answer.body.next(), Error, "stopped following");
     },
   );
 });

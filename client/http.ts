@@ -1,7 +1,8 @@
 /**
- * The client's transport to the daemon's unix socket: JSON requests over
- * one plain connection each (client/exchange.ts), streams and uploads
- * through `fetch` (`Deno.createHttpClient` with a unix proxy); the namespace
+ * The client's transport to the daemon's unix socket: JSON requests and
+ * NDJSON streams over one plain connection each (client/exchange.ts),
+ * uploads and the export's download through `fetch`
+ * (`Deno.createHttpClient` with a unix proxy); the namespace
  * header, timeouts, NDJSON streams, and errors decoded back into tug's error
  * classes. Loads nothing but `errors.ts` and the HTTP parser, so the CLI
  * starts fast.
@@ -10,7 +11,14 @@
  */
 
 import { ERROR_CLASSES, Internal, TugError, Unavailable } from "../errors.ts";
-import { type Answer, exchange } from "./exchange.ts";
+import { concat } from "../util/bytes.ts";
+import {
+  type Answer,
+  type Exchange,
+  exchange,
+  openExchange,
+  type StreamedAnswer,
+} from "./exchange.ts";
 import { API_PREFIX, DEFAULT_ADDRESS, DEFAULT_NAMESPACE, NAMESPACE_HEADER } from "./types.ts";
 
 /** Options for {@link TugClient} and {@link Transport}. */
@@ -155,27 +163,10 @@ export class Transport {
       }
       return parseJson<T>(method, path, () => res.json());
     }
-    const url = requestUrl(path, options.query);
-    const what = `${method} ${url.pathname}`;
-    const { signal, timeoutSignal } = this.#signals(options.signal);
-    const headers: Record<string, string> = {
-      [NAMESPACE_HEADER]: options.namespace ?? this.namespace,
-    };
-    let body: Uint8Array | undefined;
-    if (options.json !== undefined) {
-      headers["content-type"] = "application/json";
-      body = new TextEncoder().encode(JSON.stringify(options.json));
-    }
+    const { x, what, timeoutSignal } = this.#plain(method, path, options);
     let answer: Answer;
     try {
-      answer = await exchange({
-        socket: this.address,
-        method,
-        target: url.pathname + url.search,
-        headers,
-        ...(body !== undefined ? { body } : {}),
-        ...(signal ? { signal } : {}),
-      });
+      answer = await exchange(x);
     } catch (err) {
       throw this.#transportError(err, what, timeoutSignal);
     }
@@ -185,6 +176,107 @@ export class Transport {
     }
     if (answer.status === 204) return undefined as T;
     return parseJson<T>(method, path, () => JSON.parse(text));
+  }
+
+  /**
+   * Sends a request whose answer is an NDJSON stream (pull and push
+   * progress, events, logs), over one plain connection. Resolves once the
+   * daemon has answered (rejects with the error it named), to the messages,
+   * one per line. Reading fails with Unavailable when the timeout ends the
+   * stream or the connection is lost; leaving the loop closes the connection.
+   */
+  async lines<T>(
+    method: string,
+    path: string,
+    options: Omit<RequestOptions, "body"> = {},
+  ): Promise<AsyncGenerator<T>> {
+    const { x, what, timeoutSignal } = this.#plain(method, path, options);
+    let answer: StreamedAnswer;
+    try {
+      answer = await openExchange(x);
+    } catch (err) {
+      throw this.#transportError(err, what, timeoutSignal);
+    }
+    if (answer.status >= 200 && answer.status <= 299) {
+      return this.#messages<T>(answer.body, what, timeoutSignal);
+    }
+    const parts: Uint8Array[] = [];
+    try {
+      for await (const part of answer.body) parts.push(part);
+    } catch (err) {
+      throw this.#transportError(err, what, timeoutSignal);
+    }
+    const text = new TextDecoder().decode(concat(parts));
+    throw await answerError(answer.status, () => JSON.parse(text), what);
+  }
+
+  async *#messages<T>(
+    body: AsyncGenerator<Uint8Array>,
+    what: string,
+    timeout: AbortSignal | undefined,
+  ): AsyncGenerator<T> {
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for (;;) {
+        let next: IteratorResult<Uint8Array>;
+        try {
+          next = await body.next();
+        } catch (err) {
+          if (timeout?.aborted) {
+            throw new Unavailable(
+              `Request timed out after ${describeTimeout(this.timeout)}: ${what}`,
+              {
+                cause: err,
+              },
+            );
+          }
+          throw new Unavailable(
+            `Lost the connection to the tug daemon at ${this.address}: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+        if (next.done) break;
+        buffer += decoder.decode(next.value, { stream: true });
+        let i: number;
+        while ((i = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, i).trim();
+          buffer = buffer.slice(i + 1);
+          if (line) yield JSON.parse(line) as T;
+        }
+      }
+      buffer += decoder.decode();
+      if (buffer.trim()) yield JSON.parse(buffer) as T;
+    } finally {
+      await body.return(undefined);
+    }
+  }
+
+  /** A request for a plain connection: its target, the namespace header, a JSON body and the signals. */
+  #plain(method: string, path: string, options: Omit<RequestOptions, "body">): {
+    x: Exchange;
+    what: string;
+    timeoutSignal: AbortSignal | undefined;
+  } {
+    const url = requestUrl(path, options.query);
+    const { signal, timeoutSignal } = this.#signals(options.signal);
+    const headers: Record<string, string> = {
+      [NAMESPACE_HEADER]: options.namespace ?? this.namespace,
+    };
+    let body: Uint8Array | undefined;
+    if (options.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = new TextEncoder().encode(JSON.stringify(options.json));
+    }
+    const x: Exchange = {
+      socket: this.address,
+      method,
+      target: url.pathname + url.search,
+      headers,
+      ...(body !== undefined ? { body } : {}),
+      ...(signal ? { signal } : {}),
+    };
+    return { x, what: `${method} ${url.pathname}`, timeoutSignal };
   }
 
   /** The request's signal: the caller's, the client's timeout, or both. */
@@ -205,37 +297,6 @@ export class Transport {
       ? signals[0]
       : AbortSignal.any(signals);
     return { signal, timeoutSignal };
-  }
-
-  /** The messages of an NDJSON response, one per line. */
-  async *lines<T>(res: Response): AsyncGenerator<T> {
-    if (!res.body) return;
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    try {
-      for (;;) {
-        let chunk: ReadableStreamReadResult<string>;
-        try {
-          chunk = await reader.read();
-        } catch (err) {
-          throw err instanceof TugError ? err : new Unavailable(
-            `Lost the connection to the tug daemon at ${this.address}: ${(err as Error).message}`,
-            { cause: err },
-          );
-        }
-        if (chunk.done) break;
-        buffer += chunk.value;
-        let i: number;
-        while ((i = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, i).trim();
-          buffer = buffer.slice(i + 1);
-          if (line) yield JSON.parse(line) as T;
-        }
-      }
-      if (buffer.trim()) yield JSON.parse(buffer) as T;
-    } finally {
-      await reader.cancel().catch(() => {});
-    }
   }
 
   /** Maps a body that stops because the request timed out to Unavailable. */

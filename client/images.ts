@@ -57,12 +57,11 @@ function path(name: string): string {
 
 /** Reads a stream of `{ progress }` lines ending in `{ result }` or `{ error }`. */
 async function progressStream<P, R>(
-  transport: Transport,
-  res: Response,
+  messages: AsyncGenerator<{ progress: P } | { result: R } | ErrorBody>,
   what: string,
   onProgress: ((p: P) => void) | undefined,
 ): Promise<R> {
-  for await (const m of transport.lines<{ progress: P } | { result: R } | ErrorBody>(res)) {
+  for await (const m of messages) {
     if ("progress" in m) onProgress?.(m.progress);
     else if ("result" in m) return m.result;
     else if ("error" in m) throw decodeError(500, m, what);
@@ -97,14 +96,15 @@ export class ImagesClient {
    */
   async pull(ref: string, options: PullOptions = {}): Promise<PullResultInfo> {
     const { onProgress, signal, ...rest } = options;
-    const res = await this.#t.request("POST", "/images/pull", {
+    const messages = await this.#t.lines<
+      { progress: PullProgressInfo } | { result: PullResultInfo } | ErrorBody
+    >("POST", "/images/pull", {
       namespace: this.#namespace,
       json: { ref, ...rest } satisfies PullRequest,
       ...(signal ? { signal } : {}),
     });
-    return await progressStream<PullProgressInfo, PullResultInfo>(
-      this.#t,
-      res,
+    return await progressStream(
+      messages,
       `Pull ${ref}`,
       onProgress,
     );
@@ -113,14 +113,15 @@ export class ImagesClient {
   /** Pushes image `name` to its registry (or `options.remote`). */
   async push(name: string, options: PushOptions = {}): Promise<PushResultInfo> {
     const { onProgress, signal, ...rest } = options;
-    const res = await this.#t.request("POST", `${path(name)}/push`, {
+    const messages = await this.#t.lines<
+      { progress: TransferProgressInfo } | { result: PushResultInfo } | ErrorBody
+    >("POST", `${path(name)}/push`, {
       namespace: this.#namespace,
       json: rest satisfies PushRequest,
       ...(signal ? { signal } : {}),
     });
-    return await progressStream<TransferProgressInfo, PushResultInfo>(
-      this.#t,
-      res,
+    return await progressStream(
+      messages,
       `Push ${name}`,
       onProgress,
     );
