@@ -70,6 +70,7 @@ import {
   recordError,
 } from "./_report.ts";
 import { ratioChart } from "./_svg.ts";
+import { type Floor, startFloor } from "./_floor.ts";
 import { buildImage, LAYERS, runCtr, runTug, runTugDaemon } from "./pull.ts";
 import { benchRuntime } from "./runtime.ts";
 
@@ -451,6 +452,8 @@ interface Fleet {
   stop: Comparison;
   memory: Record<"rss10" | "private10" | "rss50" | "private50", Comparison>;
   idle: Comparison;
+  /** The floor server sampled beside the daemons at idle, once started. */
+  floor?: Floor;
 }
 
 function fleetComparisons(engines: Engine[], daemons: string[]): Fleet {
@@ -509,8 +512,11 @@ function fleetComparisons(engines: Engine[], daemons: string[]): Fleet {
       unit: "MiB",
       what:
         "RSS of each daemon with the busybox image stored and no container, sampled at idle points of the run " +
-        "(5 s after set-up, after the run --rm rounds and after each fleet round).",
-      subjects: daemons,
+        "(5 s after set-up, after the run --rm rounds and after each fleet round). " +
+        `${FLOOR}: a Deno server of the daemon's parts doing the kinds of work it does (hono on a unix ` +
+        "socket, node:sqlite, an FFI call, an optimized loop, one fetch; bench/_floor_server.ts), " +
+        "with none of tug's code but its idle collection.",
+      subjects: [...daemons, FLOOR],
       anchors: daemons.slice(1),
       target: { anchor: daemons[1]!, ratio: 1 },
     }),
@@ -530,16 +536,24 @@ const SETTLED_SAMPLE_MS = 2500;
 /** After the work before it has settled: each daemon's deferred work (metadata GC, tug's collection after a burst, containerd's GC) runs within ~3 s. */
 const IDLE_SETTLE_MS = 5000;
 
+/** The subject of the floor server's idle RSS (bench/_floor_server.ts). */
+const FLOOR = "Deno floor (no tug code)";
+
 async function sampleIdle(fleet: Fleet, engines: Engine[], daemons: string[]): Promise<void> {
   await sleep(IDLE_SETTLE_MS);
+  const floor = fleet.floor;
   const round: Record<string, number> = {};
-  engines.forEach((e, i) => {
+  const subjects = [
+    ...engines.map((e, i) => ({ name: daemons[i]!, pid: () => e.daemonPid() })),
+    ...(floor ? [{ name: FLOOR, pid: () => floor.pid }] : []),
+  ];
+  for (const { name, pid } of subjects) {
     try {
-      round[daemons[i]!] = memoryOf(e.daemonPid()).rss / 2 ** 20;
+      round[name] = memoryOf(pid()).rss / 2 ** 20;
     } catch (err) {
-      recordError(fleet.idle, daemons[i]!, err);
+      recordError(fleet.idle, name, err);
     }
-  });
+  }
   fleet.idle.rounds.push(round);
 }
 
@@ -808,6 +822,13 @@ async function main(): Promise<number> {
     ];
     const daemons = ["tug daemon", "containerd (runc)", "containerd (crun)"];
     const fleet = fleetComparisons(engines, daemons);
+    try {
+      const floor = await startFloor(join(tmp, "floor"), `http://${registry.host}/v2/`);
+      cleanups.push({ what: "stop the floor server", fn: () => floor.stop() });
+      fleet.floor = floor;
+    } catch (err) {
+      recordError(fleet.idle, FLOOR, err);
+    }
     await sampleIdle(fleet, engines, daemons);
 
     if (wanted("runtime")) {
