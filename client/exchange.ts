@@ -65,11 +65,10 @@ export interface StreamedAnswer {
   status: number;
   /**
    * The body's pieces as they arrive. Ends with the answer; rejects as
-   * {@link exchange} does. The connection is closed when it ends or is left.
+   * {@link exchange} does. The connection is closed when it ends or is left
+   * (and by the request's signal).
    */
   body: AsyncGenerator<Uint8Array>;
-  /** Closes the connection: a pending read of `body` ends with an error (`signal.reason` when aborted). */
-  close(): void;
 }
 
 /**
@@ -80,9 +79,14 @@ export interface StreamedAnswer {
  */
 export async function exchange(x: Exchange): Promise<Answer> {
   const answer = await openExchange(x);
+  return { status: answer.status, body: await readBody(answer.body) };
+}
+
+/** The rest of a streamed body, whole. */
+export async function readBody(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  for await (const part of answer.body) parts.push(part);
-  return { status: answer.status, body: concat(parts) };
+  for await (const part of body) parts.push(part);
+  return concat(parts);
 }
 
 /**
@@ -129,7 +133,7 @@ export async function openExchange(x: Exchange): Promise<StreamedAnswer> {
       done();
     }
   }
-  return { status: reader.status, body: body(), close };
+  return { status: reader.status, body: body() };
 }
 
 function request(x: Exchange): Uint8Array {

@@ -11,14 +11,7 @@
  */
 
 import { ERROR_CLASSES, Internal, TugError, Unavailable } from "../errors.ts";
-import { concat } from "../util/bytes.ts";
-import {
-  type Answer,
-  type Exchange,
-  exchange,
-  openExchange,
-  type StreamedAnswer,
-} from "./exchange.ts";
+import { type Exchange, exchange, openExchange, readBody } from "./exchange.ts";
 import { API_PREFIX, DEFAULT_ADDRESS, DEFAULT_NAMESPACE, NAMESPACE_HEADER } from "./types.ts";
 
 /** Options for {@link TugClient} and {@link Transport}. */
@@ -163,13 +156,7 @@ export class Transport {
       }
       return parseJson<T>(method, path, () => res.json());
     }
-    const { x, what, timeoutSignal } = this.#plain(method, path, options);
-    let answer: Answer;
-    try {
-      answer = await exchange(x);
-    } catch (err) {
-      throw this.#transportError(err, what, timeoutSignal);
-    }
+    const { answer, what } = await this.#plain(method, path, options, exchange);
     const text = new TextDecoder().decode(answer.body);
     if (answer.status < 200 || answer.status > 299) {
       throw await answerError(answer.status, () => JSON.parse(text), what);
@@ -190,23 +177,17 @@ export class Transport {
     path: string,
     options: Omit<RequestOptions, "body"> = {},
   ): Promise<AsyncGenerator<T>> {
-    const { x, what, timeoutSignal } = this.#plain(method, path, options);
-    let answer: StreamedAnswer;
-    try {
-      answer = await openExchange(x);
-    } catch (err) {
-      throw this.#transportError(err, what, timeoutSignal);
-    }
+    const { answer, what, timeoutSignal } = await this.#plain(method, path, options, openExchange);
     if (answer.status >= 200 && answer.status <= 299) {
       return this.#messages<T>(answer.body, what, timeoutSignal);
     }
-    const parts: Uint8Array[] = [];
+    let body: Uint8Array;
     try {
-      for await (const part of answer.body) parts.push(part);
+      body = await readBody(answer.body);
     } catch (err) {
       throw this.#transportError(err, what, timeoutSignal);
     }
-    const text = new TextDecoder().decode(concat(parts));
+    const text = new TextDecoder().decode(body);
     throw await answerError(answer.status, () => JSON.parse(text), what);
   }
 
@@ -223,14 +204,7 @@ export class Transport {
         try {
           next = await body.next();
         } catch (err) {
-          if (timeout?.aborted) {
-            throw new Unavailable(
-              `Request timed out after ${describeTimeout(this.timeout)}: ${what}`,
-              {
-                cause: err,
-              },
-            );
-          }
+          if (timeout?.aborted) throw this.#transportError(err, what, timeout);
           throw new Unavailable(
             `Lost the connection to the tug daemon at ${this.address}: ${(err as Error).message}`,
             { cause: err },
@@ -252,13 +226,19 @@ export class Transport {
     }
   }
 
-  /** A request for a plain connection: its target, the namespace header, a JSON body and the signals. */
-  #plain(method: string, path: string, options: Omit<RequestOptions, "body">): {
-    x: Exchange;
-    what: string;
-    timeoutSignal: AbortSignal | undefined;
-  } {
+  /**
+   * Sends a request over a plain connection with `send` (the namespace
+   * header, a JSON body, the signals), turning a failure to reach the daemon
+   * into the error that names it.
+   */
+  async #plain<A>(
+    method: string,
+    path: string,
+    options: Omit<RequestOptions, "body">,
+    send: (x: Exchange) => Promise<A>,
+  ): Promise<{ answer: A; what: string; timeoutSignal: AbortSignal | undefined }> {
     const url = requestUrl(path, options.query);
+    const what = `${method} ${url.pathname}`;
     const { signal, timeoutSignal } = this.#signals(options.signal);
     const headers: Record<string, string> = {
       [NAMESPACE_HEADER]: options.namespace ?? this.namespace,
@@ -268,15 +248,19 @@ export class Transport {
       headers["content-type"] = "application/json";
       body = new TextEncoder().encode(JSON.stringify(options.json));
     }
-    const x: Exchange = {
-      socket: this.address,
-      method,
-      target: url.pathname + url.search,
-      headers,
-      ...(body !== undefined ? { body } : {}),
-      ...(signal ? { signal } : {}),
-    };
-    return { x, what: `${method} ${url.pathname}`, timeoutSignal };
+    try {
+      const answer = await send({
+        socket: this.address,
+        method,
+        target: url.pathname + url.search,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      return { answer, what, timeoutSignal };
+    } catch (err) {
+      throw this.#transportError(err, what, timeoutSignal);
+    }
   }
 
   /** The request's signal: the caller's, the client's timeout, or both. */
