@@ -219,7 +219,7 @@ export function routes(app: ApiApp, ctx: DaemonContext): void {
     const abort = new AbortController();
     const entries = (await svc()).logs(c.get("namespace"), id(c), {
       follow,
-      signal: AbortSignal.any([abort.signal, ctx.signal, c.req.raw.signal]),
+      signal: AbortSignal.any([abort.signal, ctx.signal]),
       ...(tailN !== undefined ? { tail: tailN } : {}),
       ...(sinceDate ? { since: sinceDate } : {}),
     });

@@ -98,12 +98,13 @@ export function routes(app: ApiApp, ctx: DaemonContext): void {
     if (unpack === false) request.unpack = false;
     if (snapshotter) request.snapshotter = snapshotter;
     const namespace = c.get("namespace");
-    return ndjson(c, (send, signal) =>
+    return ndjson((send, signal) =>
       pullImage(ctx, request, {
         namespace,
         signal,
         onProgress: (p) => send({ progress: p }),
-      }));
+      })
+    );
   });
 
   app.post("/v1/images/import", async (c) => {
@@ -164,12 +165,13 @@ export function routes(app: ApiApp, ctx: DaemonContext): void {
     if (remote) request.remote = remote;
     const name = c.req.param("name");
     const namespace = c.get("namespace");
-    return ndjson(c, (send, signal) =>
+    return ndjson((send, signal) =>
       pushImage(ctx, name, {
         ...request,
         namespace,
         signal,
         onProgress: (p) => send({ progress: p }),
-      }));
+      })
+    );
   });
 }
