@@ -819,7 +819,7 @@ export class ImageService {
    */
   async #localPlan(
     content: ContentProvider,
-    image: Image,
+    image: Pick<Image, "name" | "target">,
     platform: Platform,
     namespace: string,
   ): Promise<UnpackPlan & { configBytes: Uint8Array }> {
@@ -834,7 +834,7 @@ export class ImageService {
 
   async #readPlan(
     content: ContentProvider,
-    image: Image,
+    image: Pick<Image, "name" | "target">,
     platform: Platform,
   ): Promise<UnpackPlan & { configBytes: Uint8Array }> {
     let manifest = image.target;
@@ -1010,12 +1010,11 @@ export class ImageService {
         content,
         ...(options.name !== undefined ? { name: options.name } : {}),
       });
-      const images = this.db.transaction(() =>
-        result.images.map((i) => this.db.images.put(namespace, { name: i.name, target: i.target }))
-      );
+      // Unpacked before any image is recorded: an archive whose layer is refused leaves no image
+      // (its content and snapshots go with the lease).
       if (backendSn) {
         const sn = this.db.snapshotter(namespace, backendSn, { lease });
-        for (const image of images) {
+        for (const image of result.images) {
           let plan: UnpackPlan;
           try {
             plan = await this.#localPlan(content, image, defaultPlatform(), namespace);
@@ -1029,6 +1028,9 @@ export class ImageService {
           await this.#labelUnpacked(content, plan, backendSn.name);
         }
       }
+      const images = this.db.transaction(() =>
+        result.images.map((i) => this.db.images.put(namespace, { name: i.name, target: i.target }))
+      );
       return { format: result.format, images };
     });
   }

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { AlreadyExists, InvalidArgument, NotFound } from "../errors.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../tests/assert.ts";
-import { LAYERS_TREE, pushFixture } from "../tests/fixtures/mod.ts";
+import { HOSTILE_KINDS, LAYERS_TREE, pushFixture } from "../tests/fixtures/mod.ts";
 import { mountsUnder, requires, run } from "../tests/harness.ts";
 import { type TestRegistry, withRegistry } from "../tests/registry.ts";
 import { digestOf } from "./content/digest.ts";
@@ -150,15 +150,53 @@ test("pull() of a zstd image and of a docker schema 2 image works", async ({ ima
   assertEquals(image.target.mediaType, "application/vnd.docker.distribution.manifest.v2+json");
 });
 
-test("pull() of a hostile layer fails naming the entry and records nothing", async ({ images, registry }) => {
+/** The entry each hostile fixture's refusal names (see tests/fixtures_test.ts). */
+const REFUSED: Record<(typeof HOSTILE_KINDS)[number], string> = {
+  dotdot: '"../../../../../../tmp/tug-escape-dotdot"',
+  absolute: '"/tmp/tug-escape-absolute"',
+  symlink: '"evil-link/tug-escape-symlink"',
+  hardlink: '"evil-hardlink"',
+  huge: '"huge.bin"',
+};
+
+test("pull() of each hostile layer fails naming the entry and records nothing, in both snapshotters", async ({ root, registry }) => {
+  // A service of its own, with a layer size limit for hostile-huge (512 MiB unpacked).
+  const images = await ImageService.open(join(root, "limited"), {
+    sync: false,
+    maxLayerSize: 64 << 20,
+  });
+  try {
+    for (const kind of HOSTILE_KINDS) {
+      const ref = await pushFixture(registry, `hostile-${kind}`);
+      for (const snapshotter of ["overlayfs", "native"]) {
+        const err = await assertRejects(() => images.pull(ref, { snapshotter }), InvalidArgument);
+        assertStringIncludes(err.message, `Refused layer entry ${REFUSED[kind]}`, kind);
+        if (kind === "huge") assertStringIncludes(err.message, "limit of 67108864 bytes");
+        assertEquals(images.list(), [], kind);
+        assertEquals(images.db.leases.list("default"), [], kind);
+      }
+    }
+    await images.gc();
+    assertEquals(await blobs(images), []);
+    assertEquals(await backendKeys(images.snapshotter("overlayfs")), []);
+    assertEquals(await backendKeys(images.snapshotter("native")), []);
+  } finally {
+    await images.close();
+  }
+});
+
+test("import() of an archive whose layer is refused records no image", async ({ images, registry }) => {
   const ref = await pushFixture(registry, "hostile-dotdot");
-  const err = await assertRejects(() => images.pull(ref), InvalidArgument);
-  assertStringIncludes(err.message, "Refused layer entry");
-  assertEquals(images.list(), []);
-  assertEquals(images.db.leases.list("default"), []);
-  await images.gc();
-  assertEquals(await blobs(images), []);
-  assertEquals(await backendKeys(images.snapshotter("overlayfs")), []);
+  const { image } = await images.pull(ref, { unpack: false });
+  const tar = await images.export([image.name]);
+  const err = await assertRejects(
+    () => images.import(tar, { namespace: "other" }),
+    InvalidArgument,
+  );
+  assertStringIncludes(err.message, `Refused layer entry ${REFUSED.dotdot}`);
+  assertEquals(images.list({ namespace: "other" }), []);
+  assertEquals(images.db.leases.list("other"), []);
+  assertEquals(images.list().map((i) => i.name), [image.name], "the source namespace keeps it");
 });
 
 test("pull() of a blob tampered with in the registry fails with a digest error and commits nothing", async ({ images, registry }) => {
