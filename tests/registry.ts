@@ -550,6 +550,10 @@ export interface ProxyOptions {
   stallAfter?: (req: Request) => number | undefined;
   /** Remove `Range` from requests (the upstream then answers 200 with the whole blob). */
   stripRange?: boolean;
+  /** Answer matching requests with this status and no body, without asking the upstream. */
+  refuse?: (req: Request) => number | undefined;
+  /** Response headers to remove from matching requests' answers. */
+  dropHeaders?: (req: Request) => string[];
 }
 
 /** A loopback HTTP proxy in front of a registry. */
@@ -567,6 +571,18 @@ export function startProxy(upstream: string, options: ProxyOptions = {}): TestPr
   const stalls = new AbortController();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const url = new URL(req.url);
+    const recorded: Record<string, string> = {};
+    req.headers.forEach((v, k) => recorded[k] = v);
+    const refused = options.refuse?.(req);
+    if (refused !== undefined) {
+      requests.push({
+        method: req.method,
+        path: url.pathname + url.search,
+        headers: recorded,
+        status: refused,
+      });
+      return new Response(null, { status: refused });
+    }
     const headers = new Headers(req.headers);
     if (options.stripRange) headers.delete("range");
     headers.delete("host");
@@ -577,8 +593,6 @@ export function startProxy(upstream: string, options: ProxyOptions = {}): TestPr
       body: req.body,
       redirect: "manual",
     });
-    const recorded: Record<string, string> = {};
-    req.headers.forEach((v, k) => recorded[k] = v);
     requests.push({
       method: req.method,
       path: url.pathname + url.search,
@@ -586,6 +600,7 @@ export function startProxy(upstream: string, options: ProxyOptions = {}): TestPr
       status: res.status,
     });
     const out = new Headers(res.headers);
+    for (const h of options.dropHeaders?.(req) ?? []) out.delete(h);
     const location = out.get("location");
     if (location) {
       out.set("location", location.replace(upstream.replace(/\/$/, ""), `http://${url.host}`));

@@ -11,12 +11,13 @@ import { RegistryClient } from "../images/registry/client.ts";
 import { compressionOf, decompressChunks, decompressLayer } from "../images/registry/decompress.ts";
 import { type FetchedImage, fetchImage } from "../images/registry/fetch.ts";
 import { formatPlatform } from "../images/registry/platforms.ts";
+import { parseReference } from "../images/registry/reference.ts";
 import type { TransferProgress } from "../images/registry/progress.ts";
 import { type Descriptor, MEDIA_TYPES } from "../images/types.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./assert.ts";
 import { type FixtureName, LARGE_FILE_SIZE, pushFixture } from "./fixtures/mod.ts";
 import { requires } from "./harness.ts";
-import { startRegistry, type TestRegistry } from "./registry.ts";
+import { type ProxyOptions, startProxy, startRegistry, type TestRegistry } from "./registry.ts";
 
 const ignore = requires("registry", "skopeo", "umoci", "busybox");
 
@@ -306,6 +307,87 @@ Deno.test({
     const pinned = await client.resolve(`${plain.host}/single@${resolved.descriptor.digest}`);
     assertEquals(pinned.descriptor, resolved.descriptor);
     client.close();
+  },
+});
+
+Deno.test({
+  name:
+    "resolve() falls back to GET when HEAD is refused (405) or answers without a digest, and gets the same descriptor",
+  ignore,
+  async fn() {
+    const { plain } = await registries();
+    const client = clientFor(plain);
+    const direct = await client.resolve(ref("plain", "single"));
+    const isManifest = (req: Request) => new URL(req.url).pathname.includes("/manifests/");
+    const cases: Array<[string, ProxyOptions]> = [
+      ["405", { refuse: (req) => req.method === "HEAD" && isManifest(req) ? 405 : undefined }],
+      ["no digest", {
+        dropHeaders: (req) =>
+          req.method === "HEAD" && isManifest(req) ? ["docker-content-digest"] : [],
+      }],
+    ];
+    for (const [what, options] of cases) {
+      await using proxy = startProxy(plain.url, options);
+      const resolved = await client.resolve(`${proxy.host}/single:latest`);
+      assertEquals(resolved.descriptor, direct.descriptor, what);
+      // Without a digest in the answer the manifest is read and kept (after a 405 the GET's
+      // headers suffice, as a HEAD's would).
+      if (what === "no digest") {
+        assert(resolved.manifest !== undefined, "the GET's manifest is kept");
+      }
+      const seen = proxy.requests.filter((r) => r.path.includes("/manifests/"));
+      assertEquals(seen.map((r) => r.method), ["HEAD", "GET"], what);
+    }
+    client.close();
+  },
+});
+
+Deno.test({
+  name: "fetchImage() downloads as many layers at once as its concurrency allows",
+  ignore,
+  async fn() {
+    const { plain } = await registries();
+    const manifest = JSON.parse(
+      new TextDecoder().decode(
+        await clientFor(plain).fetchManifest(
+          parseReference(ref("plain", "layers")),
+          (await clientFor(plain).resolve(ref("plain", "layers"))).descriptor,
+        ),
+      ),
+    );
+    const layers = new Set<string>(manifest.layers.map((l: Descriptor) => l.digest));
+    assert(layers.size >= 4, "the layers fixture has four layers");
+    const isLayer = (req: Request) => layers.has(new URL(req.url).pathname.split("/").pop()!);
+    for (const concurrency of [1, 3]) {
+      // Every layer's answer stops after one byte and stays open: the pull holds as many
+      // downloads as it may run at once, and starts no other.
+      await using proxy = startProxy(plain.url, {
+        stallAfter: (req) => req.method === "GET" && isLayer(req) ? 1 : undefined,
+      });
+      await withStore(async (store) => {
+        const client = clientFor(plain);
+        const abort = new AbortController();
+        const pull = fetchImage(client, `${proxy.host}/layers:latest`, {
+          store,
+          concurrency,
+          signal: abort.signal,
+        });
+        const started = () => proxy.requests.filter((r) => layers.has(r.path.split("/").pop()!));
+        const deadline = Date.now() + 10_000;
+        while (started().length < concurrency && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await new Promise((r) => setTimeout(r, 300)); // time for a download too many to start
+        assertEquals(
+          started().length,
+          concurrency,
+          `layers downloading at concurrency ${concurrency}`,
+        );
+        abort.abort(new Error("test over"));
+        await pull.catch(() => {});
+        client.close();
+      });
+    }
   },
 });
 
