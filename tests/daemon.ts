@@ -467,12 +467,14 @@ export async function startDaemon(options: TestDaemonOptions = {}): Promise<Test
 
 /**
  * Starts `tug images pull REF` against `daemon`, kills the daemon with
- * SIGKILL as soon as the CLI reports a layer downloading, and returns the
- * CLI's exit code, its output up to then and its stderr.
+ * SIGKILL as soon as the CLI reports a layer downloading (and `ready`, when
+ * given, says so: polled for up to 20 s), and returns the CLI's exit code,
+ * its output up to then and its stderr.
  */
 export async function killDuringPull(
   daemon: TestDaemon,
   ref: string,
+  ready?: () => boolean,
 ): Promise<{ code: number; out: string; stderr: string }> {
   const pull = new Deno.Command(TUG, {
     args: ["-a", daemon.address, "images", "pull", ref],
@@ -485,6 +487,9 @@ export async function killDuringPull(
     const { value, done } = await reader.read();
     if (done) break;
     out += value;
+  }
+  for (const deadline = Date.now() + 20_000; ready && !ready() && Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 20));
   }
   await daemon.kill9();
   reader.releaseLock();

@@ -1,8 +1,9 @@
 /**
  * `kill -9` of the daemon in the middle of a pull: after a restart on the
  * same root, the state is consistent (no image half-recorded, listings and
- * usage work) and the next pull completes.
+ * usage work) and the next pull completes, resuming the partial layer.
  */
+import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { killDuringPull, startDaemon } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
@@ -10,6 +11,23 @@ import { requires } from "./harness.ts";
 import { startProxy, startRegistry } from "./registry.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox");
+
+/** The bytes written into the ingests under `dir` (their `data` files). */
+function ingestBytes(dir: string): number {
+  let total = 0;
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      try {
+        total += Deno.statSync(join(dir, e.name, "data")).size;
+      } catch {
+        // an ingest being made
+      }
+    }
+  } catch {
+    // no ingest yet
+  }
+  return total;
+}
 
 Deno.test({
   name: "kill -9 during a pull, then a restart: nothing corrupt, and the next pull works",
@@ -28,7 +46,10 @@ Deno.test({
     const first = await startDaemon({ registry: proxy });
     const dir = first.dir;
     try {
-      const pull = await killDuringPull(first, "big");
+      // Killed once the big layer's first MiB is in its ingest, so the next pull has something to resume.
+      const ingested = () => ingestBytes(join(dir, "root", "content", "ingest")) >= 1 << 20;
+      const pull = await killDuringPull(first, "big", ingested);
+      assert(ingested(), "the big layer's download had begun when the daemon was killed");
       assertStringIncludes(pull.out, "downloading");
       assert(pull.code !== 0, "the pull fails when the daemon dies");
       assertStringIncludes(pull.stderr, "tug daemon");
@@ -50,8 +71,19 @@ Deno.test({
           const r = await second.tug(args);
           assertEquals(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
         }
+        const before = proxy.requests.length;
         const again = await second.tug(["images", "pull", "big"]);
         assertEquals(again.code, 0, again.stderr);
+        // The restarted daemon continued the partial layer from where its ingest ended (a layer
+        // whose download had not written anything yet starts again from zero).
+        const blobs = proxy.requests.slice(before).filter((r) => r.path.includes("/blobs/"));
+        for (const b of blobs.filter((b) => b.headers.range)) {
+          assertEquals(b.status, 206, JSON.stringify(b));
+        }
+        assert(
+          blobs.some((b) => b.headers.range === `bytes=${1 << 20}-`),
+          `the big layer resumes after its first MiB: ${JSON.stringify(blobs)}`,
+        );
         assertEquals(
           (await second.tug(["images", "ls", "-q"])).stdout,
           "docker.io/library/big:latest\n",
