@@ -152,6 +152,67 @@ Deno.test({
     }),
 });
 
+/** Writes `value` as JSON into the store; returns its descriptor. */
+async function putJson(
+  store: ContentStore,
+  mediaType: string,
+  value: unknown,
+): Promise<Descriptor> {
+  const data = new TextEncoder().encode(JSON.stringify(value));
+  const digest = digestOf(data);
+  const w = await store.writer(`put-${digest}`, { expected: digest });
+  await w.write(data);
+  await w.commit(data.length, digest);
+  return { mediaType, digest, size: data.length };
+}
+
+Deno.test({
+  name:
+    "exportArchive() of two different images: docker-archive readers and the import find each by its name",
+  ignore,
+  fn: () =>
+    withImage(async ({ store, dir, image }) => {
+      // A second image: the same layers under a config of its own.
+      const manifest = JSON.parse(
+        new TextDecoder().decode(await store.readBytes(image.target.digest)),
+      );
+      const config = JSON.parse(
+        new TextDecoder().decode(await store.readBytes(manifest.config.digest)),
+      );
+      config.config = { ...config.config, Env: ["SECOND=1"] };
+      const configDesc = await putJson(store, manifest.config.mediaType, config);
+      const other: ExportImage = {
+        name: "example.com/team/other:v2",
+        target: await putJson(store, MEDIA_TYPES.ociManifest, { ...manifest, config: configDesc }),
+      };
+      const path = join(dir, "two.tar");
+      await exportTo(path, [image, other], store);
+      const entries = await tarJson(path, "manifest.json");
+      assertEquals(entries.map((e: { RepoTags: string[] }) => e.RepoTags), [
+        ["busybox:latest"],
+        ["example.com/team/other:v2"],
+      ]);
+      assertEquals(entries[1].Config, `blobs/sha256/${configDesc.digest.slice(7)}`);
+      for (
+        const [name, env] of [["busybox:latest", undefined], [
+          "example.com/team/other:v2",
+          "SECOND=1",
+        ]]
+      ) {
+        const inspect = JSON.parse(
+          await must("skopeo", ["inspect", "--config", `docker-archive:${path}:${name}`]),
+        );
+        assertEquals(inspect.config.Env?.[0], env, name);
+      }
+      const fresh = await LocalContentStore.open(join(dir, "fresh"), { sync: false });
+      const result = await importArchive((await Deno.open(path)).readable, { content: fresh });
+      assertEquals(result.images.map((i) => [i.name, i.target.digest]), [
+        ["docker.io/library/busybox:latest", image.target.digest],
+        ["example.com/team/other:v2", other.target.digest],
+      ]);
+    }),
+});
+
 Deno.test({
   name:
     "exportArchive() exports the manifests of an index that are in the store and skips the others",
