@@ -224,6 +224,38 @@ Deno.test({
 
 Deno.test({
   name:
+    "images pull --platform fetches and unpacks that platform's manifest only, --all-platforms fetches every one, an absent platform is named",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "multi", { repo: "library/multi" });
+    await using daemon = await startDaemon({ registry });
+    const platforms = async () =>
+      JSON.parse(await ok(daemon, ["images", "ls", "--json"]))[0].platforms as string[];
+    const snapshots = async () =>
+      JSON.parse(await ok(daemon, ["snapshots", "ls", "--json"])).length;
+
+    const arm64 = await ok(daemon, ["images", "pull", "--platform", "linux/arm64/v8", "multi"]);
+    assertMatch(arm64, /^unpacked 2\/2 layers$/m);
+    assertEquals(await platforms(), ["linux/arm64/v8"]);
+    assertEquals(await snapshots(), 2, "the shared base layer and arm64's own");
+
+    const all = await ok(daemon, ["images", "pull", "--all-platforms", "multi"]);
+    assertMatch(all, /: pulled sha256:[0-9a-f]{64} .*: 5 blobs fetched/);
+    assertEquals(await platforms(), ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]);
+    // This machine's manifest is unpacked as well (on arm64 it is the one already there).
+    assertEquals(await snapshots(), Deno.build.arch === "aarch64" ? 2 : 3);
+
+    await fails(
+      daemon,
+      ["images", "pull", "--platform", "linux/s390x", "multi"],
+      "has no manifest for platform linux/s390x (available: linux/amd64, linux/arm64/v8, linux/arm/v7)",
+    );
+  },
+});
+
+Deno.test({
+  name:
     "images pull -u user:password reaches a registry that wants credentials; without them the error says so",
   ignore,
   async fn() {
