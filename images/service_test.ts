@@ -93,6 +93,16 @@ test("pull() fetches, unpacks by chain ID and records an image whose rootfs show
   assertEquals(last.unpack, { done: 4, total: 4 });
   assert(reports.some((r) => r.transfer?.finished));
   assertEquals(images.list().map((i) => i.name), [`${registry.host}/layers:latest`]);
+  // The committed snapshots are named by the chain IDs of the config's diff IDs (OCI image spec).
+  const json = async (digest: string) =>
+    JSON.parse(new TextDecoder().decode(await images.content.readBytes(digest)));
+  const config = await json((await json(result.image.target.digest)).config.digest);
+  const chain: string[] = [];
+  for (const diff of config.rootfs.diff_ids as string[]) {
+    chain.push(chain.length === 0 ? diff : digestOf(`${chain[chain.length - 1]} ${diff}`));
+  }
+  const keys = await backendKeys(images.snapshotter("overlayfs")); // "<namespace>/<n>/<name>"
+  assertEquals(keys.map((k) => k.replace(/^default\/\d+\//, "")).sort(), chain.sort());
   const mounts = await images.prepareRootfs(result.image.name, "container-1");
   await withMounted(root, mounts, async (dir) => {
     for (const p of LAYERS_TREE.present) assert(await exists(join(dir, p)), `${p} is present`);
