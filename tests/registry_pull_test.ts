@@ -347,14 +347,13 @@ Deno.test({
   ignore,
   async fn() {
     const { plain } = await registries();
+    const reader = clientFor(plain);
+    const reference = parseReference(ref("plain", "layers"));
+    const { descriptor } = await reader.resolve(reference);
     const manifest = JSON.parse(
-      new TextDecoder().decode(
-        await clientFor(plain).fetchManifest(
-          parseReference(ref("plain", "layers")),
-          (await clientFor(plain).resolve(ref("plain", "layers"))).descriptor,
-        ),
-      ),
+      new TextDecoder().decode(await reader.fetchManifest(reference, descriptor)),
     );
+    reader.close();
     const layers = new Set<string>(manifest.layers.map((l: Descriptor) => l.digest));
     assert(layers.size >= 4, "the layers fixture has four layers");
     const isLayer = (req: Request) => layers.has(new URL(req.url).pathname.split("/").pop()!);
