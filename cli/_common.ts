@@ -273,7 +273,9 @@ export function positionals(
   if (p.length < min) throw new InvalidArgument(`${command} needs ${names}`);
   if (p.length > max) {
     throw new InvalidArgument(
-      `${command} takes ${names}, got ${p.length} arguments: ${p.join(" ")}`,
+      `${command} takes ${names}, got ${p.length} argument${p.length === 1 ? "" : "s"}: ${
+        p.join(" ")
+      }`,
     );
   }
   return p;

@@ -72,6 +72,11 @@ Deno.test("positionals() names what is missing or extra", () => {
     InvalidArgument,
     "got 2 arguments: a b",
   );
+  assertThrows(
+    () => positionals(args(["a"]), "tug x", "no arguments", 0),
+    InvalidArgument,
+    "tug x takes no arguments, got 1 argument: a",
+  );
 });
 
 Deno.test("formatTable() pads every column but the last", () => {
