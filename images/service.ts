@@ -624,6 +624,7 @@ export class ImageService {
         const fetching = fetchImage(this.registry, pinned, {
           store: content,
           platform,
+          strictPlatform: options.platform !== undefined && options.platform !== "all",
           ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
           teeBufferBytes: TEE_BYTES,
           ...(plan ? { onLayerChunks: feed.onLayer } : {}),

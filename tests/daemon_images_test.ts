@@ -224,7 +224,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "images pull --platform fetches and unpacks that platform's manifest only, --all-platforms fetches every one, an absent platform is named",
+    "images pull --platform fetches and unpacks that platform's manifest only, --all-platforms fetches every one, an absent platform is named, an image of another platform without an index is refused",
   ignore,
   async fn() {
     await using registry = await startRegistry();
@@ -251,6 +251,20 @@ Deno.test({
       ["images", "pull", "--platform", "linux/s390x", "multi"],
       "has no manifest for platform linux/s390x (available: linux/amd64, linux/arm64/v8, linux/arm/v7)",
     );
+
+    // An image without an index is taken for this machine as it is (as Docker does), but not for
+    // a platform asked for that its config does not name.
+    await pushFixture(registry, "single", { repo: "library/busybox" });
+    const [here, other] = Deno.build.arch === "aarch64"
+      ? ["linux/arm64", "linux/amd64"]
+      : ["linux/amd64", "linux/arm64"];
+    await fails(
+      daemon,
+      ["images", "pull", "--platform", other, "busybox"],
+      `is an image for ${here}, not for ${other}`,
+    );
+    assertEquals(await names(daemon), ["docker.io/library/multi:latest"]);
+    await ok(daemon, ["images", "pull", "--platform", here, "busybox"]);
   },
 });
 

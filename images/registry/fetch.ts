@@ -73,6 +73,13 @@ export interface FetchImageOptions {
   store: ContentStore;
   /** The platform to fetch (default: this machine's), or `all`. */
   platform?: Platform | "all";
+  /**
+   * The platform was asked for: a reference that names a single manifest
+   * (no index) must be an image for it, by its config's os and architecture
+   * (checked before any layer is fetched). Without it such an image is taken
+   * whatever its platform, as Docker does.
+   */
+  strictPlatform?: boolean;
   /** Layers downloaded at once (default 3). */
   concurrency?: number;
   /** Gets each layer's stream while it downloads; called once per distinct layer, in manifest order. */
@@ -667,6 +674,28 @@ function checkDescriptor(value: unknown, what: string): Descriptor {
   return d;
 }
 
+/** Throws NotFound unless the image config `bytes` is for `platform`. */
+function checkPlatform(
+  bytes: Uint8Array,
+  desc: Descriptor,
+  platform: Platform,
+  name: string,
+): void {
+  const config = parseJson(bytes, `config ${desc.digest} of ${name}`);
+  const have: Platform = {
+    os: typeof config.os === "string" ? config.os : "",
+    architecture: typeof config.architecture === "string" ? config.architecture : "",
+    ...(typeof config.variant === "string" && config.variant ? { variant: config.variant } : {}),
+  };
+  if (!platformMatcher(platform).match(have)) {
+    throw new NotFound(
+      `${name} is an image for ${formatPlatform(have)}, not for ${
+        formatPlatform(platform)
+      } (it has no index of platforms to choose from)`,
+    );
+  }
+}
+
 function platformRank(matcher: PlatformMatcher, a: Descriptor, b: Descriptor): number {
   if (a.platform && b.platform) {
     return matcher.less(a.platform, b.platform) ? -1 : matcher.less(b.platform, a.platform) ? 1 : 0;
@@ -822,6 +851,9 @@ export async function fetchImage(
     // Configs (small, one request each), then layers in parallel.
     for (const m of manifests) {
       const { bytes, stored } = await readSmall(client, reference, m.config, { store, signal });
+      if (options.strictPlatform && platform !== "all" && !isIndexType(target.mediaType)) {
+        checkPlatform(bytes, m.config, platform, name);
+      }
       await storeSmall(store, m.config, bytes, source);
       count(stored ? "exists" : "fetched");
     }
