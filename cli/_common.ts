@@ -356,7 +356,7 @@ export function parseUserFlag(
 ): { username: string; password: string } | undefined {
   if (value === undefined) return undefined;
   const i = value.indexOf(":");
-  if (i === 0) {
+  if (i === 0 || value === "") {
     throw new InvalidArgument(`Invalid --user ${JSON.stringify(value)}: expected user[:password]`);
   }
   if (i > 0) return { username: value.slice(0, i), password: value.slice(i + 1) };

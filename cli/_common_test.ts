@@ -100,4 +100,5 @@ Deno.test("parseUserFlag() splits user:password at the first colon", () => {
   assertEquals(parseUserFlag(undefined), undefined);
   assertEquals(parseUserFlag("bob:s3:cret"), { username: "bob", password: "s3:cret" });
   assertThrows(() => parseUserFlag(":pw"), InvalidArgument, "expected user[:password]");
+  assertThrows(() => parseUserFlag(""), InvalidArgument, 'Invalid --user "": expected');
 });
