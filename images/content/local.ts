@@ -440,9 +440,12 @@ class LocalWriter implements ContentWriter {
     const file = this.#open("commit");
     const { algorithm } = parseDigest(expected);
     if (options.labels) validateLabels(options.labels);
+    // The ingest stays locked until its directory is gone: a writer waiting for it must not
+    // open it in between.
     const fail = async (what: string) => {
-      this.#release();
+      this.#closeFile();
       await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+      this.#release();
       return new InvalidArgument(`commit ${this.ref} failed: ${what}`);
     };
     if (this.#offset !== expectedSize) {
@@ -458,10 +461,11 @@ class LocalWriter implements ContentWriter {
     }
     try {
       if (this.#store.sync) await file.syncData();
+      this.#closeFile();
+      await this.#store.install(join(this.#dir, "data"), expected, this.#dir, options.labels);
     } finally {
       this.#release();
     }
-    await this.#store.install(join(this.#dir, "data"), expected, this.#dir, options.labels);
   }
 
   close(): Promise<void> {
@@ -469,13 +473,18 @@ class LocalWriter implements ContentWriter {
     return Promise.resolve();
   }
 
+  #closeFile(): void {
+    try {
+      this.#file?.close();
+    } catch {
+      // closed already
+    }
+  }
+
+  /** Closes the file and lets another writer open the ingest. */
   #release(): void {
     if (this.#file) {
-      try {
-        this.#file.close();
-      } catch {
-        // closed already
-      }
+      this.#closeFile();
       this.#file = undefined;
       LOCKED.delete(this.#dir);
     }

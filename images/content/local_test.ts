@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
-import { AlreadyExists, InvalidArgument } from "../../errors.ts";
+import { AlreadyExists, Conflict, InvalidArgument } from "../../errors.ts";
 import { contentStoreConformance } from "./conformance.ts";
 import { digestOf } from "./digest.ts";
 import { LocalContentStore } from "./local.ts";
@@ -132,5 +132,31 @@ Deno.test("LocalContentStore ignores an ingest directory left half-made", async 
     assertEquals(w.offset, 0);
     await w.close();
     assert((await store.listIngests()).length === 1);
+  });
+});
+
+Deno.test("LocalContentStore keeps an ingest locked until its commit has removed it", async () => {
+  await withStore(async (store) => {
+    for (let round = 0; round < 40; round++) {
+      const data = new TextEncoder().encode(`blob ${round}`);
+      const digest = digestOf(data);
+      const a = await store.writer("same-ref", { expected: digest });
+      await a.write(data);
+      const committing = a.commit(data.length, digest);
+      // A second writer of the same ref, trying as fast as it can while the commit runs: it is
+      // refused (Conflict) until the blob exists, then told so; it never opens the ingest halfway.
+      for (;;) {
+        try {
+          const b = await store.writer("same-ref", { expected: digest });
+          await b.close();
+          throw new Error(`round ${round}: a second writer opened the ingest during the commit`);
+        } catch (err) {
+          if (err instanceof AlreadyExists) break;
+          if (!(err instanceof Conflict)) throw err;
+        }
+      }
+      await committing;
+    }
+    assertEquals(await store.listIngests(), []);
   });
 });
