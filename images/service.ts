@@ -20,7 +20,7 @@
  */
 
 import { join } from "../util/path.ts";
-import { AlreadyExists, InvalidArgument, NotFound } from "../errors.ts";
+import { InvalidArgument, NotFound } from "../errors.ts";
 // The archive code (tar-stream, node:zlib) is imported by import() and export() when called.
 import type { ArchiveFormat } from "./archive/mod.ts";
 import { LocalContentStore } from "./content/local.ts";
@@ -45,6 +45,7 @@ import {
   type FetchStats,
   type LayerChunks,
   selectManifests,
+  storeSmall,
   streamChunks,
 } from "./registry/fetch.ts";
 import { defaultPlatform, type PlatformMatcher, platformMatcher } from "./registry/platforms.ts";
@@ -728,25 +729,7 @@ export class ImageService {
     const res = await this.registry.fetchBlob(reference, desc, { signal });
     const bytes = new Uint8Array(await new Response(res.body).arrayBuffer());
     verifyBytes(bytes, desc, `config ${desc.digest} of ${formatReference(reference)}`);
-    try {
-      const w = await content.writer(`config-${desc.digest}`, {
-        expected: desc.digest,
-        total: desc.size,
-      });
-      try {
-        if (w.offset > 0) {
-          await w.close();
-          await content.abort(`config-${desc.digest}`);
-          return await this.#config(reference, desc, content, signal);
-        }
-        await w.write(bytes);
-        await w.commit(desc.size, desc.digest);
-      } finally {
-        await w.close();
-      }
-    } catch (err) {
-      if (!(err instanceof AlreadyExists)) throw err;
-    }
+    await storeSmall(content, desc, bytes, {}, signal);
     return bytes;
   }
 

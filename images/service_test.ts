@@ -339,3 +339,31 @@ test("prune() with all removes unused images and frees their space", async ({ im
   assert(result.reclaimed > 0);
   assertEquals(images.list().map((i) => i.name), [`${registry.host}/layers:latest`]);
 });
+
+test("pull() of one image twice at once fetches each layer once; pulls in two namespaces at once both work", async ({ images, registry }) => {
+  const ref = await pushFixture(registry, "layers");
+  const name = `${registry.host}/layers:latest`;
+  const [first, second] = await Promise.all([images.pull(ref), images.pull(ref)]);
+  assertEquals(second!.image.target, first!.image.target);
+  assertEquals(images.list().map((i) => i.name), [name]);
+  const manifest = JSON.parse(
+    new TextDecoder().decode(await images.content.readBytes(first!.image.target.digest)),
+  );
+  for (const layer of manifest.layers as { digest: string }[]) {
+    const gets = registry.requests().filter((r) =>
+      r.method === "GET" && r.uri.endsWith(`/blobs/${layer.digest}`)
+    );
+    assertEquals(gets.length, 1, `${layer.digest} fetched ${gets.length} times`);
+  }
+  // Two more namespaces at once (ingests are per namespace, the blobs stored once).
+  await Promise.all(["a", "b"].map((namespace) => images.pull(ref, { namespace })));
+  for (const namespace of ["default", "a", "b"]) {
+    assertEquals(images.list({ namespace }).map((i) => i.name), [name], namespace);
+    const mounts = await images.prepareRootfs(name, `c-${namespace}`, {
+      namespace,
+      readonly: true,
+    });
+    assert(mounts.length > 0, namespace);
+    assertEquals(images.db.leases.list(namespace), [], namespace);
+  }
+});

@@ -615,38 +615,48 @@ async function readSmall(
   return { bytes, stored: false };
 }
 
-/** Writes verified bytes into the store (or adds the labels when the blob exists). */
-async function storeSmall(
+/**
+ * Writes verified bytes of a small blob (manifest, index, config) into the
+ * store, or adds the labels when the blob is there. Another pull in this
+ * process writing the same blob (Conflict) is waited for.
+ */
+export async function storeSmall(
   store: ContentStore,
   desc: Descriptor,
   bytes: Uint8Array,
   labels: Record<string, string>,
+  signal?: AbortSignal,
 ): Promise<void> {
-  if (await hasBlob(store, desc)) {
-    await ensureLabels(store, desc, labels);
-    return;
-  }
   const key = ingestRef(desc);
-  let w;
-  try {
-    w = await store.writer(key, { expected: desc.digest, total: desc.size });
-  } catch (err) {
-    if (err instanceof AlreadyExists) return await ensureLabels(store, desc, labels);
-    throw err;
-  }
-  try {
-    if (w.offset > 0) {
-      // A leftover partial ingest of a small blob: start it again.
-      await w.close();
-      await store.abort(key);
+  for (;;) {
+    signal?.throwIfAborted();
+    if (await hasBlob(store, desc)) return await ensureLabels(store, desc, labels);
+    let w;
+    try {
       w = await store.writer(key, { expected: desc.digest, total: desc.size });
+    } catch (err) {
+      if (err instanceof AlreadyExists) return await ensureLabels(store, desc, labels);
+      if (err instanceof Conflict) {
+        await sleep(20, signal);
+        continue;
+      }
+      throw err;
     }
-    await w.write(bytes);
-    await w.commit(desc.size, desc.digest, { labels });
-  } catch (err) {
-    await w.close();
-    if (err instanceof AlreadyExists) return await ensureLabels(store, desc, labels);
-    throw err;
+    try {
+      if (w.offset > 0) {
+        // A leftover partial ingest of a small blob: start it again.
+        await w.close();
+        await store.abort(key);
+        continue;
+      }
+      await w.write(bytes);
+      await w.commit(desc.size, desc.digest, { labels });
+      return;
+    } catch (err) {
+      await w.close();
+      if (err instanceof AlreadyExists) return await ensureLabels(store, desc, labels);
+      throw err;
+    }
   }
 }
 
@@ -854,7 +864,7 @@ export async function fetchImage(
       if (options.strictPlatform && platform !== "all" && !isIndexType(target.mediaType)) {
         checkPlatform(bytes, m.config, platform, name);
       }
-      await storeSmall(store, m.config, bytes, source);
+      await storeSmall(store, m.config, bytes, source, signal);
       count(stored ? "exists" : "fetched");
     }
     const seen = new Set<string>();
@@ -887,7 +897,7 @@ export async function fetchImage(
     progress.finish();
 
     for (const p of pending) {
-      await storeSmall(store, p.desc, p.bytes, p.labels);
+      await storeSmall(store, p.desc, p.bytes, p.labels, signal);
       count(p.stored ? "exists" : "fetched");
     }
     return { reference, name, target, manifests, stats };

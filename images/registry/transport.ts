@@ -66,11 +66,9 @@ export class Transport {
         });
       } catch (err) {
         if (err instanceof InvalidArgument) throw err;
-        if (
-          onHost && host.httpFallback && target.protocol === "https:" &&
-          !this.#fellBack.has(host.host) && !isAbort(err)
-        ) {
-          // containerd's HTTP fallback: the host may speak plain HTTP only.
+        if (onHost && host.httpFallback && target.protocol === "https:" && !isAbort(err)) {
+          // containerd's HTTP fallback: the host may speak plain HTTP only. (Requests sent at the
+          // same time all fail over HTTPS: each retries, whichever learnt it first.)
           this.#fellBack.add(host.host);
           target = new URL(target.href);
           target.protocol = "http:";
