@@ -3,7 +3,7 @@ import { AlreadyExists, InvalidArgument, NotFound } from "../errors.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../tests/assert.ts";
 import { HOSTILE_KINDS, LAYERS_TREE, pushFixture } from "../tests/fixtures/mod.ts";
 import { mountsUnder, requires, run } from "../tests/harness.ts";
-import { type TestRegistry, withRegistry } from "../tests/registry.ts";
+import { startProxy, type TestRegistry, withRegistry } from "../tests/registry.ts";
 import { digestOf } from "./content/digest.ts";
 import { ImageService, type PullProgress } from "./mod.ts";
 import { mountAll, unmountAll } from "./snapshots/mount.ts";
@@ -366,4 +366,36 @@ test("pull() of one image twice at once fetches each layer once; pulls in two na
     assert(mounts.length > 0, namespace);
     assertEquals(images.db.leases.list(namespace), [], namespace);
   }
+});
+
+test("a pull holds the blobs and snapshots it finds already there: removing another image that shares them, and collecting, meanwhile takes none", async ({ images, registry }) => {
+  await pushFixture(registry, "single");
+  await images.pull(`${registry.host}/single:latest`);
+  const large = await pushFixture(registry, "large");
+  const manifest = JSON.parse(
+    (await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${large}`])).stdout,
+  );
+  const big = (manifest.layers as { digest: string; size: number }[])
+    .reduce((a, b) => a.size > b.size ? a : b).digest;
+  // The big layer's download waits until the other image is gone and collected.
+  const arrived = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  await using proxy = startProxy(registry.url, {
+    hold: (req) => {
+      if (!new URL(req.url).pathname.endsWith(`/blobs/${big}`)) return undefined;
+      arrived.resolve();
+      return release.promise;
+    },
+  });
+  const pulling = images.pull(large.replace(registry.host, proxy.host));
+  await arrived.promise;
+  await new Promise((r) => setTimeout(r, 300)); // the shared layer is found, stored and unpacked
+  await images.remove(`${registry.host}/single:latest`, { sync: true });
+  release.resolve();
+  const { image } = await pulling;
+  for (const layer of manifest.layers as { digest: string }[]) {
+    await images.content.info(layer.digest);
+  }
+  const mounts = await images.prepareRootfs(image.name, "c", { readonly: true });
+  assert(mounts.length > 0);
 });

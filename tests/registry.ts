@@ -554,6 +554,8 @@ export interface ProxyOptions {
   refuse?: (req: Request) => number | undefined;
   /** Response headers to remove from matching requests' answers. */
   dropHeaders?: (req: Request) => string[];
+  /** Hold matching requests until the promise returned settles, then forward them. */
+  hold?: (req: Request) => Promise<void> | undefined;
 }
 
 /** A loopback HTTP proxy in front of a registry. */
@@ -573,6 +575,7 @@ export function startProxy(upstream: string, options: ProxyOptions = {}): TestPr
     const url = new URL(req.url);
     const recorded: Record<string, string> = {};
     req.headers.forEach((v, k) => recorded[k] = v);
+    await options.hold?.(req);
     const refused = options.refuse?.(req);
     if (refused !== undefined) {
       requests.push({

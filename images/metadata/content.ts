@@ -114,19 +114,30 @@ export class NamespacedContentStore implements ContentStore {
     };
   }
 
+  /**
+   * The row of `digest`, added to the lease in the same step: what a pull
+   * finds already stored is held like what it writes, so that a collection
+   * meanwhile (another image removed) cannot take it.
+   */
+  #found(digest: Digest, action: string): ContentRow {
+    const row = this.#require(digest, action);
+    this.#hold({ type: "content", digest });
+    return row;
+  }
+
   async info(digest: Digest): Promise<ContentInfo> {
-    const row = this.#require(digest, "Get content info");
+    const row = this.#found(digest, "Get content info");
     const backend = await this.backend.info(digest);
     return this.#toInfo(row, backend.size);
   }
 
   async read(digest: Digest, options?: { offset?: number }): Promise<ReadableStream<Uint8Array>> {
-    this.#require(digest, "Read content");
+    this.#found(digest, "Read content");
     return await this.backend.read(digest, options);
   }
 
   async readBytes(digest: Digest): Promise<Uint8Array> {
-    this.#require(digest, "Read content");
+    this.#found(digest, "Read content");
     return await this.backend.readBytes(digest);
   }
 

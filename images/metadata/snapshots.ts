@@ -137,9 +137,12 @@ export class NamespacedSnapshotter implements Snapshotter {
     );
   }
 
+  /** The snapshot `key`, added to the lease (a pull holds the layers it finds unpacked already). */
   stat(key: string): Promise<SnapshotInfo> {
     try {
-      return Promise.resolve(toInfo(this.#require(key, "Stat")));
+      const row = this.#require(key, "Stat");
+      this.#hold(key);
+      return Promise.resolve(toInfo(row));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -239,15 +242,19 @@ export class NamespacedSnapshotter implements Snapshotter {
     });
   }
 
-  async commit(
+  /**
+   * Records the committed snapshot `name` of active `key`; returns the
+   * backing names. When `name` exists already (another unpack of the same
+   * layer committed it meanwhile), it is added to the lease, as if made here,
+   * and AlreadyExists is thrown.
+   */
+  #commitRow(
     name: string,
     key: string,
-    options: { labels?: Record<string, string> } = {},
-  ): Promise<void> {
-    validateKey("name", name);
-    encodeLabels(options.labels);
-    await this.#lock.shared(async () => {
-      const { backendName, backendKey } = this.#sql.tx(() => {
+    labels: Record<string, string> | undefined,
+  ): { backendName: string; backendKey: string } {
+    try {
+      return this.#sql.tx(() => {
         const active = this.#require(key, `Commit snapshot ${name}: active`);
         if (active.kind !== "active") {
           throw new FailedPrecondition(
@@ -260,15 +267,29 @@ export class NamespacedSnapshotter implements Snapshotter {
           );
         }
         // The committed snapshot keeps the active one's labels, with the given ones on top.
-        const labels = encodeLabels({ ...decodeLabels(active.labels), ...options.labels });
         const backendName = this.#insert({
           key: name,
           kind: "committed",
-          labels,
+          labels: encodeLabels({ ...decodeLabels(active.labels), ...labels }),
           ...(active.parent !== null ? { parent: active.parent } : {}),
         });
         return { backendName, backendKey: active.backend_key };
       });
+    } catch (err) {
+      if (err instanceof AlreadyExists) this.#hold(name);
+      throw err;
+    }
+  }
+
+  async commit(
+    name: string,
+    key: string,
+    options: { labels?: Record<string, string> } = {},
+  ): Promise<void> {
+    validateKey("name", name);
+    encodeLabels(options.labels);
+    await this.#lock.shared(async () => {
+      const { backendName, backendKey } = this.#commitRow(name, key, options.labels);
       try {
         const pass = passThrough(options.labels);
         await this.backend.commit(
