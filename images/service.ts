@@ -33,17 +33,13 @@ import {
   type Image,
   MetadataStore,
 } from "./metadata/mod.ts";
-import {
-  isIndexType,
-  RegistryClient,
-  type RegistryClientOptions,
-  verifyBytes,
-} from "./registry/client.ts";
+import { isIndexType, RegistryClient, type RegistryClientOptions } from "./registry/client.ts";
 import { compressionOf, decompressChunks } from "./registry/decompress.ts";
 import {
   fetchImage,
   type FetchStats,
   type LayerChunks,
+  readSmall,
   selectManifests,
   storeSmall,
   streamChunks,
@@ -242,7 +238,6 @@ interface UnpackPlan {
 }
 
 const DAY = 24 * 60 * 60 * 1000;
-const MAX_CONFIG = 16 << 20;
 /** Unpack plans kept (see #localPlan). */
 const PLAN_CACHE = 32;
 /** Download buffers a layer being unpacked may hold (the rest waits): two reads of 256 KiB. */
@@ -714,22 +709,11 @@ export class ImageService {
     content: ContentStore,
     signal: AbortSignal,
   ): Promise<Uint8Array> {
-    try {
-      return await content.readBytes(desc.digest);
-    } catch (err) {
-      if (!(err instanceof NotFound)) throw err;
-    }
-    if (desc.size > MAX_CONFIG) {
-      throw new InvalidArgument(
-        `Pull ${
-          formatReference(reference)
-        }: config ${desc.digest} is ${desc.size} bytes, too large`,
-      );
-    }
-    const res = await this.registry.fetchBlob(reference, desc, { signal });
-    const bytes = new Uint8Array(await new Response(res.body).arrayBuffer());
-    verifyBytes(bytes, desc, `config ${desc.digest} of ${formatReference(reference)}`);
-    await storeSmall(content, desc, bytes, {}, signal);
+    const { bytes, stored } = await readSmall(this.registry, reference, desc, {
+      store: content,
+      signal,
+    });
+    if (!stored) await storeSmall(content, desc, bytes, {}, signal);
     return bytes;
   }
 

@@ -399,3 +399,44 @@ test("a pull holds the blobs and snapshots it finds already there: removing anot
   const mounts = await images.prepareRootfs(image.name, "c", { readonly: true });
   assert(mounts.length > 0);
 });
+
+test("an aborted pull whose registry has stalled ends at once, and a pull of the same image waiting on its download takes over", async ({ images, registry }) => {
+  const large = await pushFixture(registry, "large");
+  const manifest = JSON.parse(
+    (await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${large}`])).stdout,
+  );
+  const big = (manifest.layers as { digest: string; size: number }[])
+    .reduce((a, b) => a.size > b.size ? a : b).digest;
+  // The big layer's answer stops after 1 MiB and stays open.
+  const arrived = Promise.withResolvers<void>();
+  await using proxy = startProxy(registry.url, {
+    stallAfter: (req) => {
+      if (!new URL(req.url).pathname.endsWith(`/blobs/${big}`)) return undefined;
+      arrived.resolve();
+      return 1 << 20;
+    },
+  });
+  const abort = new AbortController();
+  const first = images.pull(large.replace(registry.host, proxy.host), { signal: abort.signal });
+  first.catch(() => {});
+  await arrived.promise;
+  await new Promise((r) => setTimeout(r, 300));
+  const second = images.pull(large); // waits for the first's download of the big layer
+  // Garbage enough for V8 to collect everything unreferenced (Deno 2.9 stops delivering a
+  // fetch's abort to its body once the Response is collected).
+  for (let i = 0; i < 64; i++) new Uint8Array(4 << 20).fill(i);
+  await new Promise((r) => setTimeout(r, 100));
+  abort.abort(new Error("test abort"));
+  const within = <T>(p: Promise<T>, ms: number, what: string) =>
+    Promise.race([
+      p,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)
+      ),
+    ]);
+  const err = await within(first.then(() => undefined, (e) => e), 5_000, "the aborted pull");
+  assertEquals((err as Error)?.message, "test abort");
+  const { image } = await within(second, 30_000, "the waiting pull");
+  assertEquals(image.target.digest, (await images.get(image.name)).target.digest);
+  await images.prepareRootfs(image.name, "c", { readonly: true });
+});

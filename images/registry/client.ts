@@ -116,6 +116,12 @@ export interface BlobResponse {
   offset: number;
   /** The host that answered. */
   host: string;
+  /**
+   * The response the body belongs to, kept referenced while the body is
+   * read: once Deno 2.9 has collected a Response, aborting the request's
+   * signal no longer errors a pending read of its body.
+   */
+  response: Response;
 }
 
 /** Options of requests that can be cancelled. */
@@ -534,9 +540,9 @@ export class RegistryClient {
           `fetch blob ${desc.digest} from ${host.host} failed: unexpected Content-Range "${range}" for offset ${offset}`,
         );
       }
-      return { body: response.body, offset, host: host.host };
+      return { body: response.body, offset, host: host.host, response };
     }
-    return { body: response.body, offset: 0, host: host.host };
+    return { body: response.body, offset: 0, host: host.host, response };
   }
 
   // ---------------------------------------------------------------------------

@@ -479,7 +479,7 @@ export async function fetchBlob(
           options.onChunks(relay);
         }
         progress?.status(desc.digest, resumed ? "resuming" : "downloading", offset);
-        for await (const chunk of chunks(res.body, relay)) {
+        for await (const chunk of chunks(res.body, relay, signal)) {
           if (writer.offset + chunk.length > desc.size) {
             throw new InvalidArgument(
               `fetch blob ${desc.digest} of ${name} failed: the registry sent more than the ${desc.size} bytes the descriptor gives`,
@@ -545,6 +545,7 @@ const READ_BUFFER = 256 << 10;
 async function* chunks(
   body: ReadableStream<Uint8Array>,
   relay?: Relay,
+  signal?: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
   let reader: ReadableStreamBYOBReader;
   try {
@@ -553,13 +554,19 @@ async function* chunks(
     yield* body;
     return;
   }
+  // The abort ends a pending read here, whether or not fetch's own signal reaches the body
+  // (a stalled registry would otherwise hold the pull, and its ingest, for ever).
+  const onAbort = () => reader.cancel(signal!.reason).catch(() => {});
+  signal?.addEventListener("abort", onAbort, { once: true });
   /** The reused buffer while no read holds it (without a relay). */
   let buffer: ArrayBuffer | undefined = relay ? undefined : takeBuffer(READ_BUFFER);
   try {
     for (;;) {
+      signal?.throwIfAborted();
       const target = relay ? await relay.acquire() : buffer!;
       buffer = undefined;
       const { value, done } = await reader.read(new Uint8Array(target));
+      signal?.throwIfAborted();
       if (done) {
         if (relay) relay.giveBack(value?.buffer as ArrayBuffer | undefined);
         else buffer = value?.buffer as ArrayBuffer | undefined;
@@ -569,6 +576,7 @@ async function* chunks(
       if (!relay) buffer = value.buffer as ArrayBuffer;
     }
   } finally {
+    signal?.removeEventListener("abort", onAbort);
     if (buffer) giveBuffer(buffer);
     await reader.cancel().catch(() => {});
     reader.releaseLock();
@@ -576,7 +584,7 @@ async function* chunks(
 }
 
 /** Reads a small blob (manifest, index, config) from the store, or fetches and verifies it. */
-async function readSmall(
+export async function readSmall(
   client: RegistryClient,
   ref: Reference,
   desc: Descriptor,
@@ -600,10 +608,10 @@ async function readSmall(
   const res = await client.fetchBlob(ref, desc, sig);
   const parts: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of res.body) {
+  for await (const chunk of chunks(res.body, undefined, options.signal)) {
     size += chunk.length;
     if (size > desc.size) break;
-    parts.push(chunk);
+    parts.push(chunk.slice()); // the read buffer is reused
   }
   const bytes = new Uint8Array(size);
   let at = 0;
