@@ -3,11 +3,12 @@
  * reads the manifests back and verifies every blob it copies).
  */
 import { join } from "node:path";
-import { NotFound, Unauthenticated } from "../errors.ts";
+import { InvalidArgument, NotFound, Unauthenticated } from "../errors.ts";
 import { LocalContentStore } from "../images/content/local.ts";
 import { RegistryClient } from "../images/registry/client.ts";
 import { fetchImage } from "../images/registry/fetch.ts";
 import { pushImage } from "../images/registry/push.ts";
+import { parseReference } from "../images/registry/reference.ts";
 import { MEDIA_TYPES } from "../images/types.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./assert.ts";
 import { copyToLayout, inspectRaw, pushFixture } from "./fixtures/mod.ts";
@@ -160,5 +161,33 @@ Deno.test({
       );
       c.close();
     });
+  },
+});
+
+Deno.test({
+  name:
+    "a manifest naming a blob the registry lacks is refused as such (400 MANIFEST_BLOB_UNKNOWN), not reported as not found",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry();
+    const c = client(reg);
+    const missing = `sha256:${"0".repeat(64)}`;
+    const manifest = new TextEncoder().encode(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociManifest,
+      config: { mediaType: MEDIA_TYPES.ociConfig, digest: missing, size: 2 },
+      layers: [],
+    }));
+    const err = await assertRejects(
+      () =>
+        c.putManifest(parseReference(`${reg.host}/broken:1`), "1", {
+          mediaType: MEDIA_TYPES.ociManifest,
+          bytes: manifest,
+        }),
+      InvalidArgument,
+    );
+    assertStringIncludes(err.message, "400");
+    assertStringIncludes(err.message, "MANIFEST_BLOB_UNKNOWN");
+    c.close();
   },
 });

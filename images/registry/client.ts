@@ -185,7 +185,9 @@ async function responseError(res: Response, what: string, host: string): Promise
   const { codes, text } = await errorDetail(res);
   const detail = text ? `: ${text}` : "";
   const status = `${res.status}${res.statusText ? " " + res.statusText : ""}`;
-  if (res.status === 404 || codes.some((c) => /_UNKNOWN$/.test(c))) {
+  // A 400 with an *_UNKNOWN code is a refused upload (a manifest naming a blob the registry does
+  // not have), not a missing object.
+  if (res.status === 404 || (res.status !== 400 && codes.some((c) => /_UNKNOWN$/.test(c)))) {
     return new NotFound(`${what} not found on ${host}${detail || ` (${status})`}`);
   }
   if (res.status === 401 || res.status === 403) {
