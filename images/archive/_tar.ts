@@ -102,6 +102,9 @@ export class TarWriter {
   #pack = tarStream.pack();
 
   constructor() {
+    // The pack's errors reach the readable (and each entry's callback); unlistened, its "error"
+    // event would be thrown out of the event loop when the archive is cancelled.
+    this.#pack.on("error", () => {});
     const chunks = (this.#pack as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
     this.readable = new ReadableStream<Uint8Array>({
       async pull(controller) {
@@ -143,10 +146,14 @@ export class TarWriter {
   /** Adds a file of `size` bytes streamed from `source`. */
   async stream(name: string, size: number, source: ReadableStream<Uint8Array>): Promise<void> {
     const finished = Promise.withResolvers<void>();
+    // Handled now, awaited at the end: when the archive is cancelled mid-entry (the client went
+    // away), the loop below throws first, and an unhandled rejection would end the process.
+    finished.promise.catch(() => {});
     const entry = this.#pack.entry(
       { name, size, mode: 0o644, mtime: new Date(0) },
       (err) => err ? finished.reject(err) : finished.resolve(),
     );
+    entry.on("error", () => {}); // reported through the callback above
     for await (const chunk of source) {
       if (!entry.write(chunk)) {
         await new Promise<void>((resolve) => {
