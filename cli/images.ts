@@ -286,6 +286,14 @@ const exportVerb: Verb = {
       await stream.pipeTo(Deno.stdout.writable, { preventClose: true });
       return 0;
     }
+    // A regular file (or a new one) is written beside and renamed into place, so that a failed
+    // export leaves no half archive; anything else (/dev/null, a FIFO, a symbolic link) is written
+    // to as it is: renaming onto /dev/null would replace the device with a file.
+    if (!(await isRegularOrMissing(out!))) {
+      const file = await Deno.open(out!, { write: true });
+      await stream.pipeTo(file.writable);
+      return 0;
+    }
     const tmp = `${out}.tug-partial`;
     try {
       const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
@@ -298,6 +306,16 @@ const exportVerb: Verb = {
     return 0;
   },
 };
+
+/** True when `path` is a regular file (not a link to one) or does not exist. */
+async function isRegularOrMissing(path: string): Promise<boolean> {
+  try {
+    return (await Deno.lstat(path)).isFile;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return true;
+    throw err;
+  }
+}
 
 const prune: Verb = {
   summary: "Free the space nothing uses; with --all, also remove images no container uses",

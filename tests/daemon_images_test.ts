@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { startDaemon, type TestDaemon } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
-import { requires, TUG, withTempDir } from "./harness.ts";
+import { requires, run, TUG, withTempDir } from "./harness.ts";
 import { startRegistry } from "./registry.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox");
@@ -105,6 +105,47 @@ Deno.test({
         // nothing left behind
       }
       assert(!leftover, "a failed export leaves no file");
+
+      // What is not a regular file is written to, not replaced: a FIFO (as /dev/null would be).
+      const fifo = join(dir, "fifo");
+      await run("mkfifo", [fifo]);
+      const reader = new Deno.Command("cat", { args: [fifo], stdout: "piped" }).spawn();
+      const through = reader.output();
+      try {
+        await ok(daemon, ["images", "export", fifo, BUSYBOX]);
+        assert((await Deno.lstat(fifo)).isFifo, "the FIFO is still a FIFO");
+        assertEquals((await through).stdout.length, (await Deno.stat(file)).size);
+      } finally {
+        try {
+          reader.kill("SIGKILL"); // only if it is still waiting for a writer
+        } catch {
+          // ended
+        }
+        await through.catch(() => {});
+      }
+      // A client that goes away in the middle of an export leaves the daemon serving.
+      const slow = join(dir, "slow");
+      await run("mkfifo", [slow]);
+      const cli = new Deno.Command(TUG, {
+        args: ["-a", daemon.address, "images", "export", slow, BUSYBOX],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      const partial = await Deno.open(slow, { read: true });
+      await partial.read(new Uint8Array(1024));
+      await new Promise((r) => setTimeout(r, 200));
+      cli.kill("SIGKILL");
+      await cli.status;
+      partial.close();
+      await new Promise((r) => setTimeout(r, 300));
+      await ok(daemon, ["version"]);
+      // A symbolic link is written through.
+      const target = join(dir, "target.tar");
+      await Deno.writeTextFile(target, "");
+      await Deno.symlink(target, join(dir, "link.tar"));
+      await ok(daemon, ["images", "export", join(dir, "link.tar"), BUSYBOX]);
+      assert((await Deno.lstat(join(dir, "link.tar"))).isSymlink, "the link is still a link");
+      assertEquals((await Deno.stat(target)).size, (await Deno.stat(file)).size);
 
       await ok(daemon, ["images", "rm", "--sync", BUSYBOX]);
       const imported = await ok(daemon, ["images", "import", file]);
