@@ -191,3 +191,37 @@ Deno.test({
     c.close();
   },
 });
+
+Deno.test({
+  name:
+    "two pushes of one image to one repository at once through one client upload or mount each blob once, and both succeed",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry();
+    const source = await pushFixture(reg, "layers");
+    await withTempDir(async (dir) => {
+      const store = await LocalContentStore.open(join(dir, "content"));
+      const c = client(reg);
+      const image = await fetchImage(c, source, { store });
+      for (let round = 0; round < 5; round++) {
+        const target = `${reg.host}/twice-${round}:latest`;
+        const before = reg.requests().length;
+        const results = await Promise.all([
+          pushImage(c, target, image.target, { store }),
+          pushImage(c, target, image.target, { store }),
+        ]);
+        for (const r of results) assertEquals(r.target, image.target);
+        const starts = reg.requests().slice(before).filter((r) =>
+          r.method === "POST" && r.uri.includes(`/twice-${round}/blobs/uploads/`)
+        );
+        const blobs = image.manifests[0]!.layers.length + 1;
+        assertEquals(starts.length, blobs, `round ${round}: one mount or upload per blob`);
+        assertEquals(
+          await inspectRaw(reg, target),
+          await manifestBytes(store, image.target.digest),
+        );
+      }
+      c.close();
+    });
+  },
+});

@@ -152,6 +152,45 @@ function counting(
   );
 }
 
+/** Blob uploads under way, per client, by `<domain>/<repository>@<digest>`. */
+const uploading = new WeakMap<RegistryClient, Map<string, Promise<unknown>>>();
+
+/**
+ * Uploads (or mounts) a blob unless another push through the same client is
+ * doing so to the same repository: then its outcome is awaited, and the blob
+ * counts as existing (or is uploaded here after all, should that push fail).
+ * Two pushes racing the same mounts made Debian's docker-registry answer 500
+ * and MANIFEST_BLOB_UNKNOWN now and then.
+ */
+async function uploadOnce(
+  client: RegistryClient,
+  ref: Reference,
+  desc: Descriptor,
+  options: PushImageOptions,
+  progress: ProgressTracker,
+): Promise<"uploaded" | "existing" | "mounted"> {
+  let inFlight = uploading.get(client);
+  if (!inFlight) uploading.set(client, inFlight = new Map());
+  const key = `${ref.domain}/${ref.path}@${desc.digest}`;
+  const other = inFlight.get(key);
+  if (other) {
+    try {
+      await other;
+      progress.status(desc.digest, "exists");
+      return "existing";
+    } catch {
+      // That push failed: upload it here.
+    }
+  }
+  const mine = uploadBlob(client, ref, desc, options, progress);
+  inFlight.set(key, mine);
+  try {
+    return await mine;
+  } finally {
+    if (inFlight.get(key) === mine) inFlight.delete(key);
+  }
+}
+
 async function uploadBlob(
   client: RegistryClient,
   ref: Reference,
@@ -278,7 +317,7 @@ export async function pushImage(
     while (failure === undefined && next < blobs.length) {
       const blob = blobs[next++]!;
       try {
-        const outcome = await uploadBlob(client, reference, blob, options, progress);
+        const outcome = await uploadOnce(client, reference, blob, options, progress);
         result[outcome]++;
       } catch (err) {
         failure ??= err;
