@@ -52,6 +52,15 @@ import type { ShimEvent } from "./rpc.ts";
  * 100+ KiB of garbage per container.
  */
 const PUMP_BUFFER = new Uint8Array(64 * 1024);
+/**
+ * Reads a relay makes per wake-up before it lets the event loop run (the
+ * poller is level-triggered: the rest comes at the next wake-up). Without a
+ * bound, a container writing as fast as the shim reads (`yes`) kept the
+ * shim in one callback for ever, and it answered no request; with 16 a
+ * request still waited 13 s behind the log writes, with 2 it is answered at
+ * once.
+ */
+const READS_PER_WAKE = 2;
 
 /** How a container's or exec's stdio is wired. */
 export interface StdioPaths {
@@ -376,7 +385,7 @@ export class ShimService {
       if (live.pumps.length === 0) this.#closeAttached(live);
     };
     this.#poller.watch(fd, () => {
-      for (;;) {
+      for (let reads = 0; reads < READS_PER_WAKE; reads++) {
         let n: number;
         try {
           n = this.#sys.read(fd, buf);
@@ -401,7 +410,7 @@ export class ShimService {
   #relayInto(live: Live, from: number, to: number): void {
     const buf = PUMP_BUFFER;
     this.#poller.watch(from, () => {
-      for (;;) {
+      for (let reads = 0; reads < READS_PER_WAKE; reads++) {
         let n: number;
         try {
           n = this.#sys.read(from, buf);
@@ -648,7 +657,7 @@ export class ShimService {
     const buf = PUMP_BUFFER;
     exec.pumps.push(master);
     this.#poller.watch(master, () => {
-      for (;;) {
+      for (let reads = 0; reads < READS_PER_WAKE; reads++) {
         let n: number;
         try {
           n = this.#sys.read(master, buf);

@@ -867,3 +867,34 @@ Deno.test({
     assertEquals(mine[0]!.payload.image, BUSYBOX);
   }),
 });
+
+Deno.test({
+  name:
+    "a container that floods its output does not starve its shim: the shim still answers at once",
+  ignore,
+  fn: showSuppressed(async () => {
+    await using env = await busyboxDaemon();
+    const { daemon } = env;
+    await ok(daemon, ["run", "-d", BUSYBOX, "flood", "yes"]);
+    await ok(daemon, ["run", "-d", BUSYBOX, "quiet", "sleep", "1000"]);
+    await new Promise((r) => setTimeout(r, 1000));
+    for (
+      const args of [["tasks", "ls"], ["tasks", "ps", "quiet"], [
+        "tasks",
+        "kill",
+        "-s",
+        "KILL",
+        "flood",
+      ]]
+    ) {
+      const start = performance.now();
+      const r = await daemon.tug(args, { timeout: 20_000 });
+      assertEquals(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      assert(
+        performance.now() - start < 5_000,
+        `${args.join(" ")} took ${performance.now() - start} ms`,
+      );
+    }
+    await ok(daemon, ["tasks", "kill", "-s", "KILL", "quiet"]);
+  }),
+});
