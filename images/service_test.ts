@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { AlreadyExists, InvalidArgument, NotFound } from "../errors.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../tests/assert.ts";
-import { HOSTILE_KINDS, LAYERS_TREE, pushFixture } from "../tests/fixtures/mod.ts";
+import { HOSTILE_KINDS, inspectRaw, LAYERS_TREE, pushFixture } from "../tests/fixtures/mod.ts";
 import { mountsUnder, requires, run } from "../tests/harness.ts";
 import { startProxy, type TestRegistry, withRegistry } from "../tests/registry.ts";
 import { digestOf } from "./content/digest.ts";
@@ -211,9 +211,7 @@ test("import() of an archive whose layer is refused records no image", async ({ 
 
 test("pull() of a blob tampered with in the registry fails with a digest error and commits nothing", async ({ images, registry }) => {
   const ref = await pushFixture(registry, "single");
-  const manifest = JSON.parse(
-    (await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${ref}`])).stdout,
-  );
+  const manifest = JSON.parse(await inspectRaw(registry, ref));
   const layer = manifest.layers[0].digest as string;
   const path = registry.blobPath(layer);
   const data = await Deno.readFile(path);
@@ -368,15 +366,20 @@ test("pull() of one image twice at once fetches each layer once; pulls in two na
   }
 });
 
+/** Pushes the `large` fixture; its reference, its layers and the digest of the biggest one. */
+async function pushLarge(registry: TestRegistry) {
+  const ref = await pushFixture(registry, "large");
+  const layers = JSON.parse(await inspectRaw(registry, ref)).layers as {
+    digest: string;
+    size: number;
+  }[];
+  return { ref, layers, big: layers.reduce((a, b) => a.size > b.size ? a : b).digest };
+}
+
 test("a pull holds the blobs and snapshots it finds already there: removing another image that shares them, and collecting, meanwhile takes none", async ({ images, registry }) => {
   await pushFixture(registry, "single");
   await images.pull(`${registry.host}/single:latest`);
-  const large = await pushFixture(registry, "large");
-  const manifest = JSON.parse(
-    (await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${large}`])).stdout,
-  );
-  const big = (manifest.layers as { digest: string; size: number }[])
-    .reduce((a, b) => a.size > b.size ? a : b).digest;
+  const { ref: large, layers, big } = await pushLarge(registry);
   // The big layer's download waits until the other image is gone and collected.
   const arrived = Promise.withResolvers<void>();
   const release = Promise.withResolvers<void>();
@@ -393,20 +396,13 @@ test("a pull holds the blobs and snapshots it finds already there: removing anot
   await images.remove(`${registry.host}/single:latest`, { sync: true });
   release.resolve();
   const { image } = await pulling;
-  for (const layer of manifest.layers as { digest: string }[]) {
-    await images.content.info(layer.digest);
-  }
+  for (const layer of layers) await images.content.info(layer.digest);
   const mounts = await images.prepareRootfs(image.name, "c", { readonly: true });
   assert(mounts.length > 0);
 });
 
 test("an aborted pull whose registry has stalled ends at once, and a pull of the same image waiting on its download takes over", async ({ images, registry }) => {
-  const large = await pushFixture(registry, "large");
-  const manifest = JSON.parse(
-    (await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${large}`])).stdout,
-  );
-  const big = (manifest.layers as { digest: string; size: number }[])
-    .reduce((a, b) => a.size > b.size ? a : b).digest;
+  const { ref: large, big } = await pushLarge(registry);
   // The big layer's answer stops after 1 MiB and stays open.
   const arrived = Promise.withResolvers<void>();
   await using proxy = startProxy(registry.url, {

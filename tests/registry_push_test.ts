@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { InvalidArgument, NotFound, Unauthenticated } from "../errors.ts";
 import { LocalContentStore } from "../images/content/local.ts";
 import { RegistryClient } from "../images/registry/client.ts";
-import { fetchImage } from "../images/registry/fetch.ts";
+import { type FetchedImage, fetchImage } from "../images/registry/fetch.ts";
 import { pushImage } from "../images/registry/push.ts";
 import { parseReference } from "../images/registry/reference.ts";
 import { MEDIA_TYPES } from "../images/types.ts";
@@ -22,6 +22,29 @@ function client(reg: TestRegistry): RegistryClient {
   return new RegistryClient({ plainHttp: true, ...(creds ? { credentials: () => creds } : {}) });
 }
 
+/**
+ * Runs `fn` with a new content store in a temporary directory, `source`
+ * fetched into it by a client of `reg`; closes the client and removes the
+ * directory afterwards.
+ */
+async function withFetched(
+  reg: TestRegistry,
+  source: string,
+  fn: (
+    env: { dir: string; store: LocalContentStore; c: RegistryClient; image: FetchedImage },
+  ) => Promise<void>,
+): Promise<void> {
+  await withTempDir(async (dir) => {
+    const store = await LocalContentStore.open(join(dir, "content"));
+    const c = client(reg);
+    try {
+      await fn({ dir, store, c, image: await fetchImage(c, source, { store }) });
+    } finally {
+      c.close();
+    }
+  });
+}
+
 async function manifestBytes(store: LocalContentStore, digest: string): Promise<string> {
   return new TextDecoder().decode(await store.readBytes(digest));
 }
@@ -32,11 +55,7 @@ Deno.test({
   async fn() {
     await using reg = await startRegistry();
     const source = await pushFixture(reg, "layers");
-    await withTempDir(async (dir) => {
-      const store = await LocalContentStore.open(join(dir, "content"));
-      const c = client(reg);
-      const image = await fetchImage(c, source, { store });
-
+    await withFetched(reg, source, async ({ dir, store, c, image }) => {
       const pushed = await pushImage(c, `${reg.host}/pushed:v1`, image.target, {
         store,
         tags: ["v2"],
@@ -55,7 +74,6 @@ Deno.test({
       assertEquals([again.uploaded, again.existing, again.mounted], [0, 5, 0]);
       const methods = reg.requests().slice(before).map((r) => r.method);
       assert(!methods.includes("POST") && !methods.includes("PATCH"), methods.join(" "));
-      c.close();
     });
   },
 });
@@ -66,10 +84,7 @@ Deno.test({
   async fn() {
     await using reg = await startRegistry();
     const source = await pushFixture(reg, "single");
-    await withTempDir(async (dir) => {
-      const store = await LocalContentStore.open(join(dir, "content"));
-      const c = client(reg);
-      const image = await fetchImage(c, source, { store });
+    await withFetched(reg, source, async ({ dir, store, c, image }) => {
       const layer = image.manifests[0]!.layers[0]!;
 
       const before = reg.requests().length;
@@ -91,7 +106,6 @@ Deno.test({
       const mounted = await pushImage(c, `${reg.host}/elsewhere:latest`, image.target, { store });
       assertEquals([mounted.uploaded, mounted.mounted], [0, 2]);
       await copyToLayout(reg, `${reg.host}/elsewhere:latest`, join(dir, "copied2"));
-      c.close();
     });
   },
 });
@@ -143,10 +157,7 @@ Deno.test({
   async fn() {
     await using reg = await startRegistry({ auth: "htpasswd" });
     const source = await pushFixture(reg, "single");
-    await withTempDir(async (dir) => {
-      const store = await LocalContentStore.open(join(dir, "content"));
-      const c = client(reg);
-      const image = await fetchImage(c, source, { store });
+    await withFetched(reg, source, async ({ store, c, image }) => {
       const anonymous = new RegistryClient({ plainHttp: true });
       const err = await assertRejects(
         () => pushImage(anonymous, `${reg.host}/mine:1`, image.target, { store }),
@@ -159,7 +170,6 @@ Deno.test({
         await inspectRaw(reg, `${reg.host}/mine:1`),
         await manifestBytes(store, image.target.digest),
       );
-      c.close();
     });
   },
 });
@@ -199,10 +209,7 @@ Deno.test({
   async fn() {
     await using reg = await startRegistry();
     const source = await pushFixture(reg, "layers");
-    await withTempDir(async (dir) => {
-      const store = await LocalContentStore.open(join(dir, "content"));
-      const c = client(reg);
-      const image = await fetchImage(c, source, { store });
+    await withFetched(reg, source, async ({ store, c, image }) => {
       for (let round = 0; round < 5; round++) {
         const target = `${reg.host}/twice-${round}:latest`;
         const before = reg.requests().length;
@@ -221,7 +228,6 @@ Deno.test({
           await manifestBytes(store, image.target.digest),
         );
       }
-      c.close();
     });
   },
 });
