@@ -20,6 +20,7 @@ const EPOLL_CTL_DEL = 2;
 const EPOLL_CLOEXEC = 0o2000000;
 const F_GETFL = 3;
 const F_SETFL = 4;
+const F_DUPFD_CLOEXEC = 1030;
 const EVENT_SIZE = 12; // struct epoll_event is packed on x86_64 (12 bytes); aarch64 pads it to 16
 const ARM64 = Deno.build.arch === "aarch64";
 
@@ -57,6 +58,17 @@ export function setNonBlocking(fd: number, on = true): void {
   }
 }
 
+/**
+ * A new fd (close-on-exec) for the open file `fd` refers to: a pty master
+ * watched for input by one callback and for output by another needs two
+ * fds, since the poller keys its watchers by fd.
+ */
+export function dupCloexec(fd: number): number {
+  const dup = sc("fcntl", fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) throw new Error(`fcntl F_DUPFD_CLOEXEC fd ${fd}: errno ${errno()}`);
+  return dup;
+}
+
 /** What a watcher is told. */
 export interface Readiness {
   readable: boolean;
@@ -77,12 +89,21 @@ export class Poller {
     if (this.#epfd < 0) throw new Error(`epoll_create1: errno ${errno()}`);
   }
 
-  /** Watches `fd` (made non-blocking) for input (and output when `writable`); `onReady` runs on the main thread. */
-  watch(fd: number, onReady: (r: Readiness) => void, options: { writable?: boolean } = {}): void {
+  /**
+   * Watches `fd` (made non-blocking) for input, output or both (`events`,
+   * default "read"); errors and hang-ups are always reported. `onReady`
+   * runs on the main thread.
+   */
+  watch(
+    fd: number,
+    onReady: (r: Readiness) => void,
+    options: { events?: "read" | "write" | "both" } = {},
+  ): void {
     setNonBlocking(fd);
     const ev = new Uint8Array(ARM64 ? 16 : EVENT_SIZE);
     const v = new DataView(ev.buffer);
-    v.setUint32(0, EPOLLIN | (options.writable ? EPOLLOUT : 0), true);
+    const events = options.events ?? "read";
+    v.setUint32(0, (events !== "write" ? EPOLLIN : 0) | (events !== "read" ? EPOLLOUT : 0), true);
     v.setInt32(ARM64 ? 8 : 4, fd, true);
     if (sc("epoll_ctl", this.#epfd, EPOLL_CTL_ADD, fd, ev) < 0) {
       throw new Error(`epoll_ctl add fd ${fd}: errno ${errno()}`);

@@ -1,8 +1,8 @@
 /**
  * What a shim does for the daemon: creates, starts, signals, execs into and
  * deletes containers with the runtime library in-process (a container's init
- * is forked from the shim: no process per container besides its own), pumps
- * their output into log files and attached FIFOs, collects exit statuses
+ * is forked from the shim: no process per container besides its own), relays
+ * their output into log files and attached FIFOs (shim/relay.ts), collects exit statuses
  * through its reaper and records them on disk, so that they survive a daemon
  * restart.
  *
@@ -19,7 +19,7 @@ import {
   SOCK_STREAM,
 } from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
-import { Poller, setNonBlocking } from "../ffi/poller.ts";
+import { dupCloexec, Poller, setNonBlocking } from "../ffi/poller.ts";
 import { exitCodeOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../errors.ts";
 import type { Mount } from "../images/types.ts";
@@ -43,30 +43,26 @@ import { forkHook } from "../runtime/hooks.ts";
 import { trace } from "../trace.ts";
 import { LogWriter } from "./logs.ts";
 import { Reaper } from "./reaper.ts";
+import { Relay } from "./relay.ts";
 import type { ShimEvent } from "./rpc.ts";
 
 /**
- * The one buffer every pump and relay reads into. Poller callbacks run one at
- * a time on the main thread and hand each chunk on (log, FIFO, pty) before
- * they return, so one buffer serves every container; a buffer per pump made
- * 100+ KiB of garbage per container.
+ * The one buffer every relay reads into. Poller callbacks run one at a time
+ * on the main thread and hand each chunk on (log, FIFO, pty) before they
+ * return (a relay copies only what its sink cannot take yet), so one buffer
+ * serves every container; a buffer per pump made 100+ KiB of garbage per
+ * container.
  */
 const PUMP_BUFFER = new Uint8Array(64 * 1024);
-/**
- * Reads a relay makes per wake-up before it lets the event loop run (the
- * poller is level-triggered: the rest comes at the next wake-up). Without a
- * bound, a container writing as fast as the shim reads (`yes`) kept the
- * shim in one callback for ever, and it answered no request; with 16 a
- * request still waited 13 s behind the log writes, with 2 it is answered at
- * once.
- */
-const READS_PER_WAKE = 2;
+
+/** How long a delete waits for the output of an exited container to be read. */
+const DRAIN_MS = 2000;
 
 /** How a container's or exec's stdio is wired. */
 export interface StdioPaths {
   /** A FIFO the CLI writes (opened O_RDWR by the CLI first). */
   stdin?: string;
-  /** FIFOs the CLI reads. */
+  /** FIFOs the CLI reads, opened for reading by the CLI before the request (else the request is refused). */
   stdout?: string;
   stderr?: string;
 }
@@ -110,19 +106,25 @@ export interface ContainerRecord {
 interface Live {
   record: ContainerRecord;
   log?: LogWriter;
-  /** Open pipe/pty fds being pumped. */
-  pumps: number[];
-  /** Where output also goes (attached FIFOs). */
-  attached: { stdout?: number; stderr?: number };
-  /** The pty master, for resizes and stdin. */
+  /** The output relays (pipes or the pty master, into the log and the attached FIFOs). */
+  outputs: { stdout?: Relay; stderr?: Relay };
+  /** The pty master while the container's terminal is open, for resizes and stdin. */
   master?: number;
-  /** stdin FIFO relayed into the pty. */
-  stdinFd?: number;
-  execs: Map<string, { pid: number; exit?: ExitStatus; master?: number; pumps: number[] }>;
+  /** The attached client's stdin FIFO relayed into the pty. */
+  stdin?: Relay;
+  execs: Map<string, Exec>;
   exited: Promise<ExitStatus>;
   onExit: (s: ExitStatus) => void;
   /** Settles once the host's mount of the rootfs is gone (see {@link rootfsHeldByInit}). */
   rootfsDetached?: Promise<void>;
+}
+
+/** An exec's process and, with a terminal, its relays. */
+interface Exec {
+  pid: number;
+  exit?: ExitStatus;
+  master?: number;
+  relays: Relay[];
 }
 
 /** Options for {@link ShimService}. */
@@ -151,6 +153,26 @@ function openFifoReader(sys: Syscall, path: string, options: { blocking: boolean
     }
   }
   return fd;
+}
+
+/**
+ * Opens the write end of a client's output FIFO, non-blocking. The client
+ * must hold the read end already (the CLI opens it before its request):
+ * then a client that goes away is seen (EPIPE) and its output dropped, where
+ * a FIFO the shim also held open for reading would fill and stop the
+ * container for good.
+ */
+function openFifoWriter(sys: Syscall, path: string): number {
+  try {
+    return sys.open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+  } catch (err) {
+    if (err instanceof SyscallError && err.errnoName === "ENXIO") {
+      throw new FailedPrecondition(
+        `Nobody reads the FIFO ${path}: open its read end before the request`,
+      );
+    }
+    throw err;
+  }
 }
 
 /** The shim's containers and what can be done with them. */
@@ -289,13 +311,16 @@ export class ShimService {
           terminal,
         },
         log,
-        pumps: [],
-        attached: {},
+        outputs: {},
         execs: new Map(),
         exited: Promise.resolve({ exitCode: 0, exitedAt: "" }),
         onExit: () => {},
       };
       live.exited = new Promise((resolve) => (live.onExit = resolve));
+      for (const stream of terminal ? ["stdout"] as const : ["stdout", "stderr"] as const) {
+        live.outputs[stream] = this.#output(live, stream);
+      }
+      undo.push(() => this.#closeRelays(live));
       this.#attach(live, p);
 
       if (terminal) {
@@ -312,11 +337,10 @@ export class ShimService {
           throw new FailedPrecondition("The container's init sent no terminal");
         }
         live.master = master;
-        this.#pump(live, master, "stdout");
+        live.outputs.stdout!.start(master);
         if (p.stdin) {
-          live.stdinFd = stdin;
           fds.splice(fds.indexOf(stdin), 1);
-          this.#relayInto(live, stdin, master);
+          live.stdin = this.#stdinRelay(stdin, master);
         }
       } else {
         const [outR, outW] = sys.pipe();
@@ -334,8 +358,8 @@ export class ShimService {
           this.#closeQuietly(errR);
           throw err;
         }
-        this.#pump(live, outR, "stdout");
-        this.#pump(live, errR, "stderr");
+        live.outputs.stdout!.start(outR);
+        live.outputs.stderr!.start(errR);
       }
       closeFds();
       live.record.pid = created.pid;
@@ -362,82 +386,66 @@ export class ShimService {
     return { pid: created.pid };
   }
 
-  /** Opens the attach FIFOs of `p` (O_RDWR: never blocks, never SIGPIPE; a gone reader only drops output). */
+  /** Points the container's output relays at the FIFOs of `p` (none: output goes to the log only). */
   #attach(live: Live, p: StdioPaths): void {
-    for (const stream of ["stdout", "stderr"] as const) {
-      const path = p[stream];
-      const old = live.attached[stream];
-      if (old !== undefined) this.#closeQuietly(old);
-      delete live.attached[stream];
-      if (path) live.attached[stream] = this.#sys.open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
-    }
-  }
-
-  /** Reads `fd` as it becomes readable into the log and any attached FIFO; closes it at end of file. */
-  #pump(live: Live, fd: number, stream: "stdout" | "stderr"): void {
-    live.pumps.push(fd);
-    const buf = PUMP_BUFFER;
-    const finish = () => {
-      this.#poller.unwatch(fd);
-      this.#closeQuietly(fd);
-      live.pumps.splice(live.pumps.indexOf(fd), 1);
-      live.log?.flush(stream);
-      if (live.pumps.length === 0) this.#closeAttached(live);
-    };
-    this.#poller.watch(fd, () => {
-      for (let reads = 0; reads < READS_PER_WAKE; reads++) {
-        let n: number;
-        try {
-          n = this.#sys.read(fd, buf);
-        } catch (err) {
-          if (err instanceof SyscallError && err.errnoName === "EAGAIN") return;
-          finish(); // EIO: the pty's last slave fd closed
-          return;
-        }
-        if (n === 0) {
-          finish();
-          return;
-        }
-        const chunk = buf.subarray(0, n);
-        live.log?.write(stream, chunk);
-        const out = live.attached[stream];
-        if (out !== undefined) this.#writeDropping(out, chunk);
-      }
-    });
-  }
-
-  /** Relays a FIFO (stdin) into a pty master. */
-  #relayInto(live: Live, from: number, to: number): void {
-    const buf = PUMP_BUFFER;
-    this.#poller.watch(from, () => {
-      for (let reads = 0; reads < READS_PER_WAKE; reads++) {
-        let n: number;
-        try {
-          n = this.#sys.read(from, buf);
-        } catch {
-          return; // EAGAIN
-        }
-        if (n === 0) return; // no writer right now; the FIFO stays open for the next attach
-        this.#writeDropping(to, buf.subarray(0, n));
-      }
-    });
-    void live;
-  }
-
-  #writeDropping(fd: number, data: Uint8Array): void {
+    const opened: Partial<Record<"stdout" | "stderr", number>> = {};
     try {
-      let off = 0;
-      while (off < data.length) off += this.#sys.write(fd, data.subarray(off));
-    } catch {
-      // EAGAIN: nobody reads the FIFO; the log has it anyway
+      for (const stream of ["stdout", "stderr"] as const) {
+        const path = p[stream];
+        if (path && live.outputs[stream]) opened[stream] = openFifoWriter(this.#sys, path);
+      }
+    } catch (err) {
+      for (const fd of Object.values(opened)) this.#closeQuietly(fd);
+      throw err;
+    }
+    for (const stream of ["stdout", "stderr"] as const) {
+      live.outputs[stream]?.setSink(opened[stream]);
     }
   }
 
-  #closeAttached(live: Live): void {
-    for (const stream of ["stdout", "stderr"] as const) {
-      const fd = live.attached[stream];
-      if (fd !== undefined) this.#closeQuietly(fd);
-      delete live.attached[stream];
+  /**
+   * The relay of a container's stdout or stderr (a pipe, or the pty master):
+   * into the log, and the attached FIFO at the pace its reader takes it.
+   */
+  #output(live: Live, stream: "stdout" | "stderr"): Relay {
+    return new Relay(this.#poller, this.#sys, PUMP_BUFFER, {
+      tap: (chunk) => live.log?.write(stream, chunk),
+      onEnd: () => {
+        live.log?.flush(stream);
+        // The relay closed the pty master: no resizes or stdin any more.
+        if (stream === "stdout" && live.master !== undefined) {
+          live.master = undefined;
+          live.stdin?.close();
+          live.stdin = undefined;
+        }
+      },
+    });
+  }
+
+  /** Relays a client's stdin FIFO into a pty master (through an fd of its own), until the client closes it. */
+  #stdinRelay(fifo: number, master: number): Relay {
+    const relay = new Relay(this.#poller, this.#sys, PUMP_BUFFER);
+    try {
+      relay.setSink(dupCloexec(master));
+    } catch (err) {
+      relay.close();
+      this.#closeQuietly(fifo);
+      throw err;
+    }
+    relay.start(fifo);
+    return relay;
+  }
+
+  /** Stops every relay of the container and its execs, closing their fds. */
+  #closeRelays(live: Live): void {
+    live.outputs.stdout?.close();
+    live.outputs.stderr?.close();
+    live.stdin?.close();
+    live.stdin = undefined;
+    live.master = undefined;
+    for (const exec of live.execs.values()) {
+      for (const relay of exec.relays) relay.close();
+      exec.master = undefined;
     }
   }
 
@@ -554,12 +562,10 @@ export class ShimService {
     const live = this.#get(namespace, id);
     this.#attach(live, paths);
     if (paths.stdin && live.master !== undefined) {
-      if (live.stdinFd !== undefined) {
-        this.#poller.unwatch(live.stdinFd);
-        this.#closeQuietly(live.stdinFd);
-      }
-      live.stdinFd = openFifoReader(this.#sys, paths.stdin, { blocking: false });
-      this.#relayInto(live, live.stdinFd, live.master);
+      live.stdin?.close();
+      live.stdin = undefined;
+      const fifo = openFifoReader(this.#sys, paths.stdin, { blocking: false });
+      live.stdin = this.#stdinRelay(fifo, live.master);
     }
   }
 
@@ -591,17 +597,15 @@ export class ShimService {
       return fd;
     };
     try {
-      const exec: { pid: number; exit?: ExitStatus; master?: number; pumps: number[] } = {
-        pid: 0,
-        pumps: [],
-      };
+      const exec: Exec = { pid: 0, relays: [] };
       let pid: number;
       if (p.process.terminal) {
         const [ours, theirs] = sys.socketpair(SOCK_STREAM);
         opened.push(ours);
         const stdin = p.stdin ? openFifoReader(sys, p.stdin, { blocking: false }) : undefined;
         if (stdin !== undefined) opened.push(stdin);
-        const stdout = open(p.stdout, p.stdout ? O_RDWR | O_NONBLOCK : O_WRONLY);
+        const stdout = p.stdout ? openFifoWriter(sys, p.stdout) : undefined;
+        if (stdout !== undefined) opened.push(stdout);
         ({ pid } = await execInContainer(this.#runtimeId(namespace, id), {
           ...this.#runtime(),
           process: p.process,
@@ -609,12 +613,22 @@ export class ShimService {
         }));
         const master = sys.recvFds(ours, 256).fds[0]!;
         exec.master = master;
-        opened.splice(opened.indexOf(stdout), 1);
-        this.#relayPty(exec, master, stdout);
+        // The pty's output to the client's FIFO until the pty closes (its process and children are gone).
+        const output = new Relay(this.#poller, sys, PUMP_BUFFER, {
+          onEnd: () => {
+            exec.master = undefined;
+            for (const relay of exec.relays) relay.close();
+          },
+        });
+        exec.relays.push(output);
+        if (stdout !== undefined) {
+          opened.splice(opened.indexOf(stdout), 1);
+          output.setSink(stdout);
+        }
+        output.start(master);
         if (stdin !== undefined) {
           opened.splice(opened.indexOf(stdin), 1);
-          this.#relayInto(live, stdin, master);
-          exec.pumps.push(stdin);
+          exec.relays.push(this.#stdinRelay(stdin, master));
         }
       } else {
         // The process gets blocking fds of its own: the CLI's FIFOs (opened O_RDWR by the shim so the
@@ -650,30 +664,6 @@ export class ShimService {
     } finally {
       opened.forEach((fd) => this.#closeQuietly(fd));
     }
-  }
-
-  /** Relays an exec's pty master to its stdout FIFO until the pty closes. */
-  #relayPty(exec: { pumps: number[] }, master: number, out: number): void {
-    const buf = PUMP_BUFFER;
-    exec.pumps.push(master);
-    this.#poller.watch(master, () => {
-      for (let reads = 0; reads < READS_PER_WAKE; reads++) {
-        let n: number;
-        try {
-          n = this.#sys.read(master, buf);
-        } catch (err) {
-          if (err instanceof SyscallError && err.errnoName === "EAGAIN") return;
-          n = 0;
-        }
-        if (n === 0) {
-          this.#poller.unwatch(master);
-          this.#closeQuietly(master);
-          this.#closeQuietly(out);
-          return;
-        }
-        this.#writeDropping(out, buf.subarray(0, n));
-      }
-    });
   }
 
   /** Waits for the container's (or an exec's) exit. */
@@ -727,16 +717,19 @@ export class ShimService {
         new Promise((r) => setTimeout(r, 5000)),
       ]);
     }
-    for (const fd of [...live.pumps]) {
-      this.#poller.unwatch(fd);
-      this.#closeQuietly(fd);
+    // What the container wrote before it exited is still read into the log and the attached FIFOs
+    // (its last writers are gone, so the relays reach the end), for up to 2 s with a client that
+    // reads slowly or not at all.
+    const outputs = [live.outputs.stdout, live.outputs.stderr].filter((r) => r && !r.closed);
+    if (outputs.length) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all(outputs.map((r) => r!.ended)),
+        new Promise((r) => (timer = setTimeout(r, DRAIN_MS))),
+      ]);
+      clearTimeout(timer);
     }
-    if (live.master !== undefined) this.#closeQuietly(live.master);
-    if (live.stdinFd !== undefined) {
-      this.#poller.unwatch(live.stdinFd);
-      this.#closeQuietly(live.stdinFd);
-    }
-    this.#closeAttached(live);
+    this.#closeRelays(live);
     live.log?.close();
     const bundle = this.#bundle(namespace, id);
     await live.rootfsDetached;
@@ -809,8 +802,7 @@ export class ShimService {
         }
         const live: Live = {
           record,
-          pumps: [],
-          attached: {},
+          outputs: {},
           execs: new Map(),
           exited: Promise.resolve(record.exit ?? { exitCode: 255, exitedAt: "", unknown: true }),
           onExit: () => {},
