@@ -235,6 +235,40 @@ function logFiles(path: string): string[] {
   return files;
 }
 
+/** The complete lines of the live log file, the offset after them and the file's inode; undefined when absent. */
+async function readLive(
+  path: string,
+): Promise<{ text: string; offset: number; ino: number | null } | undefined> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch {
+    return undefined;
+  }
+  try {
+    const { ino } = await file.stat();
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const buf = new Uint8Array(256 * 1024);
+      const n = await file.read(buf);
+      if (n === null) break;
+      parts.push(buf.subarray(0, n));
+      size += n;
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    const end = bytes.lastIndexOf(0x0a) + 1; // a line being written is read when following
+    return { text: decoder.decode(bytes.subarray(0, end)), offset: end, ino };
+  } finally {
+    file.close();
+  }
+}
+
 /** Entries of a container's log, oldest first, optionally following the live file. */
 export async function* readLogs(
   path: string,
@@ -243,8 +277,21 @@ export async function* readLogs(
   const since = options.since?.toISOString();
   const accept = (e: LogEntry) => since === undefined || e.time.slice(0, 23) >= since.slice(0, 23);
   let entries: LogEntry[] = [];
+  // Where following takes over: the end of the last complete line read from the live file, and
+  // that file's inode (following from a size taken after reading skipped what came in between).
+  let offset = 0;
+  let ino: number | null = null;
   for (const file of logFiles(path)) {
-    for (const line of (await Deno.readTextFile(file)).split("\n")) {
+    let text: string;
+    if (file === path) {
+      const live = await readLive(path);
+      if (!live) continue;
+      ({ offset, ino } = live);
+      text = live.text;
+    } else {
+      text = await Deno.readTextFile(file);
+    }
+    for (const line of text.split("\n")) {
       const e = parseLine(line);
       if (e && accept(e)) entries.push(e);
     }
@@ -252,15 +299,6 @@ export async function* readLogs(
   if (options.tail !== undefined) entries = options.tail === 0 ? [] : entries.slice(-options.tail);
   yield* entries;
   if (!options.follow) return;
-  let offset = 0;
-  let ino: number | null = null;
-  try {
-    const st = await Deno.stat(path);
-    offset = st.size;
-    ino = st.ino;
-  } catch {
-    // not created yet
-  }
   let pending = "";
   while (!options.signal?.aborted) {
     let st: Deno.FileInfo | undefined;

@@ -83,3 +83,42 @@ Deno.test("LogWriter rotates by size in bytes (non-ASCII text too) and loses no 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("readLogs with follow goes on from the last line it read, none skipped or repeated", async () => {
+  // It took the file's size after reading it, and skipped what was written in between (40 to 380
+  // lines of a busy container, found by a helper's probes).
+  const dir = await Deno.makeTempDir();
+  try {
+    for (let round = 0; round < 5; round++) {
+      const path = `${dir}/c${round}.log`;
+      const w = new LogWriter(path, { maxSize: 0, maxFiles: 1 });
+      let written = 0;
+      const writeSome = () => {
+        let text = "";
+        for (let i = 0; i < 50; i++) text += `${written++}\n`;
+        w.write("stdout", enc.encode(text));
+      };
+      writeSome();
+      let stop = false;
+      const writer = (async () => {
+        while (!stop) {
+          writeSome();
+          await new Promise((r) => setTimeout(r, 0));
+        }
+      })();
+      const got: number[] = [];
+      for await (const e of readLogs(path, { follow: true, done: () => stop })) {
+        got.push(Number(e.log));
+        if (got.length === 1000) {
+          stop = true;
+          await writer;
+          w.close();
+        }
+      }
+      assertEquals(got.length, written, `round ${round}`);
+      assert(got.every((n, i) => n === i), `round ${round}: lines in order, none skipped`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
