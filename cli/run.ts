@@ -9,7 +9,13 @@
  */
 
 import { armCgroupAttach } from "../runtime/cgroups/arm.ts";
-import { type CreateContainerRequest, InvalidArgument, NotFound, type TugClient } from "../mod.ts";
+import {
+  type CreateContainerRequest,
+  FailedPrecondition,
+  InvalidArgument,
+  NotFound,
+  type TugClient,
+} from "../mod.ts";
 import { trace } from "../trace.ts";
 import { boolFlag, type ParsedArgs } from "./args.ts";
 import { connect, runCommand } from "./_common.ts";
@@ -50,11 +56,19 @@ async function createPulling(
   await client.containers.create(request);
 }
 
-/** Removes the container and its task (best effort: reported, not thrown). */
-export async function removeContainer(client: TugClient, id: string): Promise<void> {
+/**
+ * Removes the container and its task, killed first (or left alone while it
+ * runs, with `unlessRunning`); best effort: reported, not thrown.
+ */
+export async function removeContainer(
+  client: TugClient,
+  id: string,
+  options: { unlessRunning?: boolean } = {},
+): Promise<void> {
   try {
-    await client.containers.delete(id, { force: true });
+    await client.containers.delete(id, { force: !options.unlessRunning });
   } catch (err) {
+    if (options.unlessRunning && err instanceof FailedPrecondition) return;
     if (!(err instanceof NotFound)) {
       console.error(`tug: remove container ${id}: ${(err as Error).message}`);
     }
@@ -122,7 +136,9 @@ export function main(args: string[]): Promise<number> {
           ...(rm ? { remove: true } : {}),
         });
       } catch (err) {
-        if (rm) await removeContainer(client, id);
+        // A start that failed leaves the container to remove; a task that runs on (the wait failed:
+        // its shim died, the daemon stopped) is removed by the daemon once it exits.
+        if (rm) await removeContainer(client, id, { unlessRunning: true });
         throw err;
       }
       if (code === undefined) return 0; // detached

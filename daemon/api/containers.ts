@@ -27,7 +27,7 @@
  */
 
 import type { CreateContainerRequest, ExecRequest, StdioRequest } from "../../client/types.ts";
-import { InvalidArgument } from "../../errors.ts";
+import { InvalidArgument, NotFound, Unavailable } from "../../errors.ts";
 import type { LinuxSeccomp } from "../../runtime/spec.ts";
 import type { DaemonContext } from "../context.ts";
 import { parseRestart } from "../containers/service.ts";
@@ -282,9 +282,15 @@ export function routes(app: ApiApp, ctx: DaemonContext): void {
       throw new InvalidArgument("Invalid wait request: remove applies to the task, not to an exec");
     }
     const service = await svc();
-    const exit = await service.wait(c.get("namespace"), id(c), execId);
-    // run --rm: the container goes once its task has exited, even if the caller has gone.
-    if (remove) await service.delete(c.get("namespace"), id(c));
+    // run --rm: the container goes once its task has exited, even if the caller has gone, or the
+    // daemon restarted meanwhile (the service marks it and removes it at the exit).
+    if (remove) await service.removeOnExit(c.get("namespace"), id(c));
+    const exit = await untilShutdown(service.wait(c.get("namespace"), id(c), execId), ctx.signal);
+    if (remove) {
+      await service.delete(c.get("namespace"), id(c)).catch((err) => {
+        if (!(err instanceof NotFound)) throw err; // removed at the exit already
+      });
+    }
     return c.json(exit);
   });
 
@@ -359,4 +365,22 @@ export function routes(app: ApiApp, ctx: DaemonContext): void {
     });
     return exit ? c.json(exit) : c.body(null, 204);
   });
+}
+
+/**
+ * `work`, or an Unavailable error once the daemon begins to shut down: a
+ * wait for a task that runs on must not hold the daemon's exit (systemd's
+ * stop would time out).
+ */
+function untilShutdown<T>(work: Promise<T>, shutdown: AbortSignal): Promise<T> {
+  if (shutdown.aborted) work = Promise.reject(shuttingDown());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(shuttingDown());
+    shutdown.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => shutdown.removeEventListener("abort", onAbort));
+  });
+}
+
+function shuttingDown(): Unavailable {
+  return new Unavailable("The daemon is shutting down; the task keeps running");
 }

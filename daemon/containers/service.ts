@@ -40,6 +40,8 @@ export const LABELS = {
   stopped: "io.tug.restart.stopped",
   logMaxSize: "io.tug.log.max-size",
   logMaxFile: "io.tug.log.max-file",
+  /** `run --rm`: the daemon removes the container once its task has exited, also after a restart. */
+  remove: "io.tug.rm",
 } as const;
 
 export { parseRestart, type RestartPolicy } from "./spec.ts";
@@ -121,6 +123,8 @@ export class ContainerService {
   readonly shims: ShimManager;
   readonly #tasks = new Map<string, Task>();
   readonly #restartTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** The last queued start or removal of each container: they run one at a time, in order. */
+  readonly #busy = new Map<string, Promise<unknown>>();
   #closed = false;
 
   constructor(options: ContainerServiceOptions) {
@@ -139,6 +143,24 @@ export class ContainerService {
   /** How many tasks the service knows. */
   get taskCount(): number {
     return this.#tasks.size;
+  }
+
+  /**
+   * Runs `fn` after the starts and removals of the container queued before
+   * it. Two starts, or a start and a removal, of one container at once
+   * lost track of a running task (the losing start removed the winner's
+   * entry), or failed with errors of the half-removed other.
+   */
+  async #serial<T>(namespace: string, id: string, fn: () => Promise<T>): Promise<T> {
+    const k = key(namespace, id);
+    const run = (this.#busy.get(k) ?? Promise.resolve()).then(fn);
+    const done = run.catch(() => {});
+    this.#busy.set(k, done);
+    try {
+      return await run;
+    } finally {
+      if (this.#busy.get(k) === done) this.#busy.delete(k);
+    }
   }
 
   #warn(message: string, err: unknown): void {
@@ -282,7 +304,11 @@ export class ContainerService {
    * Removes a container whose task is gone or stopped (any task with
    * `force`, killed first): its snapshot, its record and its logs.
    */
-  async delete(namespace: string, id: string, options: { force?: boolean } = {}): Promise<void> {
+  delete(namespace: string, id: string, options: { force?: boolean } = {}): Promise<void> {
+    return this.#serial(namespace, id, () => this.#delete(namespace, id, options));
+  }
+
+  async #delete(namespace: string, id: string, options: { force?: boolean }): Promise<void> {
     trace("daemon delete: in");
     const c = this.#record(namespace, id);
     const task = this.#tasks.get(key(namespace, id));
@@ -294,7 +320,7 @@ export class ContainerService {
           }: its task is ${task.status}; kill it and delete the task first`,
         );
       }
-      await this.deleteTask(namespace, id, { force: options.force === true });
+      await this.#deleteTask(namespace, id, { force: options.force === true });
     }
     this.#cancelRestart(namespace, id);
     trace("daemon delete: task gone");
@@ -357,7 +383,11 @@ export class ContainerService {
   }
 
   /** Creates and starts the task of a container (its process), with its stdio on FIFOs when given. */
-  async start(namespace: string, id: string, stdio: StdioRequest = {}): Promise<TaskInfo> {
+  start(namespace: string, id: string, stdio: StdioRequest = {}): Promise<TaskInfo> {
+    return this.#serial(namespace, id, () => this.#start(namespace, id, stdio));
+  }
+
+  async #start(namespace: string, id: string, stdio: StdioRequest): Promise<TaskInfo> {
     trace("daemon start: in");
     void armCgroupAttach();
     const c = this.#record(namespace, id);
@@ -368,7 +398,7 @@ export class ContainerService {
           `Cannot start container ${JSON.stringify(id)}: its task is ${existing.status}`,
         );
       }
-      await this.deleteTask(namespace, id);
+      await this.#deleteTask(namespace, id, {});
     }
     if (!c.snapshotter || !c.snapshotKey) {
       throw new FailedPrecondition(
@@ -411,7 +441,7 @@ export class ContainerService {
       trace("daemon start: started");
     } catch (err) {
       if (task.pid) await shim.call("delete", { namespace, id, force: true }).catch(() => {});
-      this.#tasks.delete(key(namespace, id));
+      if (this.#tasks.get(key(namespace, id)) === task) this.#tasks.delete(key(namespace, id));
       throw err;
     }
     if (c.labels[LABELS.stopped]) {
@@ -445,6 +475,29 @@ export class ContainerService {
       });
       this.#cancelRestart(namespace, id);
     }
+  }
+
+  /**
+   * Has the daemon remove the container once its task has exited (`run
+   * --rm`), whoever waits for it: the label outlives a restart of the daemon.
+   */
+  removeOnExit(namespace: string, id: string): Promise<void> {
+    return this.#serial(namespace, id, () => {
+      const c = this.#record(namespace, id);
+      this.#task(namespace, id);
+      this.#db.containers.update(namespace, {
+        id,
+        labels: { ...c.labels, [LABELS.remove]: "true" },
+      });
+      return Promise.resolve();
+    });
+  }
+
+  /** Removes a container marked by {@link removeOnExit} whose task has stopped; a warning if it cannot. */
+  #autoRemove(namespace: string, id: string): void {
+    this.delete(namespace, id).catch((err) => {
+      if (!(err instanceof NotFound)) this.#warn(`cannot remove container ${id} (--rm)`, err);
+    });
   }
 
   /** Waits for the task's (or an exec's) exit. */
@@ -529,10 +582,18 @@ export class ContainerService {
   }
 
   /** Removes a stopped task; returns its exit status. */
-  async deleteTask(
+  deleteTask(
     namespace: string,
     id: string,
     options: { force?: boolean } = {},
+  ): Promise<ExitStatus | undefined> {
+    return this.#serial(namespace, id, () => this.#deleteTask(namespace, id, options));
+  }
+
+  async #deleteTask(
+    namespace: string,
+    id: string,
+    options: { force?: boolean },
   ): Promise<ExitStatus | undefined> {
     const task = this.#task(namespace, id);
     if (task.status !== "stopped" && !options.force && task.killed) {
@@ -621,11 +682,26 @@ export class ContainerService {
         t.status = "stopped";
         t.exit = exit;
       }
-      this.#maybeRestart(namespace, id, exit);
+      if (this.#labels(namespace, id)?.[LABELS.remove] && !this.#closed) {
+        this.#autoRemove(namespace, id);
+      } else this.#maybeRestart(namespace, id, exit);
     }
   }
 
-  /** After a (re)start of the daemon: reconnects to the shims, learns their tasks, starts what restart policies want running. */
+  /** A container's labels, or undefined when it does not exist (any more). */
+  #labels(namespace: string, id: string): Record<string, string> | undefined {
+    try {
+      return this.#db.containers.get(namespace, id).labels;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * After a (re)start of the daemon: reconnects to the shims, learns their
+   * tasks, removes the `--rm` containers whose task has stopped meanwhile,
+   * starts what restart policies want running.
+   */
   async recover(): Promise<void> {
     for (const group of await this.shims.reconnectAll()) {
       const shim = await this.shims.get(group);
@@ -638,6 +714,14 @@ export class ContainerService {
         };
         if (r.exit) task.exit = r.exit;
         this.#tasks.set(key(r.namespace, r.id), task);
+      }
+    }
+    for (const ns of this.#db.namespaces.list()) {
+      for (const c of this.#db.containers.list(ns.name)) {
+        const t = this.#tasks.get(key(ns.name, c.id));
+        if (c.labels[LABELS.remove] && (!t || t.status === "stopped")) {
+          this.#autoRemove(ns.name, c.id);
+        }
       }
     }
     for (const [namespace, c] of this.#syncAutostart()) {
@@ -709,15 +793,24 @@ export class ContainerService {
       setTimeout(async () => {
         this.#restartTimers.delete(key(namespace, id));
         try {
-          const fresh = this.#db.containers.get(namespace, id);
-          if (fresh.labels[LABELS.stopped] === "true") return;
-          this.#db.containers.update(namespace, {
-            id,
-            labels: { ...fresh.labels, [LABELS.restartCount]: String(count + 1) },
+          // In turn with removals: a removal queued first leaves nothing to start, one queued
+          // after waits for this start and then kills what it started.
+          const restarted = await this.#serial(namespace, id, async () => {
+            if (this.#closed) return false;
+            const fresh = this.#db.containers.get(namespace, id);
+            if (fresh.labels[LABELS.stopped] === "true") return false;
+            this.#db.containers.update(namespace, {
+              id,
+              labels: { ...fresh.labels, [LABELS.restartCount]: String(count + 1) },
+            });
+            await this.#start(namespace, id, {});
+            return true;
           });
-          await this.start(namespace, id);
-          this.#events.publish(namespace, "/tasks/restart", { id, count: count + 1 });
+          if (restarted) {
+            this.#events.publish(namespace, "/tasks/restart", { id, count: count + 1 });
+          }
         } catch (err) {
+          if (err instanceof NotFound) return; // removed meanwhile
           this.#warn(`restart of container ${id} failed`, err);
         }
       }, delay),

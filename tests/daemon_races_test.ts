@@ -1,0 +1,212 @@
+/**
+ * Starts and removals of one container racing each other, `run --rm`
+ * across a restart of the daemon, and a daemon stopped while clients wait
+ * for tasks (each found by probing a running daemon; see the commits).
+ */
+
+import { join } from "node:path";
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import { showSuppressed, startDaemon, type TestDaemon } from "./daemon.ts";
+import { pushFixture } from "./fixtures/mod.ts";
+import { ownCgroups, requires } from "./harness.ts";
+import { startRegistry, type TestRegistry } from "./registry.ts";
+import type { TaskInfo } from "../mod.ts";
+
+const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox", "cgroup1");
+
+const BUSYBOX = "docker.io/library/busybox:latest";
+
+async function ok(daemon: TestDaemon, args: string[]): Promise<string> {
+  const r = await daemon.tug(args);
+  assertEquals(r.code, 0, `tug ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function tasks(daemon: TestDaemon): Promise<TaskInfo[]> {
+  return JSON.parse(await ok(daemon, ["tasks", "list", "--json"]));
+}
+
+async function containerIds(daemon: TestDaemon): Promise<string[]> {
+  return (await ok(daemon, ["containers", "list", "-q"])).split("\n").filter(Boolean);
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Pids in the container's pids cgroup (v1 here); none once the cgroup is gone. */
+function cgroupPids(daemon: TestDaemon, id: string): number[] {
+  const pids = ownCgroups().get("pids");
+  if (!pids) return [];
+  try {
+    return Deno.readTextFileSync(join(pids, daemon.cgroupParent, "default", id, "cgroup.procs"))
+      .split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function withBusybox(
+  fn: (registry: TestRegistry, daemon: TestDaemon) => Promise<void>,
+): Promise<void> {
+  await using registry = await startRegistry();
+  await pushFixture(registry, "busybox", { repo: "library/busybox" });
+  await using daemon = await startDaemon({ registry });
+  await ok(daemon, ["images", "pull", BUSYBOX]);
+  await fn(registry, daemon);
+}
+
+Deno.test({
+  name:
+    "two starts of one container at once: one starts it, the other is refused, and the task stays known",
+  ignore,
+  fn: showSuppressed(() =>
+    withBusybox(async (_registry, daemon) => {
+      // A group of its own each round: the starts also race to start the group's shim, where the
+      // losing start removed the winner's task from the daemon's table (5 of 5 before the fix).
+      for (let round = 0; round < 5; round++) {
+        const id = `s${round}`;
+        await ok(daemon, [
+          "containers",
+          "create",
+          "--label",
+          `io.tug.shim.group=race${round}`,
+          BUSYBOX,
+          id,
+          "sleep",
+          "1000",
+        ]);
+        const results = await Promise.all(
+          [1, 2].map(() => daemon.tug(["tasks", "start", "-d", id])),
+        );
+        const codes = results.map((r) => r.code).sort();
+        assertEquals(codes, [0, 1], results.map((r) => r.stderr).join(" | "));
+        assertStringIncludes(results.find((r) => r.code)!.stderr, "its task is running");
+        const task = (await tasks(daemon)).find((t) => t.id === id);
+        assertEquals(task?.status, "running", `round ${round}: the task is known`);
+        const refused = await daemon.tug(["containers", "rm", id]);
+        assert(refused.code !== 0, "a running container is not removed without -f");
+        await ok(daemon, ["containers", "rm", "-f", id]);
+        assertEquals(cgroupPids(daemon, id), [], `round ${round}: no process left`);
+      }
+    })
+  ),
+});
+
+Deno.test({
+  name:
+    "removals racing removals and starts of one container: each succeeds or finds nothing, and nothing is left running",
+  ignore,
+  fn: showSuppressed(() =>
+    withBusybox(async (_registry, daemon) => {
+      for (let round = 0; round < 5; round++) {
+        const id = `r${round}`;
+        await ok(daemon, ["run", "-d", BUSYBOX, id, "sleep", "1000"]);
+        const results = await Promise.all(
+          [1, 2, 3].map(() => daemon.tug(["containers", "rm", "-f", id])),
+        );
+        for (const r of results) {
+          // Docker's answer to the losers: the container is not there (any more). Never a 500.
+          assert(r.code === 0 || /does not exist/.test(r.stderr), `rm -f: ${r.stderr}`);
+        }
+        assert(results.some((r) => r.code === 0), "one removal succeeded");
+        assertEquals(await containerIds(daemon), []);
+        assertEquals(cgroupPids(daemon, id), []);
+      }
+      for (let round = 0; round < 6; round++) {
+        const id = `sr${round}`;
+        await ok(daemon, ["containers", "create", BUSYBOX, id, "sleep", "1000"]);
+        const [start, rm] = await Promise.all([
+          daemon.tug(["tasks", "start", "-d", id]),
+          daemon.tug(["containers", "rm", "-f", id]),
+        ]);
+        assertEquals(rm.code, 0, `rm -f: ${rm.stderr}`);
+        assert(start.code === 0 || /does not exist/.test(start.stderr), `start: ${start.stderr}`);
+        assertEquals(await containerIds(daemon), [], `round ${round}`);
+        assertEquals(await tasks(daemon), [], `round ${round}`);
+        assertEquals(cgroupPids(daemon, id), [], `round ${round}: no orphan task`);
+      }
+    })
+  ),
+});
+
+Deno.test({
+  name:
+    "run --rm whose daemon was killed: once restarted, the daemon removes the container when its task has exited",
+  ignore,
+  fn: showSuppressed(async () => {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "busybox", { repo: "library/busybox" });
+    const first = await startDaemon({ registry });
+    const dir = first.dir;
+    let second: TestDaemon | undefined;
+    try {
+      await ok(first, ["images", "pull", BUSYBOX]);
+      // One task ends while the daemon is down, the other after the restart.
+      const clis = [
+        first.tug(["run", "--rm", BUSYBOX, "short", "sleep", "1"]),
+        first.tug(["run", "--rm", BUSYBOX, "long", "sleep", "5"]),
+      ];
+      await waitFor("both tasks running", async () => {
+        const t = await tasks(first);
+        return t.filter((x) => x.status === "running").length === 2 ? true : undefined;
+      });
+      await first.kill9();
+      await Promise.all(clis); // they fail: their daemon went away
+      await new Promise((r) => setTimeout(r, 2000));
+      second = await startDaemon({ dir, registry });
+      const daemon = second;
+      await waitFor("both containers removed", async () => {
+        const ids = await containerIds(daemon);
+        return ids.length === 0 ? true : undefined;
+      });
+      assertEquals(await tasks(daemon), []);
+    } finally {
+      await second?.cleanup();
+      await first.cleanup();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }),
+});
+
+Deno.test({
+  name:
+    "SIGTERM while clients wait for running tasks: the daemon exits, the tasks run on, and a restart finds them",
+  ignore,
+  fn: showSuppressed(async () => {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "busybox", { repo: "library/busybox" });
+    const first = await startDaemon({ registry });
+    const dir = first.dir;
+    let second: TestDaemon | undefined;
+    try {
+      await ok(first, ["images", "pull", BUSYBOX]);
+      // An attached run and a run --rm: each has a wait in flight (the daemon stayed up until the
+      // tasks exited, so systemd's stop would have timed out).
+      const clis = [
+        first.tug(["run", BUSYBOX, "a", "sleep", "1000"]),
+        first.tug(["run", "--rm", BUSYBOX, "b", "sleep", "1000"]),
+      ];
+      await waitFor("both tasks running", async () => {
+        const t = await tasks(first);
+        return t.filter((x) => x.status === "running").length === 2 ? true : undefined;
+      });
+      assertEquals(await first.stop(), 0);
+      for (const r of await Promise.all(clis)) assert(r.code !== 0, "the CLI learns it");
+      second = await startDaemon({ dir, registry });
+      const running = (await tasks(second)).map((t) => `${t.id} ${t.status}`).sort();
+      assertEquals(running, ["a running", "b running"]);
+      await ok(second, ["containers", "rm", "-f", "a", "b"]);
+    } finally {
+      await second?.cleanup();
+      await first.cleanup();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }),
+});
