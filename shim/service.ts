@@ -55,6 +55,9 @@ import type { ShimEvent } from "./rpc.ts";
  */
 const PUMP_BUFFER = new Uint8Array(64 * 1024);
 
+/** Exited execs whose status a container keeps (a long-lived container runs execs without end). */
+const KEPT_EXECS = 64;
+
 /** How long a delete waits for the output of an exited container to be read. */
 const DRAIN_MS = 2000;
 
@@ -576,9 +579,10 @@ export class ShimService {
     p: { execId: string; process: Process } & StdioPaths,
   ): Promise<{ pid: number }> {
     const live = this.#get(namespace, id);
-    if (live.execs.has(p.execId)) {
+    const previous = live.execs.get(p.execId);
+    if (previous && !previous.exit) {
       throw new AlreadyExists(
-        `Exec ${JSON.stringify(p.execId)} exists already in container ${JSON.stringify(id)}`,
+        `Exec ${JSON.stringify(p.execId)} is running already in container ${JSON.stringify(id)}`,
       );
     }
     if (live.record.status !== "running") {
@@ -631,22 +635,44 @@ export class ShimService {
           exec.relays.push(this.#stdinRelay(stdin, master));
         }
       } else {
-        // The process gets blocking fds of its own: the CLI's FIFOs (opened O_RDWR by the shim so the
-        // open never waits), or /dev/null.
+        // stdin is the client's FIFO itself (blocking; opened without waiting for a writer) or
+        // /dev/null. Output goes through pipes and relays to the client's FIFOs: a client that goes
+        // away is dropped and the process goes on (its output discarded, as Docker does), where a
+        // FIFO of its own that nobody read stopped it for good once full.
         const stdin = p.stdin
           ? openFifoReader(sys, p.stdin, { blocking: true })
           : sys.open("/dev/null", O_RDONLY | O_CLOEXEC);
         opened.push(stdin);
-        const stdout = open(p.stdout, p.stdout ? O_RDWR : O_WRONLY);
-        const stderr = open(p.stderr, p.stderr ? O_RDWR : O_WRONLY);
+        const pending: { read: number; sink: number }[] = [];
+        const output = (path: string | undefined) => {
+          if (!path) return open(undefined, O_WRONLY);
+          const sink = openFifoWriter(sys, path);
+          opened.push(sink);
+          const [read, write] = sys.pipe();
+          opened.push(read, write);
+          pending.push({ read, sink });
+          return write;
+        };
+        const stdout = output(p.stdout);
+        const stderr = output(p.stderr);
         ({ pid } = await execInContainer(this.#runtimeId(namespace, id), {
           ...this.#runtime(),
           process: p.process,
           stdio: [stdin, stdout, stderr],
         }));
+        for (const { read, sink } of pending) {
+          opened.splice(opened.indexOf(read), 1);
+          opened.splice(opened.indexOf(sink), 1);
+          const relay = new Relay(this.#poller, sys, PUMP_BUFFER);
+          relay.setSink(sink);
+          relay.start(read);
+          exec.relays.push(relay);
+        }
       }
       exec.pid = pid;
+      live.execs.delete(p.execId); // an exec id is free again once its process has exited
       live.execs.set(p.execId, exec);
+      this.#forgetOldExecs(live);
       this.#reaper.wait(pid).then((status) => {
         exec.exit = { exitCode: exitCodeOf(status), exitedAt: new Date().toISOString() };
         this.#publish({
@@ -663,6 +689,14 @@ export class ShimService {
       return { pid };
     } finally {
       opened.forEach((fd) => this.#closeQuietly(fd));
+    }
+  }
+
+  /** Keeps the exit statuses of the last {@link KEPT_EXECS} execs that exited; older ones are forgotten. */
+  #forgetOldExecs(live: Live): void {
+    let exited = 0;
+    for (const [execId, exec] of [...live.execs].reverse()) {
+      if (exec.exit !== undefined && ++exited > KEPT_EXECS) live.execs.delete(execId);
     }
   }
 
