@@ -6,7 +6,7 @@
 
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { showSuppressed, startDaemon, type TestDaemon } from "./daemon.ts";
+import { shimPids, showSuppressed, startDaemon, type TestDaemon } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { ownCgroups, requires } from "./harness.ts";
 import { startRegistry, type TestRegistry } from "./registry.ts";
@@ -209,4 +209,55 @@ Deno.test({
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   }),
+});
+
+Deno.test({
+  name:
+    "a shim left without containers exits after shim.idle_exit while the daemon runs, and the next start brings one up",
+  ignore,
+  fn: showSuppressed(async () => {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "busybox", { repo: "library/busybox" });
+    await using daemon = await startDaemon({ registry, extraConfig: '[shim]\nidle_exit = "1s"\n' });
+    await ok(daemon, ["images", "pull", BUSYBOX]);
+    // The daemon's connection kept every empty shim alive for the daemon's life.
+    for (let round = 0; round < 2; round++) {
+      const r = await daemon.tug(["run", "--rm", BUSYBOX, `c${round}`, "echo", "hi"]);
+      assertEquals([r.code, r.stdout], [0, "hi\n"], r.stderr);
+      await waitFor(
+        "the idle shim to exit",
+        () => Promise.resolve(shimPids(daemon.dir).length === 0 ? true : undefined),
+      );
+    }
+  }),
+});
+
+Deno.test({
+  name:
+    "a shim killed with -9: the daemon starts a new one at once, which adopts the containers and reports their exits",
+  ignore,
+  fn: showSuppressed(() =>
+    withBusybox(async (_registry, daemon) => {
+      await ok(daemon, ["run", "-d", BUSYBOX, "lives", "sleep", "1000"]);
+      await ok(daemon, ["run", "-d", BUSYBOX, "ends", "sleep", "2"]);
+      const [shim] = shimPids(daemon.dir);
+      assert(shim !== undefined);
+      Deno.kill(shim, "SIGKILL");
+      // Nothing but `tasks ls` (which does not reach a shim) until the exit shows: the daemon
+      // reported "ends" running for as long as no other request started a shim for its group.
+      const ended = await waitFor("the exit of the container whose shim died", async () => {
+        const t = (await tasks(daemon)).find((x) => x.id === "ends");
+        return t?.status === "stopped" ? t : undefined;
+      });
+      assertEquals(ended.status, "stopped");
+      const [next] = shimPids(daemon.dir);
+      assert(next !== undefined && next !== shim, "a new shim");
+      assertEquals((await tasks(daemon)).find((x) => x.id === "lives")?.status, "running");
+      assertEquals(
+        await ok(daemon, ["tasks", "exec", "--exec-id", "e", "lives", "echo", "ok"]),
+        "ok\n",
+      );
+      await ok(daemon, ["containers", "rm", "-f", "lives", "ends"]);
+    })
+  ),
 });

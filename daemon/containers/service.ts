@@ -137,6 +137,7 @@ export class ContainerService {
       groupLabel: options.config.shim.groupLabel,
       idleExit: options.config.shim.idleExit,
       onEvent: (e) => this.#onShimEvent(e),
+      onLost: (group) => this.#onShimLost(group),
     });
   }
 
@@ -407,12 +408,13 @@ export class ContainerService {
     }
     const rootfs = await this.#rootfs(namespace, c, c.snapshotter, c.snapshotKey);
     const group = this.shims.group(namespace, c.labels);
-    const shim = await this.shims.get(group);
+    // The task is known before its shim is asked for: its group is not idle (see #releaseIfIdle).
     const task: Task = { id, pid: 0, status: "created", group };
     this.#tasks.set(key(namespace, id), task);
     try {
+      const client = await this.shims.get(group);
       const create = () =>
-        shim.call<{ pid: number }>("create", {
+        client.call<{ pid: number }>("create", {
           namespace,
           id,
           spec: c.spec,
@@ -430,9 +432,9 @@ export class ContainerService {
         // A shim that replaced a dead one adopted this container's record: if that task has
         // stopped, it is removed and the start goes on.
         if (!(err instanceof AlreadyExists)) throw err;
-        const state = await shim.call<ShimRecord>("state", { namespace, id });
+        const state = await client.call<ShimRecord>("state", { namespace, id });
         if (state.status !== "stopped") throw err;
-        await shim.call("delete", { namespace, id });
+        await client.call("delete", { namespace, id });
         return await create();
       });
       task.pid = pid;
@@ -440,8 +442,14 @@ export class ContainerService {
       if (task.status === "created") task.status = "running";
       trace("daemon start: started");
     } catch (err) {
-      if (task.pid) await shim.call("delete", { namespace, id, force: true }).catch(() => {});
+      if (task.pid) {
+        await this.shims.get(group).then((shim) =>
+          shim.call("delete", { namespace, id, force: true })
+        )
+          .catch(() => {});
+      }
       if (this.#tasks.get(key(namespace, id)) === task) this.#tasks.delete(key(namespace, id));
+      this.#releaseIfIdle(group);
       throw err;
     }
     if (c.labels[LABELS.stopped]) {
@@ -621,7 +629,19 @@ export class ContainerService {
         throw err;
       });
     this.#tasks.delete(key(namespace, id));
+    this.#releaseIfIdle(task.group);
     return exit ?? task.exit;
+  }
+
+  /**
+   * Lets the shim of `group` go once the daemon knows no task of it: the
+   * daemon's connection was what kept an empty shim from exiting after
+   * `shim.idle_exit` (35 empty shims, ~50 MiB each, after a helper's probes).
+   * The next start in the group connects again, or starts a new shim.
+   */
+  #releaseIfIdle(group: string): void {
+    for (const t of this.#tasks.values()) if (t.group === group) return;
+    this.shims.release(group);
   }
 
   /** Tasks of the namespace. */
@@ -688,6 +708,44 @@ export class ContainerService {
     }
   }
 
+  /**
+   * A shim died with tasks of the daemon's: a new one is started at once
+   * and adopts their records, so that exits are learnt now (the tasks were
+   * reported running until some request happened to start it again).
+   */
+  #onShimLost(group: string): void {
+    if (this.#closed) return;
+    let has = false;
+    for (const t of this.#tasks.values()) if (t.group === group) has = true;
+    if (!has) return;
+    this.#log?.warn("a shim went away; starting a new one for its containers", { group });
+    setTimeout(async () => {
+      if (this.#closed) return;
+      try {
+        const shim = await this.shims.get(group);
+        for (const r of await shim.call<ShimRecord[]>("list", {})) {
+          const t = this.#tasks.get(key(r.namespace, r.id));
+          if (!t || t.group !== group || t.status === "stopped") continue;
+          t.status = r.status;
+          if (r.exit) t.exit = r.exit;
+          if (r.status === "stopped" && r.exit) {
+            this.#onShimEvent({
+              topic: "/tasks/exit",
+              namespace: r.namespace,
+              id: r.id,
+              pid: r.pid,
+              exitCode: r.exit.exitCode,
+              exitedAt: r.exit.exitedAt,
+              ...(r.exit.unknown ? { unknown: true } : {}),
+            });
+          }
+        }
+      } catch (err) {
+        this.#warn(`cannot start a new shim for group ${group}`, err);
+      }
+    }, 100);
+  }
+
   /** A container's labels, or undefined when it does not exist (any more). */
   #labels(namespace: string, id: string): Record<string, string> | undefined {
     try {
@@ -715,6 +773,7 @@ export class ContainerService {
         if (r.exit) task.exit = r.exit;
         this.#tasks.set(key(r.namespace, r.id), task);
       }
+      this.#releaseIfIdle(group);
     }
     for (const ns of this.#db.namespaces.list()) {
       for (const c of this.#db.containers.list(ns.name)) {

@@ -24,6 +24,8 @@ export interface ShimManagerOptions {
   idleExit: number;
   /** Receives every event of every shim. */
   onEvent: (event: ShimEvent) => void;
+  /** Told when the connection to a shim ends without the daemon closing it (the shim died). */
+  onLost?: (group: string) => void;
   /** Extra environment for started shims. */
   env?: Record<string, string>;
 }
@@ -60,7 +62,12 @@ export class ShimManager {
   #reconnect(group: string, start: boolean): Promise<RpcClient> {
     const promise = this.#connect(group, start);
     this.#clients.set(group, promise);
-    promise.catch(() => this.#clients.delete(group));
+    promise.then((client) => {
+      client.closed.then(() => {
+        // Still the group's connection: neither released nor replaced, so the shim went away.
+        if (this.#clients.get(group) === promise) this.#options.onLost?.(group);
+      });
+    }, () => this.#clients.delete(group));
     return promise;
   }
 
@@ -136,6 +143,14 @@ export class ShimManager {
     return groups;
   }
 
+  /** Closes the connection to `group`'s shim (which exits once it holds nothing and has been idle). */
+  release(group: string): void {
+    const client = this.#clients.get(group);
+    if (!client) return;
+    this.#clients.delete(group);
+    client.then((c) => c.close(), () => {});
+  }
+
   /** Groups with a connected shim. */
   async connected(): Promise<string[]> {
     const out: string[] = [];
@@ -148,7 +163,8 @@ export class ShimManager {
 
   /** Closes every connection (the shims keep running). */
   async close(): Promise<void> {
-    for (const p of this.#clients.values()) (await p.catch(() => undefined))?.close();
+    const clients = [...this.#clients.values()];
     this.#clients.clear();
+    for (const p of clients) (await p.catch(() => undefined))?.close();
   }
 }
