@@ -13,7 +13,6 @@ import {
   O_CLOEXEC,
   O_NONBLOCK,
   O_RDONLY,
-  O_RDWR,
   O_WRONLY,
   SIGNALS,
   SOCK_STREAM,
