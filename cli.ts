@@ -8,6 +8,7 @@
 
 import { errorMessage, TugError } from "./errors.ts";
 import { VERSION } from "./version.ts";
+import { longGlobalFlag } from "./cli/args.ts";
 
 /** What a subcommand module exports. */
 export interface CommandModule {
@@ -107,7 +108,7 @@ export async function main(args: string[]): Promise<number> {
   const globals: string[] = [];
   while (args.length > 0 && GLOBAL_FLAGS.has(args[0]!.split("=")[0]!)) {
     const n = args[0]!.includes("=") ? 1 : 2;
-    globals.push(...args.slice(0, n));
+    globals.push(longGlobalFlag(args[0]!), ...args.slice(1, n));
     args = args.slice(n);
   }
   const [name, ...tail] = args;

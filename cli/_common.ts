@@ -20,6 +20,7 @@ import { parseDuration } from "../util/units.ts";
 import {
   flagHelp,
   type FlagSpec,
+  longGlobalFlag,
   parseArgs,
   type ParsedArgs,
   type ParseOptions,
@@ -49,6 +50,21 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
     help: "Give up on a request after this long, e.g. 30s (default: no limit)",
   },
 ];
+
+/**
+ * A command's flags, the global ones and `--help`. A short name the command
+ * has for a flag of its own is the command's (`containers start -a` attaches
+ * and `tasks kill -a` signals all processes, as in Docker; `-a SOCK` before
+ * the command still names the socket): the global `-a` took them, and
+ * `start -a ID` took the container's id for the socket.
+ */
+export function withGlobals(flags: readonly FlagSpec[]): FlagSpec[] {
+  const own = new Set(flags.flatMap((f) => f.aliases ?? []));
+  const globals = GLOBAL_FLAGS.map((g) =>
+    g.aliases?.some((a) => own.has(a)) ? { ...g, aliases: g.aliases.filter((a) => !own.has(a)) } : g
+  );
+  return [...flags, ...globals, HELP_FLAG];
+}
 
 /** `--json` for list and info commands. */
 export const JSON_FLAG: FlagSpec = {
@@ -89,7 +105,7 @@ export function splitGlobals(args: readonly string[]): { globals: string[]; rest
     const a = args[i]!;
     const name = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
     if (!GLOBAL_NAMES.has(name)) break;
-    globals.push(a);
+    globals.push(longGlobalFlag(a));
     if (!a.includes("=") && i + 1 < args.length) globals.push(args[++i]!);
     i++;
   }
@@ -139,7 +155,7 @@ export interface Verb {
 }
 
 function verbHelp(group: string, name: string, verb: Verb): string {
-  const flags = [...verb.flags, ...GLOBAL_FLAGS, HELP_FLAG];
+  const flags = withGlobals(verb.flags);
   return [
     `Usage: tug ${group} ${name} ${verb.usage}`.trimEnd(),
     "",
@@ -177,7 +193,7 @@ export function parseVerb(
   command: string,
   options: ParseOptions = {},
 ): ParsedArgs {
-  return parseArgs(args, [...flags, ...GLOBAL_FLAGS, HELP_FLAG], { command, ...options });
+  return parseArgs(args, withGlobals(flags), { command, ...options });
 }
 
 /**
@@ -237,7 +253,7 @@ export async function runCommand(
   args: readonly string[],
   run: (args: ParsedArgs) => Promise<number> | number,
 ): Promise<number> {
-  const all = [...spec.flags, ...(spec.global === false ? [] : GLOBAL_FLAGS), HELP_FLAG];
+  const all = spec.global === false ? [...spec.flags, HELP_FLAG] : withGlobals(spec.flags);
   const parsed = parseArgs(args, all, {
     command: `tug ${name}`,
     ...(spec.stopAfterPositionals !== undefined

@@ -1,6 +1,6 @@
 import { InvalidArgument } from "../errors.ts";
 import { assertEquals, assertThrows } from "../tests/assert.ts";
-import { parseArgs } from "./args.ts";
+import { longGlobalFlag, parseArgs } from "./args.ts";
 import {
   age,
   formatLabels,
@@ -11,11 +11,12 @@ import {
   positionals,
   shortDigest,
   splitGlobals,
+  withGlobals,
 } from "./_common.ts";
 
 Deno.test("splitGlobals() takes the global flags that come before the command", () => {
   assertEquals(splitGlobals(["-n", "ns", "--address=/x.sock", "ls", "-q"]), {
-    globals: ["-n", "ns", "--address=/x.sock"],
+    globals: ["--namespace", "ns", "--address=/x.sock"],
     rest: ["ls", "-q"],
   });
   assertEquals(splitGlobals(["ls", "-n", "ns"]), { globals: [], rest: ["ls", "-n", "ns"] });
@@ -101,4 +102,21 @@ Deno.test("parseUserFlag() splits user:password at the first colon", () => {
   assertEquals(parseUserFlag("bob:s3:cret"), { username: "bob", password: "s3:cret" });
   assertThrows(() => parseUserFlag(":pw"), InvalidArgument, "expected user[:password]");
   assertThrows(() => parseUserFlag(""), InvalidArgument, 'Invalid --user "": expected');
+});
+
+Deno.test("a command's own short flag wins over the global one; globals before the command keep their meaning", () => {
+  // `tug -a SOCK containers start -a ID`: the globals reach the command in their long form.
+  const flags = withGlobals([{ name: "attach", aliases: ["a"], type: "boolean" }]);
+  const parsed = parseArgs([longGlobalFlag("-a"), "/s.sock", "-a", "c1"], flags);
+  assertEquals([parsed.flags.attach, parsed.flags.address, parsed.positionals], [
+    true,
+    "/s.sock",
+    ["c1"],
+  ]);
+  // Commands without a flag of that letter take -a for the socket as before.
+  assertEquals(parseArgs(["-a", "/t.sock"], withGlobals([])).flags.address, "/t.sock");
+  assertEquals(
+    ["-a", "-n", "-a=/x", "-n=ns", "--address", "-q"].map(longGlobalFlag),
+    ["--address", "--namespace", "--address=/x", "--namespace=ns", "--address", "-q"],
+  );
 });

@@ -333,11 +333,17 @@ async function follow(
   const output = session.pump().then(() => {
     drained = true;
   });
-  const stop = terminal
-    ? forwardResize(client, id, execId)
-    : signals
+  const stopResize = terminal ? forwardResize(client, id, execId) : () => {};
+  // Signals go to the task, or (attach) end the attachment: the CLI then still removes its FIFOs.
+  const stopSignals = signals && !terminal
     ? forwardSignals(client, id, execId)
+    : !signals
+    ? detachOnSignals(session)
     : () => {};
+  const stop = () => {
+    stopResize();
+    stopSignals();
+  };
   try {
     const first = await Promise.race([
       exited.then((s) => ({ exit: s })),
@@ -360,4 +366,14 @@ async function follow(
     stop();
     session.restoreTerminal();
   }
+}
+
+/** Detaches `session` on SIGINT, SIGTERM or SIGHUP; returns a function that stops listening. */
+function detachOnSignals(session: StdioSession): () => void {
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  const detach = () => session.detach();
+  for (const s of signals) Deno.addSignalListener(s, detach);
+  return () => {
+    for (const s of signals) Deno.removeSignalListener(s, detach);
+  };
 }

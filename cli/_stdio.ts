@@ -156,6 +156,11 @@ export class StdioSession {
     this.#stdin = undefined;
   }
 
+  /** Ends the attachment as Ctrl-P Ctrl-Q does (the process runs on). */
+  detach(): void {
+    this.#detached();
+  }
+
   /** Gives the terminal back its normal mode. */
   restoreTerminal(): void {
     if (this.#raw) {

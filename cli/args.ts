@@ -168,3 +168,14 @@ export function expectPositionals(
   }
   return args.positionals.slice(0, names.length);
 }
+
+/**
+ * The long form of a global flag written before a command (`-a` →
+ * `--address`, `-n=x` → `--namespace=x`): the globals are handed on to the
+ * command's own parser, where a short letter may be one of the command's
+ * flags (`containers start -a` attaches).
+ */
+export function longGlobalFlag(arg: string): string {
+  const m = /^-([an])(=.*)?$/.exec(arg);
+  return m ? `--${m[1] === "a" ? "address" : "namespace"}${m[2] ?? ""}` : arg;
+}

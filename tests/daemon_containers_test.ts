@@ -1028,3 +1028,47 @@ Deno.test({
     await ok(daemon, ["containers", "rm", "-f", "box"]);
   }),
 });
+
+Deno.test({
+  name:
+    "containers start -a attaches (the command's -a, not the socket's); tasks attach ended by SIGTERM removes its FIFOs",
+  ignore,
+  fn: showSuppressed(async () => {
+    await using env = await busyboxDaemon();
+    const { daemon } = env;
+    await ok(daemon, ["containers", "create", BUSYBOX, "sa", "sh", "-c", "echo out; exit 3"]);
+    // daemon.tug puts `-a SOCK` before the command: that one still names the socket.
+    const started = await daemon.tug(["containers", "start", "-a", "sa"]);
+    assertEquals([started.code, started.stdout], [3, "out\n"], started.stderr);
+    await ok(daemon, ["containers", "rm", "sa"]);
+
+    await ok(daemon, [
+      "run",
+      "-d",
+      BUSYBOX,
+      "ticker",
+      "sh",
+      "-c",
+      "while true; do echo t; sleep 0.1; done",
+    ]);
+    await withTempDir(async (tmp) => {
+      const cli = new Deno.Command(TUG, {
+        args: ["-a", daemon.address, "tasks", "attach", "ticker"],
+        env: { TMPDIR: tmp },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      await waitFor(
+        "the attach's FIFOs",
+        () => Promise.resolve([...Deno.readDirSync(tmp)].length ? true : undefined),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      cli.kill("SIGTERM");
+      const out = await cli.output();
+      assertStringIncludes(new TextDecoder().decode(out.stdout), "t\n");
+      assertEquals([...Deno.readDirSync(tmp)].map((e) => e.name), [], "its FIFOs are removed");
+    });
+    await ok(daemon, ["containers", "rm", "-f", "ticker"]);
+  }),
+});
