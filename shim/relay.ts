@@ -5,7 +5,8 @@
  *
  * The sink gets every byte, in order, at the pace it takes them: when it is
  * full, the relay holds what did not fit and stops reading its source until
- * the sink can take more, so a container writing faster than its client
+ * the sink can take more (with several sinks, attached clients, the
+ * slowest sets the pace), so a container writing faster than its client
  * reads waits, as it would writing to a pipe (containerd's shim copies the
  * same way). A sink whose reader has gone (EPIPE) is dropped, and the
  * relay goes on reading, into the tap (the log) only. A relay reads at most
@@ -36,18 +37,22 @@ export interface RelayOptions {
   onEnd?: () => void;
 }
 
-/** Moves bytes from a source fd to a sink fd with back-pressure (see the module documentation). */
+/** A sink and what it has not taken yet. */
+interface Sink {
+  fd: number;
+  /** Bytes read that this sink has not taken yet; the source is not read while any sink has some. */
+  pending?: Uint8Array;
+}
+
+/** Moves bytes from a source fd to sink fds with back-pressure (see the module documentation). */
 export class Relay {
   readonly #poller: Poller;
   readonly #sys: Syscall;
   readonly #buffer: Uint8Array;
   readonly #options: RelayOptions;
   #from: number | undefined;
-  #sink: number | undefined;
-  /** Bytes read that the sink has not taken yet; the source is not read meanwhile. */
-  #pending: Uint8Array | undefined;
+  readonly #sinks: Sink[] = [];
   #readingSource = false;
-  #watchingSink = false;
   #closed = false;
   #onClosed!: () => void;
   /** Settles when the relay has ended (its source ended, or {@link close}). */
@@ -55,8 +60,8 @@ export class Relay {
 
   /**
    * `buffer` is what the relay reads into; relays on one poller can share
-   * one, since callbacks run one at a time and a chunk the sink does not
-   * take is copied.
+   * one, since callbacks run one at a time and a chunk a sink does not
+   * take at once is copied.
    */
   constructor(poller: Poller, sys: Syscall, buffer: Uint8Array, options: RelayOptions = {}) {
     this.#poller = poller;
@@ -70,9 +75,9 @@ export class Relay {
     return this.#closed;
   }
 
-  /** The source fd while the relay runs. */
-  get source(): number | undefined {
-    return this.#from;
+  /** How many sinks the relay writes to. */
+  get sinks(): number {
+    return this.#sinks.length;
   }
 
   /** Starts reading `from` (made non-blocking); the relay owns it from now on. */
@@ -84,38 +89,27 @@ export class Relay {
   }
 
   /**
-   * Sends what follows to `fd` (owned from now on and made non-blocking: a
-   * FIFO's write end, a pty master), or nowhere with `undefined`. The previous
-   * sink is closed; bytes it had not taken go to the new one.
+   * Sends what is read from now on to `fd` too (owned from now on and made
+   * non-blocking: a FIFO's write end, a pty master). Every sink gets every
+   * byte: the slowest sets the pace.
    */
-  setSink(fd: number | undefined): void {
-    if (this.#closed) {
-      if (fd !== undefined) this.#closeQuietly(fd);
-      return;
-    }
-    if (fd !== undefined) setNonBlocking(fd);
-    this.#unwatchSink();
-    if (this.#sink !== undefined) this.#closeQuietly(this.#sink);
-    this.#sink = fd;
-    if (this.#pending === undefined) return;
-    if (fd === undefined) {
-      this.#pending = undefined;
-      this.#resume();
-    } else {
-      this.#waitForSink();
-    }
+  addSink(fd: number): void {
+    if (this.#closed) return this.#closeQuietly(fd);
+    setNonBlocking(fd);
+    this.#sinks.push({ fd });
   }
 
-  /** Stops at once and closes both fds (what is held for the sink is dropped). */
+  /** Stops at once and closes every fd (what is held for a sink is dropped). */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#pending = undefined;
-    this.#unwatchSink();
     this.#pauseSource();
+    for (const sink of this.#sinks.splice(0)) {
+      if (sink.pending) this.#poller.unwatch(sink.fd);
+      this.#closeQuietly(sink.fd);
+    }
     if (this.#from !== undefined) this.#closeQuietly(this.#from);
-    if (this.#sink !== undefined) this.#closeQuietly(this.#sink);
-    this.#from = this.#sink = undefined;
+    this.#from = undefined;
     this.#onClosed();
   }
 
@@ -136,45 +130,62 @@ export class Relay {
       }
       const chunk = this.#buffer.subarray(0, n);
       this.#options.tap?.(chunk);
-      if (this.#sink === undefined) continue;
-      const written = this.#write(chunk);
-      if (written < chunk.length && this.#sink !== undefined) {
-        this.#pending = chunk.slice(written);
+      let held = false;
+      for (const sink of [...this.#sinks]) {
+        const written = this.#write(sink, chunk);
+        if (written < chunk.length && this.#sinks.includes(sink)) {
+          sink.pending = chunk.slice(written);
+          this.#poller.watch(sink.fd, () => this.#onSinkReady(sink), { events: "write" });
+          held = true;
+        }
+      }
+      if (held) {
         this.#pauseSource();
-        this.#waitForSink();
         return;
       }
     }
   };
 
-  #onSinkReady = (): void => {
-    const pending = this.#pending;
-    if (pending === undefined) return this.#resume();
-    const written = this.#write(pending);
-    if (this.#sink === undefined) return; // dropped, and reading again
+  #onSinkReady(sink: Sink): void {
+    const pending = sink.pending;
+    if (pending === undefined) return;
+    const written = this.#write(sink, pending);
+    if (!this.#sinks.includes(sink)) return; // dropped
     if (written < pending.length) {
-      this.#pending = pending.subarray(written);
+      sink.pending = pending.subarray(written);
       return;
     }
-    this.#pending = undefined;
+    sink.pending = undefined;
+    this.#poller.unwatch(sink.fd);
     this.#resume();
-  };
+  }
 
-  /** Writes what the sink takes now; a sink whose reader has gone is dropped (and reading resumes). */
-  #write(data: Uint8Array): number {
+  /** Writes what the sink takes now; a sink whose reader has gone is dropped. */
+  #write(sink: Sink, data: Uint8Array): number {
     let off = 0;
     try {
-      while (off < data.length) off += this.#sys.write(this.#sink!, data.subarray(off));
+      while (off < data.length) off += this.#sys.write(sink.fd, data.subarray(off));
     } catch (err) {
       if (err instanceof SyscallError && err.errnoName === "EAGAIN") return off;
-      this.setSink(undefined); // EPIPE: nobody reads it any more
+      this.#drop(sink); // EPIPE: nobody reads it any more
     }
     return off;
   }
 
+  #drop(sink: Sink): void {
+    const at = this.#sinks.indexOf(sink);
+    if (at < 0) return;
+    this.#sinks.splice(at, 1);
+    if (sink.pending) this.#poller.unwatch(sink.fd);
+    sink.pending = undefined;
+    this.#closeQuietly(sink.fd);
+    this.#resume();
+  }
+
+  /** Reads the source again once no sink holds bytes back. */
   #resume(): void {
-    this.#unwatchSink();
     if (this.#readingSource || this.#closed || this.#from === undefined) return;
+    if (this.#sinks.some((s) => s.pending)) return;
     this.#poller.watch(this.#from, this.#onReadable);
     this.#readingSource = true;
   }
@@ -183,18 +194,6 @@ export class Relay {
     if (!this.#readingSource) return;
     this.#poller.unwatch(this.#from!);
     this.#readingSource = false;
-  }
-
-  #waitForSink(): void {
-    if (this.#watchingSink) return;
-    this.#poller.watch(this.#sink!, this.#onSinkReady, { events: "write" });
-    this.#watchingSink = true;
-  }
-
-  #unwatchSink(): void {
-    if (!this.#watchingSink) return;
-    this.#poller.unwatch(this.#sink!);
-    this.#watchingSink = false;
   }
 
   #closeQuietly(fd: number): void {

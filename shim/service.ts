@@ -112,8 +112,8 @@ interface Live {
   outputs: { stdout?: Relay; stderr?: Relay };
   /** The pty master while the container's terminal is open, for resizes and stdin. */
   master?: number;
-  /** The attached client's stdin FIFO relayed into the pty. */
-  stdin?: Relay;
+  /** The attached clients' stdin FIFOs relayed into the pty. */
+  stdins: Relay[];
   execs: Map<string, Exec>;
   exited: Promise<ExitStatus>;
   onExit: (s: ExitStatus) => void;
@@ -314,6 +314,7 @@ export class ShimService {
         },
         log,
         outputs: {},
+        stdins: [],
         execs: new Map(),
         exited: Promise.resolve({ exitCode: 0, exitedAt: "" }),
         onExit: () => {},
@@ -342,7 +343,7 @@ export class ShimService {
         live.outputs.stdout!.start(master);
         if (p.stdin) {
           fds.splice(fds.indexOf(stdin), 1);
-          live.stdin = this.#stdinRelay(stdin, master);
+          live.stdins.push(this.#stdinRelay(stdin, master));
         }
       } else {
         const [outR, outW] = sys.pipe();
@@ -388,7 +389,7 @@ export class ShimService {
     return { pid: created.pid };
   }
 
-  /** Points the container's output relays at the FIFOs of `p` (none: output goes to the log only). */
+  /** Adds the FIFOs of `p` to the container's output relays (none: output goes to the log only). */
   #attach(live: Live, p: StdioPaths): void {
     const opened: Partial<Record<"stdout" | "stderr", number>> = {};
     try {
@@ -401,7 +402,8 @@ export class ShimService {
       throw err;
     }
     for (const stream of ["stdout", "stderr"] as const) {
-      live.outputs[stream]?.setSink(opened[stream]);
+      const fd = opened[stream];
+      if (fd !== undefined) live.outputs[stream]!.addSink(fd);
     }
   }
 
@@ -417,8 +419,7 @@ export class ShimService {
         // The relay closed the pty master: no resizes or stdin any more.
         if (stream === "stdout" && live.master !== undefined) {
           live.master = undefined;
-          live.stdin?.close();
-          live.stdin = undefined;
+          for (const relay of live.stdins.splice(0)) relay.close();
         }
       },
     });
@@ -428,7 +429,7 @@ export class ShimService {
   #stdinRelay(fifo: number, master: number): Relay {
     const relay = new Relay(this.#poller, this.#sys, PUMP_BUFFER);
     try {
-      relay.setSink(dupCloexec(master));
+      relay.addSink(dupCloexec(master));
     } catch (err) {
       relay.close();
       this.#closeQuietly(fifo);
@@ -442,8 +443,7 @@ export class ShimService {
   #closeRelays(live: Live): void {
     live.outputs.stdout?.close();
     live.outputs.stderr?.close();
-    live.stdin?.close();
-    live.stdin = undefined;
+    for (const relay of live.stdins.splice(0)) relay.close();
     live.master = undefined;
     for (const exec of live.execs.values()) {
       for (const relay of exec.relays) relay.close();
@@ -559,15 +559,18 @@ export class ShimService {
     this.#sys.setWinsize(master, size);
   }
 
-  /** Points the container's output (and stdin, with a terminal) at new FIFOs. */
+  /**
+   * Attaches another client: its FIFOs get the container's output from now
+   * on, beside those of clients attached before (and its stdin goes into
+   * the terminal, with one).
+   */
   attach(namespace: string, id: string, paths: StdioPaths): void {
     const live = this.#get(namespace, id);
     this.#attach(live, paths);
     if (paths.stdin && live.master !== undefined) {
-      live.stdin?.close();
-      live.stdin = undefined;
+      live.stdins = live.stdins.filter((r) => !r.closed);
       const fifo = openFifoReader(this.#sys, paths.stdin, { blocking: false });
-      live.stdin = this.#stdinRelay(fifo, live.master);
+      live.stdins.push(this.#stdinRelay(fifo, live.master));
     }
   }
 
@@ -626,7 +629,7 @@ export class ShimService {
         exec.relays.push(output);
         if (stdout !== undefined) {
           opened.splice(opened.indexOf(stdout), 1);
-          output.setSink(stdout);
+          output.addSink(stdout);
         }
         output.start(master);
         if (stdin !== undefined) {
@@ -663,7 +666,7 @@ export class ShimService {
           opened.splice(opened.indexOf(read), 1);
           opened.splice(opened.indexOf(sink), 1);
           const relay = new Relay(this.#poller, sys, PUMP_BUFFER);
-          relay.setSink(sink);
+          relay.addSink(sink);
           relay.start(read);
           exec.relays.push(relay);
         }
@@ -836,6 +839,7 @@ export class ShimService {
         const live: Live = {
           record,
           outputs: {},
+          stdins: [],
           execs: new Map(),
           exited: Promise.resolve(record.exit ?? { exitCode: 255, exitedAt: "", unknown: true }),
           onExit: () => {},
