@@ -101,6 +101,16 @@ export async function main(argv: string[]): Promise<number> {
   server = new RpcServer(socket, async (method, p) => {
     try {
       return await handle(method, p);
+    } catch (err) {
+      // The runtime knows a container as "<namespace>+<id>": where its errors quote that name, they
+      // name the container as the user does (paths are left as they are).
+      if (err instanceof Error && typeof p.namespace === "string" && typeof p.id === "string") {
+        err.message = err.message.replaceAll(
+          JSON.stringify(`${p.namespace}+${p.id}`),
+          JSON.stringify(p.id),
+        );
+      }
+      throw err;
     } finally {
       // The garbage of a container's set-up or teardown goes once the shim is quiet again, so
       // that what the shim holds while its containers run is what they need.

@@ -332,3 +332,19 @@ Deno.test({
       assertEquals(JSON.parse(last).log, "line-399-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n");
     }),
 });
+
+Deno.test({
+  name: "a shim's errors name the container as the user does, not by its runtime id",
+  ignore,
+  fn: () =>
+    withShim(async (t) => {
+      const spec = t.spec(["/no/such/program"]);
+      const err = await t.client.call("create", createParams(t, "c1", spec)).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      assert(err, "the create fails");
+      assertStringIncludes(err.message, '"c1"');
+      assert(!err.message.includes("default+c1"), err.message);
+    }),
+});
