@@ -19,6 +19,7 @@
 import { parse as parseToml, TomlError } from "smol-toml";
 import { InvalidArgument, NotFound } from "../errors.ts";
 import { formatDuration, formatSize, parseDuration, parseSize } from "../util/units.ts";
+import { MAX_FILES as MAX_LOG_FILES } from "../shim/logs.ts";
 
 /** The effective configuration. Durations are in milliseconds, sizes in bytes. */
 export interface Config {
@@ -261,7 +262,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   {
     key: "logs.max_file",
     doc: "Log files kept per container, the current one included (default of --log-opt max-file).",
-    kind: { type: "int", min: 1, max: 100 },
+    kind: { type: "int", min: 1, max: MAX_LOG_FILES },
   },
   {
     key: "shim.group_label",

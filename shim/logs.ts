@@ -215,10 +215,13 @@ function parseLine(line: string): LogEntry | undefined {
   }
 }
 
+/** The most files a log may have (`logs.max_file`, `--log-opt max-file`). */
+export const MAX_FILES = 100;
+
 /** Existing files of a log, oldest first. */
 function logFiles(path: string): string[] {
   const files: string[] = [];
-  for (let i = 64; i >= 1; i--) {
+  for (let i = MAX_FILES - 1; i >= 1; i--) {
     try {
       Deno.statSync(`${path}.${i}`);
       files.push(`${path}.${i}`);
@@ -247,21 +250,7 @@ async function readLive(
   }
   try {
     const { ino } = await file.stat();
-    const parts: Uint8Array[] = [];
-    let size = 0;
-    for (;;) {
-      const buf = new Uint8Array(256 * 1024);
-      const n = await file.read(buf);
-      if (n === null) break;
-      parts.push(buf.subarray(0, n));
-      size += n;
-    }
-    const bytes = new Uint8Array(size);
-    let at = 0;
-    for (const p of parts) {
-      bytes.set(p, at);
-      at += p.length;
-    }
+    const bytes = await readToEnd(file);
     const end = bytes.lastIndexOf(0x0a) + 1; // a line being written is read when following
     return { text: decoder.decode(bytes.subarray(0, end)), offset: end, ino };
   } finally {
@@ -299,44 +288,89 @@ export async function* readLogs(
   if (options.tail !== undefined) entries = options.tail === 0 ? [] : entries.slice(-options.tail);
   yield* entries;
   if (!options.follow) return;
+  // Following keeps the live file open: at a rotation it reads what that file gained, then the
+  // files rotated after it, then the new live file (a follower that reopened by name at offset 0
+  // lost what came between two polls at every rotation, and whole files when two came in one).
+  let handle: Deno.FsFile | undefined;
   let pending = "";
-  while (!options.signal?.aborted) {
-    let st: Deno.FileInfo | undefined;
-    try {
-      st = await Deno.stat(path);
-    } catch {
-      st = undefined;
-    }
-    if (st && (st.ino !== ino || st.size < offset)) {
-      // rotated: read what the old file gained is lost to us only if it was rotated twice in one poll
-      offset = 0;
-      ino = st.ino;
-      pending = "";
-    }
-    if (st && st.size > offset) {
-      const file = await Deno.open(path, { read: true });
-      try {
-        await file.seek(offset, Deno.SeekMode.Start);
-        const buf = new Uint8Array(st.size - offset);
-        let read = 0;
-        while (read < buf.length) {
-          const n = await file.read(buf.subarray(read));
-          if (n === null) break;
-          read += n;
+  const lines = (bytes: Uint8Array): LogEntry[] => {
+    const parts = (pending + decoder.decode(bytes, { stream: true })).split("\n");
+    pending = parts.pop()!;
+    return parts.map(parseLine).filter((e): e is LogEntry => e !== undefined && accept(e));
+  };
+  try {
+    while (!options.signal?.aborted) {
+      if (!handle) {
+        handle = await Deno.open(path, { read: true }).catch(() => undefined);
+        if (handle) {
+          const { ino: current } = await handle.stat();
+          if (current !== ino) {
+            ino = current;
+            offset = 0;
+            pending = "";
+          }
+          await handle.seek(offset, Deno.SeekMode.Start);
         }
-        offset += read;
-        const lines = (pending + decoder.decode(buf.subarray(0, read))).split("\n");
-        pending = lines.pop()!;
-        for (const line of lines) {
-          const e = parseLine(line);
-          if (e && accept(e)) yield e;
-        }
-      } finally {
-        file.close();
       }
-      continue;
+      if (handle) {
+        const got = await readToEnd(handle);
+        if (got.length) {
+          offset += got.length;
+          yield* lines(got);
+          continue;
+        }
+        const st = await Deno.stat(path).catch(() => undefined);
+        if (st && st.ino !== ino) {
+          yield* lines(await readToEnd(handle)); // written just before the rotation
+          handle.close();
+          handle = undefined;
+          for (const file of await rotatedAfter(path, ino)) {
+            pending = "";
+            yield* lines(await Deno.readFile(file));
+          }
+          pending = "";
+          ino = null; // the live file is read from its start
+          continue;
+        }
+      }
+      if (options.done && (await options.done())) return;
+      await new Promise((r) => setTimeout(r, 100));
     }
-    if (options.done && (await options.done())) return;
-    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    handle?.close();
   }
+}
+
+/** What can be read from `file` now, to its current end. */
+async function readToEnd(file: Deno.FsFile): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const buf = new Uint8Array(256 * 1024);
+    const n = await file.read(buf);
+    if (n === null) break;
+    parts.push(buf.subarray(0, n));
+    size += n;
+  }
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * The rotated files of a log newer than the one with inode `ino`, oldest
+ * first (all of them when that one is gone: it was the oldest).
+ */
+async function rotatedAfter(path: string, ino: number | null): Promise<string[]> {
+  const rotated = logFiles(path).filter((f) => f !== path);
+  for (let i = rotated.length - 1; i >= 0; i--) {
+    const st = await Deno.stat(rotated[i]!).catch(() => undefined);
+    if (st && st.ino === ino) return rotated.slice(i + 1);
+  }
+  return rotated;
 }

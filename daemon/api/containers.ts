@@ -29,6 +29,7 @@
 import type { CreateContainerRequest, ExecRequest, StdioRequest } from "../../client/types.ts";
 import { InvalidArgument, NotFound, Unavailable } from "../../errors.ts";
 import type { LinuxSeccomp } from "../../runtime/spec.ts";
+import { MAX_FILES as MAX_LOG_FILES } from "../../shim/logs.ts";
 import type { DaemonContext } from "../context.ts";
 import { parseRestart } from "../containers/service.ts";
 import type { MountOption } from "../containers/spec.ts";
@@ -133,7 +134,7 @@ export function parseCreate(body: unknown): CreateContainerRequest {
     }
   }
   set("logMaxSize", f.optInt("logMaxSize", 0));
-  set("logMaxFile", f.optInt("logMaxFile", 1));
+  set("logMaxFile", f.optInt("logMaxFile", 1, MAX_LOG_FILES));
   set("snapshotter", f.optString("snapshotter"));
   f.end();
   return req;
