@@ -11,9 +11,12 @@
 
 import {
   O_CLOEXEC,
+  O_NOFOLLOW,
   O_NONBLOCK,
   O_RDONLY,
   O_WRONLY,
+  S_IFIFO,
+  S_IFMT,
   SIGNALS,
   SOCK_STREAM,
 } from "../ffi/constants.ts";
@@ -139,13 +142,36 @@ export interface ShimServiceOptions {
 }
 
 /**
+ * Opens a client's FIFO (non-blocking, close-on-exec), refusing anything
+ * else: the shim runs as root, and a path naming a regular file had the
+ * container's output written over it, or the file fed to the container as
+ * its stdin (a helper's probes; containerd's fifo package refuses them too).
+ */
+function openFifo(sys: Syscall, path: string, access: number): number {
+  const notFifo = () => new InvalidArgument(`Cannot use ${path} for stdio: it is not a FIFO`);
+  let info: Deno.FileInfo | undefined;
+  try {
+    info = Deno.lstatSync(path);
+  } catch {
+    // missing: the open below says so
+  }
+  if (info && !info.isFifo) throw notFifo(); // not even opened: a device's open may act
+  const fd = sys.open(path, access | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+  if ((sys.fstat(fd).mode & S_IFMT) !== S_IFIFO) {
+    sys.close(fd);
+    throw notFifo();
+  }
+  return fd;
+}
+
+/**
  * Opens the read end of a client's FIFO without waiting for a writer: a
  * client that names a FIFO and never opens its end must not hang the shim.
  * With `blocking`, O_NONBLOCK is cleared afterwards (a process's own stdin);
  * if no writer ever comes, the process reads end of file.
  */
 function openFifoReader(sys: Syscall, path: string, options: { blocking: boolean }): number {
-  const fd = sys.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  const fd = openFifo(sys, path, O_RDONLY);
   if (options.blocking) {
     try {
       setNonBlocking(fd, false);
@@ -166,7 +192,7 @@ function openFifoReader(sys: Syscall, path: string, options: { blocking: boolean
  */
 function openFifoWriter(sys: Syscall, path: string): number {
   try {
-    return sys.open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+    return openFifo(sys, path, O_WRONLY);
   } catch (err) {
     if (err instanceof SyscallError && err.errnoName === "ENXIO") {
       throw new FailedPrecondition(
@@ -497,6 +523,11 @@ export class ShimService {
           `Cannot kill exec ${JSON.stringify(options.execId)}: it has exited`,
         );
       }
+      if (!exec.pid) {
+        throw new FailedPrecondition(
+          `Cannot kill exec ${JSON.stringify(options.execId)}: it is starting`,
+        );
+      }
       this.#sys.kill(exec.pid, signal);
       return;
     }
@@ -592,7 +623,15 @@ export class ShimService {
         `Cannot exec in container ${JSON.stringify(id)}: it is ${live.record.status}`,
       );
     }
-    const { execInContainer } = await import("../runtime/exec.ts");
+    // The id is taken before the first await: two execs of one id at once both ran, and the CLI of
+    // one got the other's exit code (a helper's probes, 6 rounds in 30).
+    const exec: Exec = { pid: 0, relays: [] };
+    live.execs.delete(p.execId); // an exec id is free again once its process has exited
+    live.execs.set(p.execId, exec);
+    const { execInContainer } = await import("../runtime/exec.ts").catch((err) => {
+      live.execs.delete(p.execId);
+      throw err;
+    });
     const sys = this.#sys;
     const opened: number[] = [];
     const open = (path: string | undefined, flags: number) => {
@@ -603,7 +642,6 @@ export class ShimService {
       return fd;
     };
     try {
-      const exec: Exec = { pid: 0, relays: [] };
       let pid: number;
       if (p.process.terminal) {
         const [ours, theirs] = sys.socketpair(SOCK_STREAM);
@@ -672,8 +710,6 @@ export class ShimService {
         }
       }
       exec.pid = pid;
-      live.execs.delete(p.execId); // an exec id is free again once its process has exited
-      live.execs.set(p.execId, exec);
       this.#forgetOldExecs(live);
       this.#reaper.wait(pid).then((status) => {
         exec.exit = { exitCode: exitCodeOf(status), exitedAt: new Date().toISOString() };
@@ -689,6 +725,10 @@ export class ShimService {
       });
       this.#publish({ topic: "/tasks/exec-started", namespace, id, execId: p.execId, pid });
       return { pid };
+    } catch (err) {
+      if (live.execs.get(p.execId) === exec) live.execs.delete(p.execId);
+      for (const relay of exec.relays) relay.close();
+      throw err;
     } finally {
       opened.forEach((fd) => this.#closeQuietly(fd));
     }
@@ -713,6 +753,11 @@ export class ShimService {
         );
       }
       if (exec.exit) return exec.exit;
+      if (!exec.pid) {
+        throw new FailedPrecondition(
+          `Cannot wait for exec ${JSON.stringify(execId)}: it is starting`,
+        );
+      }
       const status = await this.#reaper.wait(exec.pid).catch(() => 255);
       return exec.exit ?? { exitCode: exitCodeOf(status), exitedAt: new Date().toISOString() };
     }

@@ -348,3 +348,28 @@ Deno.test({
       assert(!err.message.includes("default+c1"), err.message);
     }),
 });
+
+Deno.test({
+  name:
+    "a shim uses FIFOs only for stdio: a regular file named as stdout or stdin is refused and left as it was",
+  ignore,
+  fn: () =>
+    withShim(async (t) => {
+      // It wrote the container's output over the file, or fed it to the container (a helper's probes).
+      const victim = `${t.dir}/victim.txt`;
+      const secret = `${t.dir}/secret.txt`;
+      await Deno.writeTextFile(victim, "ORIGINAL\n");
+      await Deno.writeTextFile(secret, "host data\n");
+      const spec = t.spec(["sh", "-c", "echo INJECTED; cat"]);
+      for (const stdio of [{ stdout: victim }, { stdin: secret }, { stderr: "/dev/null" }]) {
+        const err = await t.client.call("create", createParams(t, "c1", spec, stdio)).then(
+          () => undefined,
+          (e: Error) => e,
+        );
+        assert(err, `create with ${JSON.stringify(stdio)} fails`);
+        assertStringIncludes(err.message, "is not a FIFO");
+      }
+      assertEquals(await Deno.readTextFile(victim), "ORIGINAL\n");
+      assertEquals((await Deno.stat("/dev/null")).isCharDevice, true);
+    }),
+});
