@@ -261,3 +261,37 @@ Deno.test({
     })
   ),
 });
+
+Deno.test({
+  name: "execs of one id at once: exactly one runs, the others are refused",
+  ignore,
+  fn: showSuppressed(() =>
+    withBusybox(async (_registry, daemon) => {
+      await ok(daemon, ["run", "-d", BUSYBOX, "ex", "sleep", "1000"]);
+      // The id was taken only once the exec had started: two could run, and one's CLI got the
+      // other's exit code (6 rounds in 30 with five at once).
+      for (let round = 0; round < 25; round++) {
+        const results = await Promise.all([1, 2, 3, 4, 5, 6].map((k) =>
+          daemon.tug([
+            "tasks",
+            "exec",
+            "--exec-id",
+            `e${round}`,
+            "ex",
+            "sh",
+            "-c",
+            `echo R${k}; sleep 0.${k}; exit ${k + 2}`,
+          ])
+        ));
+        const ran = results.filter((r) => r.stdout.startsWith("R"));
+        assertEquals(ran.length, 1, `round ${round}: ${results.map((r) => r.stdout + r.stderr)}`);
+        const k = Number(ran[0]!.stdout.trim().slice(1));
+        assertEquals(ran[0]!.code, k + 2, "its own exit code");
+        for (const r of results.filter((r) => r !== ran[0])) {
+          assertStringIncludes(r.stderr, "running already");
+        }
+      }
+      await ok(daemon, ["containers", "rm", "-f", "ex"]);
+    })
+  ),
+});
