@@ -1080,3 +1080,55 @@ Deno.test({
     await ok(daemon, ["containers", "rm", "-f", "ticker"]);
   }),
 });
+
+Deno.test({
+  name: "restart policies: a kill stops a crash loop, and a user's start begins the count anew",
+  ignore,
+  fn: showSuppressed(async () => {
+    await using env = await busyboxDaemon('restart_delay = "200ms"');
+    const { daemon } = env;
+    const info = async (id: string) => JSON.parse(await ok(daemon, ["containers", "info", id]));
+    // A crash loop is stopped between restarts most of the time: the kill was refused ("not
+    // running") and the loop went on; it now cancels the pending restart.
+    await ok(daemon, ["run", "-d", "--restart", "always", BUSYBOX, "loop", "sh", "-c", "exit 1"]);
+    await waitFor(
+      "a restart",
+      async () => (await info("loop")).labels["io.tug.restart.count"] ? true : undefined,
+    );
+    await ok(daemon, ["tasks", "kill", "-s", "KILL", "loop"]);
+    const count = (await info("loop")).labels["io.tug.restart.count"];
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = await info("loop");
+    assertEquals(after.labels["io.tug.restart.count"], count, "no restart after the kill");
+    assertEquals(after.labels["io.tug.restart.stopped"], "true");
+    assertEquals(after.task?.status, "stopped");
+
+    // on-failure:1, exhausted; a user's start counts from zero again (the count stayed at its
+    // maximum, so the container was never restarted again).
+    await ok(daemon, [
+      "run",
+      "-d",
+      "--restart",
+      "on-failure:1",
+      BUSYBOX,
+      "of",
+      "sh",
+      "-c",
+      "echo run; exit 1",
+    ]);
+    const runs = async () => ((await logs(daemon, "of")).stdout.match(/^run$/gm) ?? []).length;
+    await waitFor(
+      "one restart",
+      async () =>
+        (await runs()) === 2 && (await info("of")).task?.status === "stopped" ? true : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 600));
+    assertEquals(await runs(), 2, "on-failure:1 restarts once");
+    await ok(daemon, ["tasks", "start", "-d", "of"]);
+    await waitFor(
+      "the start and one more restart",
+      async () => ((await runs()) === 4 ? true : undefined),
+    );
+    await ok(daemon, ["containers", "rm", "-f", "loop", "of"]);
+  }),
+});

@@ -295,3 +295,44 @@ Deno.test({
     })
   ),
 });
+
+Deno.test({
+  name:
+    "an on-failure container that failed while the daemon was down is restarted when it is back",
+  ignore,
+  fn: showSuppressed(async () => {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "busybox", { repo: "library/busybox" });
+    const first = await startDaemon({ registry });
+    const dir = first.dir;
+    let second: TestDaemon | undefined;
+    try {
+      await ok(first, ["images", "pull", BUSYBOX]);
+      await ok(first, [
+        "run",
+        "-d",
+        "--restart",
+        "on-failure:3",
+        BUSYBOX,
+        "of",
+        "sh",
+        "-c",
+        "echo run; sleep 1; exit 1",
+      ]);
+      await first.kill9();
+      await new Promise((r) => setTimeout(r, 2000)); // it fails meanwhile
+      second = await startDaemon({ dir, registry });
+      const daemon = second;
+      // The restarted daemon applied only always and unless-stopped: it stayed stopped.
+      await waitFor("a restart", async () => {
+        const c = JSON.parse(await ok(daemon, ["containers", "info", "of"]));
+        return Number(c.labels["io.tug.restart.count"] ?? 0) >= 1 ? true : undefined;
+      });
+      await ok(daemon, ["containers", "rm", "-f", "of"]);
+    } finally {
+      await second?.cleanup();
+      await first.cleanup();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }),
+});

@@ -60,6 +60,9 @@ export interface CreateContainerRequest extends ContainerOptions {
 /** A task with what only the daemon needs: its shim group, and whether it was sent SIGKILL. */
 type Task = TaskInfo & { group: string; killed?: boolean };
 
+/** A task that ran this long before it exited restarts after the shortest delay again. */
+const RAN_OK_MS = 10_000;
+
 /** How long deleting a task that was sent SIGKILL waits for its exit. */
 const KILL_WAIT_MS = 5000;
 
@@ -123,6 +126,9 @@ export class ContainerService {
   readonly shims: ShimManager;
   readonly #tasks = new Map<string, Task>();
   readonly #restartTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** When each task was last started (ms since the epoch), and how many exits in a row came within {@link RAN_OK_MS} of it. */
+  readonly #startedAt = new Map<string, number>();
+  readonly #quickExits = new Map<string, number>();
   /** The last queued start or removal of each container: they run one at a time, in order. */
   readonly #busy = new Map<string, Promise<unknown>>();
   #closed = false;
@@ -324,6 +330,8 @@ export class ContainerService {
       await this.#deleteTask(namespace, id, { force: options.force === true });
     }
     this.#cancelRestart(namespace, id);
+    this.#startedAt.delete(key(namespace, id));
+    this.#quickExits.delete(key(namespace, id));
     trace("daemon delete: task gone");
     // The logs go while the snapshot does (both on Deno's I/O threads).
     const logs = Deno.remove(join(this.#config.root, "logs", namespace, id), { recursive: true })
@@ -384,8 +392,19 @@ export class ContainerService {
   }
 
   /** Creates and starts the task of a container (its process), with its stdio on FIFOs when given. */
+  /** Starts the container's task; a start by the user begins its restart count and delays anew (as Docker). */
   start(namespace: string, id: string, stdio: StdioRequest = {}): Promise<TaskInfo> {
-    return this.#serial(namespace, id, () => this.#start(namespace, id, stdio));
+    return this.#serial(namespace, id, () => {
+      const c = this.#record(namespace, id);
+      if (c.labels[LABELS.restartCount]) {
+        this.#db.containers.update(namespace, {
+          id,
+          labels: { ...c.labels, [LABELS.restartCount]: "" },
+        });
+      }
+      this.#quickExits.delete(key(namespace, id));
+      return this.#start(namespace, id, stdio);
+    });
   }
 
   async #start(namespace: string, id: string, stdio: StdioRequest): Promise<TaskInfo> {
@@ -438,6 +457,7 @@ export class ContainerService {
         return await create();
       });
       task.pid = pid;
+      this.#startedAt.set(key(namespace, id), Date.now());
       // The exit of a short-lived process may have been reported already.
       if (task.status === "created") task.status = "running";
       trace("daemon start: started");
@@ -467,22 +487,33 @@ export class ContainerService {
   ): Promise<void> {
     const sig = typeof signal === "number" ? signal : parseSignal(signal);
     const shim = await this.#shim(namespace, id);
-    await shim.call("kill", {
-      namespace,
-      id,
-      signal: sig,
-      all: options.all === true,
-      ...(options.execId ? { execId: options.execId } : {}),
-    });
+    // A user's kill of a container waiting for its restart (a crash loop is stopped most of the
+    // time, so kills were refused and the loop went on) cancels the restart, as `docker kill` does.
+    const pending = !options.execId && this.#restartTimers.has(key(namespace, id));
+    if (pending) this.#stopRestarting(namespace, id);
+    try {
+      await shim.call("kill", {
+        namespace,
+        id,
+        signal: sig,
+        all: options.all === true,
+        ...(options.execId ? { execId: options.execId } : {}),
+      });
+    } catch (err) {
+      if (pending && err instanceof FailedPrecondition) return; // stopped, and stays so
+      throw err;
+    }
     if (!options.execId) {
       if (sig === 9) this.#task(namespace, id).killed = true;
-      const c = this.#record(namespace, id);
-      this.#db.containers.update(namespace, {
-        id,
-        labels: { ...c.labels, [LABELS.stopped]: "true" },
-      });
-      this.#cancelRestart(namespace, id);
+      this.#stopRestarting(namespace, id);
     }
+  }
+
+  /** A user stopped the container: its restart policy no longer applies (until a start). */
+  #stopRestarting(namespace: string, id: string): void {
+    const c = this.#record(namespace, id);
+    this.#db.containers.update(namespace, { id, labels: { ...c.labels, [LABELS.stopped]: "true" } });
+    this.#cancelRestart(namespace, id);
   }
 
   /**
@@ -595,7 +626,12 @@ export class ContainerService {
     id: string,
     options: { force?: boolean } = {},
   ): Promise<ExitStatus | undefined> {
-    return this.#serial(namespace, id, () => this.#deleteTask(namespace, id, options));
+    return this.#serial(namespace, id, async () => {
+      const exit = await this.#deleteTask(namespace, id, options);
+      // A user's removal of the task: a pending restart would bring it back.
+      if (this.#restartTimers.has(key(namespace, id))) this.#stopRestarting(namespace, id);
+      return exit;
+    });
   }
 
   async #deleteTask(
@@ -780,6 +816,11 @@ export class ContainerService {
         const t = this.#tasks.get(key(ns.name, c.id));
         if (c.labels[LABELS.remove] && (!t || t.status === "stopped")) {
           this.#autoRemove(ns.name, c.id);
+        } else if (
+          c.labels[LABELS.restartPolicy] === "on-failure" && t?.status === "stopped" && t.exit
+        ) {
+          // Failed while the daemon was down (or waited out its delay then): as dockerd's restore.
+          this.#maybeRestart(ns.name, c.id, t.exit);
         }
       }
     }
@@ -842,8 +883,14 @@ export class ContainerService {
     const count = Number(c.labels[LABELS.restartCount] ?? 0);
     const max = c.labels[LABELS.restartMax];
     if (policy === "on-failure" && max !== undefined && count >= Number(max)) return;
+    // The delay doubles with each exit that came soon after its start, and begins again once a
+    // task has run for RAN_OK_MS (Docker's rule): it grew with the restart count for ever before.
+    const k = key(namespace, id);
+    const ran = Date.parse(exit.exitedAt) - (this.#startedAt.get(k) ?? 0);
+    const quick = ran >= RAN_OK_MS ? 0 : (this.#quickExits.get(k) ?? -1) + 1;
+    this.#quickExits.set(k, quick);
     const delay = Math.min(
-      this.#config.containers.restartDelay * 2 ** Math.min(count, 20),
+      this.#config.containers.restartDelay * 2 ** Math.min(quick, 20),
       this.#config.containers.restartDelayMax,
     );
     this.#cancelRestart(namespace, id);
