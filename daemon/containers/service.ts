@@ -512,7 +512,10 @@ export class ContainerService {
   /** A user stopped the container: its restart policy no longer applies (until a start). */
   #stopRestarting(namespace: string, id: string): void {
     const c = this.#record(namespace, id);
-    this.#db.containers.update(namespace, { id, labels: { ...c.labels, [LABELS.stopped]: "true" } });
+    this.#db.containers.update(namespace, {
+      id,
+      labels: { ...c.labels, [LABELS.stopped]: "true" },
+    });
     this.#cancelRestart(namespace, id);
   }
 
