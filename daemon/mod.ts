@@ -18,7 +18,7 @@
  */
 
 import { FailedPrecondition, InvalidArgument } from "../errors.ts";
-import { dirname } from "../util/path.ts";
+import { dirname, join } from "../util/path.ts";
 import type { Config } from "./config.ts";
 import { DaemonContext, type DaemonContextOptions } from "./context.ts";
 import type { Logger } from "./log.ts";
@@ -106,6 +106,26 @@ async function prepareSocket(path: string, log: Logger): Promise<void> {
   }
 }
 
+/**
+ * Takes `<dir>/daemon.lock` (an exclusive flock, held while the daemon
+ * runs): two daemons on one root or state each restarted and removed the
+ * other's tasks (a helper's probes; containerd locks its database too).
+ */
+function lockDir(dir: string, what: string): Deno.FsFile {
+  const path = join(dir, "daemon.lock");
+  const file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+  if (!file.tryLockSync(true)) {
+    const pid = new TextDecoder().decode(Deno.readFileSync(path)).trim();
+    file.close();
+    throw new FailedPrecondition(
+      `Start daemon: another tug daemon${pid ? ` (pid ${pid})` : ""} uses the ${what} ${dir}`,
+    );
+  }
+  file.truncateSync(0);
+  file.writeSync(new TextEncoder().encode(`${Deno.pid}\n`));
+  return file;
+}
+
 /** Starts the daemon (see the module documentation) and resolves once it serves. */
 export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle> {
   const { config } = options;
@@ -118,91 +138,114 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
   const address = config.api.address;
   await Deno.mkdir(config.root, { recursive: true, mode: 0o700 });
   await Deno.mkdir(config.state, { recursive: true, mode: 0o711 });
-  await prepareSocket(address, log);
-
-  const app = await createApp(ctx, options.routes ?? ROUTE_MODULES);
-  await startPlugins(ctx, options.plugins ?? PLUGINS);
-
-  let server: Deno.HttpServer<Deno.UnixAddr>;
+  const locks = [lockDir(config.root, "root")];
   try {
-    server = Deno.serve({ path: address, onListen() {} }, app.fetch);
+    if (config.state !== config.root) locks.push(lockDir(config.state, "state directory"));
   } catch (err) {
-    await ctx.close();
-    throw new FailedPrecondition(`Start daemon: listen on ${address}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    locks.forEach((l) => l.close());
+    throw err;
   }
-  const socketInfo = await Deno.lstat(address);
-  await Deno.chmod(address, 0o660);
-  if (config.api.gid !== 0) await Deno.chown(address, 0, config.api.gid);
+  const unlock = () => locks.splice(0).forEach((l) => l.close());
+  try {
+    return await serve();
+  } catch (err) {
+    unlock();
+    throw err;
+  }
 
-  let metricsServer: Deno.HttpServer<Deno.NetAddr> | undefined;
-  let metricsAddress: string | undefined;
-  if (config.metrics.address) {
+  async function serve(): Promise<DaemonHandle> {
+    await prepareSocket(address, log);
+
+    const app = await createApp(ctx, options.routes ?? ROUTE_MODULES);
+    await startPlugins(ctx, options.plugins ?? PLUGINS);
+
+    let server: Deno.HttpServer<Deno.UnixAddr>;
     try {
-      const { hostname, port } = splitHostPort(config.metrics.address);
-      metricsServer = Deno.serve({ hostname, port, onListen() {} }, async (req) => {
-        const url = new URL(req.url);
-        if (url.pathname !== "/metrics") {
-          return new Response("Not found: try /metrics\n", { status: 404 });
-        }
-        if (req.method !== "GET" && req.method !== "HEAD") {
-          return new Response(null, { status: 405 });
-        }
-        const text = await ctx.metrics.registry.render((err) =>
-          log.warn("metrics provider failed", { error: String(err) })
-        );
-        return new Response(req.method === "HEAD" ? null : text, {
-          headers: { "content-type": METRICS_CONTENT_TYPE },
-        });
-      });
-      const a = metricsServer.addr;
-      metricsAddress = a.hostname.includes(":")
-        ? `[${a.hostname}]:${a.port}`
-        : `${a.hostname}:${a.port}`;
+      server = Deno.serve({ path: address, onListen() {} }, app.fetch);
     } catch (err) {
-      await server.shutdown();
       await ctx.close();
       throw new FailedPrecondition(
-        `Start daemon: listen for metrics on ${config.metrics.address}: ${(err as Error).message}`,
-        { cause: err },
+        `Start daemon: listen on ${address}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
       );
     }
-  }
+    const socketInfo = await Deno.lstat(address);
+    await Deno.chmod(address, 0o660);
+    if (config.api.gid !== 0) await Deno.chown(address, 0, config.api.gid);
 
-  const notify = (state: string) =>
-    sdNotify(state, options.notifySocket !== undefined ? { socket: options.notifySocket } : {})
-      .catch((err) => log.warn("sd_notify failed", { state, error: String(err) }));
-  await notify("READY=1");
-  collectSoon(); // what start-up alone faulted in and allocated
-  log.info("serving", {
-    address,
-    metrics: metricsAddress,
-    root: config.root,
-    state: config.state,
-    pid: Deno.pid,
-  });
-
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= (async () => {
-      log.info("shutting down");
-      await notify("STOPPING=1");
-      ctx.shutdown();
-      await Promise.all([server.shutdown(), metricsServer?.shutdown()]);
-      await ctx.close();
-      // Deno removes the socket it made; make sure of it, but never remove another daemon's.
+    let metricsServer: Deno.HttpServer<Deno.NetAddr> | undefined;
+    let metricsAddress: string | undefined;
+    if (config.metrics.address) {
       try {
-        const now = await Deno.lstat(address);
-        if (now.ino === socketInfo.ino && now.dev === socketInfo.dev) await Deno.remove(address);
-      } catch {
-        // gone already
+        const { hostname, port } = splitHostPort(config.metrics.address);
+        metricsServer = Deno.serve({ hostname, port, onListen() {} }, async (req) => {
+          const url = new URL(req.url);
+          if (url.pathname !== "/metrics") {
+            return new Response("Not found: try /metrics\n", { status: 404 });
+          }
+          if (req.method !== "GET" && req.method !== "HEAD") {
+            return new Response(null, { status: 405 });
+          }
+          const text = await ctx.metrics.registry.render((err) =>
+            log.warn("metrics provider failed", { error: String(err) })
+          );
+          return new Response(req.method === "HEAD" ? null : text, {
+            headers: { "content-type": METRICS_CONTENT_TYPE },
+          });
+        });
+        const a = metricsServer.addr;
+        metricsAddress = a.hostname.includes(":")
+          ? `[${a.hostname}]:${a.port}`
+          : `${a.hostname}:${a.port}`;
+      } catch (err) {
+        await server.shutdown();
+        await ctx.close();
+        throw new FailedPrecondition(
+          `Start daemon: listen for metrics on ${config.metrics.address}: ${
+            (err as Error).message
+          }`,
+          { cause: err },
+        );
       }
-      log.info("stopped");
-    })();
-    return stopping;
-  };
-  return { ctx, address, ...(metricsAddress ? { metricsAddress } : {}), stop };
+    }
+
+    const notify = (state: string) =>
+      sdNotify(state, options.notifySocket !== undefined ? { socket: options.notifySocket } : {})
+        .catch((err) => log.warn("sd_notify failed", { state, error: String(err) }));
+    await notify("READY=1");
+    collectSoon(); // what start-up alone faulted in and allocated
+    log.info("serving", {
+      address,
+      metrics: metricsAddress,
+      root: config.root,
+      state: config.state,
+      pid: Deno.pid,
+    });
+
+    let stopping: Promise<void> | undefined;
+    const stop = () => {
+      stopping ??= (async () => {
+        log.info("shutting down");
+        await notify("STOPPING=1");
+        ctx.shutdown();
+        await Promise.all([server.shutdown(), metricsServer?.shutdown()]);
+        await ctx.close();
+        unlock();
+        // Deno removes the socket it made; make sure of it, but never remove another daemon's.
+        try {
+          const now = await Deno.lstat(address);
+          if (now.ino === socketInfo.ino && now.dev === socketInfo.dev) await Deno.remove(address);
+        } catch {
+          // gone already
+        }
+        log.info("stopped");
+      })();
+      return stopping;
+    };
+    return { ctx, address, ...(metricsAddress ? { metricsAddress } : {}), stop };
+  }
 }
 
 /**

@@ -63,7 +63,7 @@ Deno.test("probeSocket() tells absent, stale, alive and not-a-socket apart", asy
   });
 });
 
-Deno.test("the daemon serves on a 0660 socket, refuses a second start, and removes the socket when stopped", async () => {
+Deno.test("the daemon serves on a 0660 socket, refuses a second start on its root or its socket, and removes the socket when stopped", async () => {
   await withConfig(async (config) => {
     const d = await startDaemon({ config, log: quiet, notifySocket: "" });
     try {
@@ -73,8 +73,39 @@ Deno.test("the daemon serves on a 0660 socket, refuses a second start, and remov
       await assertRejects(
         () => startDaemon({ config, log: quiet, notifySocket: "" }),
         FailedPrecondition,
-        "another process answers",
+        `another tug daemon (pid ${Deno.pid}) uses the root ${config.root}`,
       );
+      // Another root and state on the same socket: the socket says so.
+      const elsewhere = await Deno.makeTempDir();
+      try {
+        await assertRejects(
+          () =>
+            startDaemon({
+              config: { ...config, root: `${elsewhere}/root`, state: `${elsewhere}/state` },
+              log: quiet,
+              notifySocket: "",
+            }),
+          FailedPrecondition,
+          "another process answers",
+        );
+        // The same state under another root: the state's lock says so.
+        await assertRejects(
+          () =>
+            startDaemon({
+              config: {
+                ...config,
+                root: `${elsewhere}/root`,
+                api: { ...config.api, address: `${elsewhere}/s.sock` },
+              },
+              log: quiet,
+              notifySocket: "",
+            }),
+          FailedPrecondition,
+          `uses the state directory ${config.state}`,
+        );
+      } finally {
+        await Deno.remove(elsewhere, { recursive: true });
+      }
       const client = Deno.createHttpClient({
         proxy: { transport: "unix", path: config.api.address },
       });
