@@ -121,7 +121,7 @@ type Kind =
   | { type: "int"; min: number; max: number }
   | { type: "bool" }
   | { type: "string"; check?: (v: string) => string | undefined }
-  | { type: "path"; socket?: boolean }
+  | { type: "path"; socket?: boolean; socketsUnder?: string }
   | { type: "enum"; values: readonly string[] }
   | { type: "size"; min?: number }
   | { type: "duration"; min?: number };
@@ -172,7 +172,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   {
     key: "state",
     doc: "Runtime state: the shims' sockets, pid files and per-container state (lost at reboot).",
-    kind: { type: "path" },
+    // Room for the shims' sockets: <state>/shims/<group of up to 16 bytes>/shim.sock.
+    kind: { type: "path", socketsUnder: "/shims/0123456789abcdef/shim.sock" },
   },
   {
     key: "api.address",
@@ -356,6 +357,17 @@ function convert(spec: ConfigKey, raw: unknown): unknown {
       // deno-lint-ignore no-control-regex
       if (/[\x00-\x1f]/.test(raw)) {
         throw invalid(key, `${JSON.stringify(raw)} contains control characters`);
+      }
+      if (
+        kind.socketsUnder &&
+        new TextEncoder().encode(raw.replace(/\/+$/, "") + kind.socketsUnder).length > UNIX_PATH_MAX
+      ) {
+        throw invalid(
+          key,
+          `${JSON.stringify(raw)} is too long: the shims' sockets under it (${
+            JSON.stringify(kind.socketsUnder)
+          }) would be longer than a unix socket path may be (${UNIX_PATH_MAX} bytes)`,
+        );
       }
       if (kind.socket && new TextEncoder().encode(raw).length > UNIX_PATH_MAX) {
         throw invalid(

@@ -213,3 +213,14 @@ Deno.test("loadConfig() uses the defaults without a file, unless the file was na
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a state directory too long for the shims' sockets under it is refused, naming the key", () => {
+  // The daemon started, and every start then waited 10 s for a shim that could not listen.
+  const ok = "/" + "s".repeat(107 - 1 - "/shims/0123456789abcdef/shim.sock".length);
+  assertEquals(parseConfig(`state = "${ok}"`).config.state, ok);
+  assertThrows(
+    () => parseConfig(`state = "${ok}x"`),
+    InvalidArgument,
+    "state: ",
+  );
+});

@@ -13,6 +13,18 @@ import { RpcClient, type ShimEvent } from "../../shim/rpc.ts";
 import { join } from "../../util/path.ts";
 
 const GROUP_SAFE = /[^A-Za-z0-9._-]/g;
+/** The longest path a unix socket address holds (sun_path is 108 bytes, with its NUL). */
+const SOCKET_PATH_MAX = 107;
+
+/** FNV-1a, 64 bits, as 16 hex digits: a short stable name for a long group. */
+function fnv1a64(text: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const byte of new TextEncoder().encode(text)) {
+    h ^= BigInt(byte);
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h.toString(16).padStart(16, "0");
+}
 
 /** Options for {@link ShimManager}. */
 export interface ShimManagerOptions {
@@ -39,10 +51,22 @@ export class ShimManager {
     this.#options = options;
   }
 
-  /** The shim group of a container: its namespace, or namespace and group label value. */
+  /**
+   * The shim group of a container: its namespace, or namespace and group
+   * label value. A name whose socket path would not fit in a unix socket
+   * address (108 bytes) is cut short and given a hash of the whole name:
+   * every start in such a group waited 10 s for a shim that could not listen
+   * (a helper's probes, with the longest namespace name tug accepts).
+   */
   group(namespace: string, labels: Record<string, string> = {}): string {
     const label = labels[this.#options.groupLabel];
-    return (label ? `${namespace}.${label}` : namespace).replace(GROUP_SAFE, "_");
+    const name = (label ? `${namespace}.${label}` : namespace).replace(GROUP_SAFE, "_");
+    // The bytes a group name may take (GROUP_SAFE leaves ASCII only): the config keeps 16.
+    const room = SOCKET_PATH_MAX - (new TextEncoder().encode(this.socket("g")).length - 1);
+    if (name.length <= room) return name;
+    const hash = fnv1a64(name);
+    const keep = room - hash.length - 1;
+    return keep > 0 ? `${name.slice(0, keep)}-${hash}` : hash;
   }
 
   /** The socket of `group`'s shim. */
