@@ -597,6 +597,20 @@ export class ShimService {
    */
   attach(namespace: string, id: string, paths: StdioPaths): void {
     const live = this.#get(namespace, id);
+    // An attach that can get nothing said so by hanging for ever, or by ending at once.
+    if (live.record.status === "stopped") {
+      throw new FailedPrecondition(
+        `Cannot attach to container ${JSON.stringify(id)}: it is ${live.record.status}`,
+      );
+    }
+    const outputs = [live.outputs.stdout, live.outputs.stderr].filter((r) => r && !r.closed);
+    if (outputs.length === 0) {
+      throw new FailedPrecondition(
+        `Cannot attach to container ${
+          JSON.stringify(id)
+        }: its output is no longer captured (its shim was replaced); see its logs up to then`,
+      );
+    }
     this.#attach(live, paths);
     if (paths.stdin && live.master !== undefined) {
       live.stdins = live.stdins.filter((r) => !r.closed);

@@ -234,7 +234,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "a shim killed with -9: the daemon starts a new one at once, which adopts the containers and reports their exits",
+    "a shim killed with -9: the daemon starts a new one at once, which adopts the containers and reports their exits; attaches that can get nothing say so",
   ignore,
   fn: showSuppressed(() =>
     withBusybox(async (_registry, daemon) => {
@@ -257,6 +257,13 @@ Deno.test({
         await ok(daemon, ["tasks", "exec", "--exec-id", "e", "lives", "echo", "ok"]),
         "ok\n",
       );
+      // An attach that can get nothing says so (it hung for ever, or ended at once for a stopped task).
+      const adopted = await daemon.tug(["tasks", "attach", "lives"], { timeout: 10_000 });
+      assert(adopted.code !== 0);
+      assertStringIncludes(adopted.stderr, "its output is no longer captured");
+      const over = await daemon.tug(["tasks", "attach", "ends"], { timeout: 10_000 });
+      assert(over.code !== 0);
+      assertStringIncludes(over.stderr, "it is stopped");
       await ok(daemon, ["containers", "rm", "-f", "lives", "ends"]);
     })
   ),
