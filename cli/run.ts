@@ -17,7 +17,7 @@ import {
   type TugClient,
 } from "../mod.ts";
 import { trace } from "../trace.ts";
-import { boolFlag, type ParsedArgs } from "./args.ts";
+import { boolFlag, type ParsedArgs, stringFlag } from "./args.ts";
 import { connect, runCommand } from "./_common.ts";
 import { CONTAINER_FLAGS, createRequest, startAttached } from "./_container.ts";
 
@@ -109,6 +109,13 @@ export function main(args: string[]): Promise<number> {
       const rm = boolFlag(parsed, "rm");
       if (detach && rm) {
         throw new InvalidArgument("tug run: --rm and --detach cannot be used together");
+      }
+      if (
+        rm && stringFlag(parsed, "restart") !== undefined && stringFlag(parsed, "restart") !== "no"
+      ) {
+        throw new InvalidArgument(
+          "tug run: --rm and --restart cannot be used together (as Docker)",
+        );
       }
       const terminal = boolFlag(parsed, "tty");
       if (terminal && !detach && !Deno.stdin.isTerminal()) {

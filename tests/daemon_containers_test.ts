@@ -631,6 +631,9 @@ Deno.test({
       [["--seccomp-profile", "/nonexistent.json"], "Cannot read --seccomp-profile"],
       [["--bogus"], "bogus"],
       [["--rm", "-d"], "cannot be used together"],
+      [["--rm", "--restart", "always"], "--rm and --restart cannot be used together"],
+      [["--memory-limit", "1MiB"], "memoryLimit"],
+      [["--label", "io.tug.rm=true"], "tug sets it itself"],
       [["-t"], "not a terminal"],
     ];
     for (const [flags, message] of bad) {

@@ -503,6 +503,24 @@ Deno.test({
         ["POST", "/v1/containers", create({ restart: "sometimes" }), 400, "Invalid --restart"],
         ["POST", "/v1/containers", create({ seccompProfile: 7 }), 400, "seccompProfile"],
         ["POST", "/v1/containers", create({ bogus: true }), 400, "bogus"],
+        // A NUL byte cut a string short in the kernel; tug's own labels bypassed their checks; a
+        // limit under 6 MiB OOM-killed the init while it set up (a helper's probes).
+        [
+          "POST",
+          "/v1/containers",
+          create({ env: ["A=x\u0000y"] }),
+          400,
+          "env[0]: it contains a NUL",
+        ],
+        ["POST", "/v1/containers", create({ cwd: "/tmp/\u0000x" }), 400, "NUL byte"],
+        ["POST", "/v1/containers", create({ memoryLimit: 1024 }), 400, "memoryLimit"],
+        [
+          "POST",
+          "/v1/containers",
+          create({ labels: { "io.tug.log.max-size": "1" } }),
+          400,
+          "tug sets it itself",
+        ],
         [
           "POST",
           "/v1/containers",

@@ -94,8 +94,31 @@ function seccomp(f: Fields): LinuxSeccomp | "unconfined" | undefined {
   return v as LinuxSeccomp;
 }
 
+/** The smallest memory limit a container may have: below it, its init was OOM-killed while it set up. */
+const MIN_MEMORY_LIMIT = 6 * 1024 * 1024;
+
+/**
+ * Refuses a NUL byte in any string of a request: the kernel's strings end
+ * there, so `A=x\0y` became `A=x` and a cwd `/tmp/\0x` became `/tmp/`.
+ */
+export function refuseNul(value: unknown, path: string): void {
+  if (typeof value === "string") {
+    if (value.includes("\0")) {
+      throw new InvalidArgument(`Invalid ${path}: it contains a NUL byte`);
+    }
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => refuseNul(v, `${path}[${i}]`));
+  } else if (value && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      refuseNul(k, `${path} key`);
+      refuseNul(v, `${path}.${k}`);
+    }
+  }
+}
+
 /** Parses a create request (exported for tests). */
 export function parseCreate(body: unknown): CreateContainerRequest {
+  refuseNul(body, "request body");
   const f = Fields.of(body);
   const req: CreateContainerRequest = { id: validateId(f.string("id")), image: f.string("image") };
   const set = <K extends keyof CreateContainerRequest>(
@@ -111,7 +134,7 @@ export function parseCreate(body: unknown): CreateContainerRequest {
   set("hostname", f.optString("hostname"));
   set("mounts", mounts(f));
   set("netHost", f.optBool("netHost"));
-  set("memoryLimit", f.optInt("memoryLimit", 1));
+  set("memoryLimit", f.optInt("memoryLimit", MIN_MEMORY_LIMIT)); // Docker's minimum too
   set("cpus", optNumber(f, "cpus"));
   set("pidsLimit", f.optInt("pidsLimit", 1));
   set("readOnly", f.optBool("readOnly"));
@@ -296,7 +319,9 @@ export function routes(app: ApiApp, ctx: DaemonContext): void {
   });
 
   app.post("/v1/tasks/:id/exec", async (c) => {
-    const f = Fields.of(await readJson(c, limit));
+    const body = await readJson(c, limit);
+    refuseNul(body, "request body");
+    const f = Fields.of(body);
     const req: ExecRequest = {
       execId: validateId(f.string("execId"), "exec id"),
       args: f.optStrings("args") ?? [],

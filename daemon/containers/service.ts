@@ -223,6 +223,17 @@ export class ContainerService {
   /** Creates a container record and its writable snapshot from an image. */
   async create(namespace: string, req: CreateContainerRequest): Promise<ContainerInfo> {
     trace("daemon create: in");
+    // tug's own labels carry checked settings: set by a user they bypassed those checks (a 1-byte
+    // log rotation size, a restart policy without --restart).
+    for (const k of Object.keys(req.labels ?? {})) {
+      if ((Object.values(LABELS) as string[]).includes(k)) {
+        throw new InvalidArgument(
+          `Invalid label ${
+            JSON.stringify(k)
+          }: tug sets it itself (see --restart, --log-opt, --user, --rm)`,
+        );
+      }
+    }
     // A start usually follows (tug run): its shim then joins the init to its cgroup without waiting.
     void armCgroupAttach();
     const image = this.#images.get(req.image, { namespace });

@@ -88,9 +88,10 @@ export function parseRestart(value: string): RestartPolicy {
       }: use no, always, unless-stopped or on-failure[:N]`,
     );
   }
+  // on-failure:0 means no limit, as in Docker (it never restarted).
   return {
     name: m[1] as RestartPolicy["name"],
-    ...(m[2] !== undefined ? { maxRetries: Number(m[2]) } : {}),
+    ...(m[2] !== undefined && Number(m[2]) > 0 ? { maxRetries: Number(m[2]) } : {}),
   };
 }
 

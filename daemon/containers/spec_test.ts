@@ -1,6 +1,12 @@
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
 import { InvalidArgument } from "../../errors.ts";
-import { buildSpec, capabilities, DEFAULT_CAPABILITIES, parseMountFlag } from "./spec.ts";
+import {
+  buildSpec,
+  capabilities,
+  DEFAULT_CAPABILITIES,
+  parseMountFlag,
+  parseRestart,
+} from "./spec.ts";
 
 const image = {
   config: {
@@ -89,4 +95,10 @@ Deno.test("parseMountFlag() reads ctr's --mount syntax", () => {
 
 Deno.test("buildSpec() refuses an image without a command", () => {
   assertThrows(() => buildSpec({ config: {} }, base), InvalidArgument, "no command");
+});
+
+Deno.test("parseRestart: on-failure:0 means no limit, as in Docker (it never restarted)", () => {
+  assertEquals(parseRestart("on-failure:0"), { name: "on-failure" });
+  assertEquals(parseRestart("on-failure:3"), { name: "on-failure", maxRetries: 3 });
+  assertThrows(() => parseRestart("always:2"), InvalidArgument, "Invalid --restart");
 });
