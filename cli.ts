@@ -135,6 +135,11 @@ if (import.meta.main) {
   try {
     code = await main(Deno.args);
   } catch (err) {
+    if (err instanceof Deno.errors.BrokenPipe) {
+      // The reader of our output went away (`tug containers logs X | head -1`): quiet, with the
+      // status a process ended by SIGPIPE has, as other tools.
+      Deno.exit(141);
+    }
     const message = err instanceof TugError ? err.message : errorMessage(err);
     console.error(`tug: ${message}`);
     if (Deno.env.get("TUG_DEBUG") && err instanceof Error) console.error(err.stack);

@@ -16,7 +16,7 @@ import {
   waitForSubscribers,
 } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
-import { ownCgroups, requires, TUG, withTempDir } from "./harness.ts";
+import { ownCgroups, requires, run, TUG, withTempDir } from "./harness.ts";
 import { startRegistry, type TestRegistry } from "./registry.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox", "cgroup1");
@@ -945,6 +945,13 @@ Deno.test({
     const logged = await logs(daemon, "big");
     assert(logged.stdout === expected, `the log's stdout: ${logged.stdout.length} bytes`);
     assert(logged.stderr === expected, `the log's stderr: ${logged.stderr.length} bytes`);
+    // A reader that leaves early: quiet, with SIGPIPE's status (it printed "tug: Broken pipe").
+    const head = await run("sh", [
+      "-c",
+      `${TUG} -a ${daemon.address} containers logs big | head -1`,
+    ]);
+    assertEquals(head.stdout.split("\n")[0], "1");
+    assertEquals(head.stderr, "");
     await ok(daemon, ["containers", "rm", "big"]);
   }),
 });
