@@ -114,6 +114,15 @@ Deno.test({
     assert((await daemon.tug(["images", "pull", "docker.io/library/none:latest"])).code !== 0);
     assertEquals((await daemon.tug(["images", "prune"])).code, 0);
     assertEquals((await daemon.tug(["images", "ls"])).code, 0);
+    // Made-up methods share one series (each made a series of its own).
+    {
+      const client = socketClient(daemon.address);
+      for (const method of ["FOO1", "FOO2"]) {
+        const res = await fetch("http://tug/v1/version", { method, client });
+        await res.body?.cancel();
+      }
+      client.close();
+    }
     const text = await scrape(daemon);
     const { code, output } = await promtoolCheck(text);
     assertEquals(output, "");
@@ -132,6 +141,8 @@ Deno.test({
       'tug_api_request_duration_seconds_count{method="POST",route="/v1/images/pull",status="200"} 2\n',
     );
     assert(/^tug_image_pull_bytes_total [1-9]\d*$/m.test(text));
+    assert(!text.includes("FOO1"), "a made-up method is not a label value");
+    assert(/^tug_api_requests_total\{method="other",/m.test(text), "it counts as other");
     const notFound = await fetch(daemon.metricsUrl.replace("/metrics", "/other"));
     assertEquals(notFound.status, 404);
     await notFound.body?.cancel();

@@ -16,6 +16,8 @@ import type { DaemonContext } from "../context.ts";
 import { collectSoon } from "../../util/gc.ts";
 import { type ApiApp, type ApiEnv, errorResponse, namespaceOf, type RouteModule } from "./_http.ts";
 
+const HTTP_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]);
+
 export type { ApiApp, ApiEnv, RouteModule };
 
 /** The route modules, in order. */
@@ -55,7 +57,9 @@ export async function createApp(
       const route = c.res.status === 404 && c.req.routePath === "/*"
         ? "unmatched"
         : c.req.routePath;
-      const labels = { method: c.req.method, route, status: String(c.res.status) };
+      // Methods outside HTTP's own set count as "other": each made a series of its own.
+      const method = HTTP_METHODS.has(c.req.method) ? c.req.method : "other";
+      const labels = { method, route, status: String(c.res.status) };
       m.apiRequests.inc(labels);
       m.apiLatency.observe(labels, (performance.now() - start) / 1000);
       collectSoon();
