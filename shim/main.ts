@@ -50,6 +50,20 @@ export function shimDir(state: string, group: string): string {
   return join(state, "shims", group);
 }
 
+/** Removes `dir` and the directories under it if no file is left in them; files are never removed. */
+function removeEmptyDirs(dir: string): boolean {
+  let empty = true;
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      if (!(e.isDirectory && removeEmptyDirs(join(dir, e.name)))) empty = false;
+    }
+    if (empty) Deno.removeSync(dir);
+  } catch {
+    return false;
+  }
+  return empty;
+}
+
 /** Entry point of `tug shim`. */
 export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, [
@@ -181,6 +195,14 @@ export async function main(argv: string[]): Promise<number> {
     } catch {
       // gone
     }
+    // Holding nothing: the group's directory goes too (one was left for every group ever used,
+    // and the daemon scans them all at start). Only empty directories and the shim's log.
+    try {
+      Deno.removeSync(join(dir, "shim.log"));
+    } catch {
+      // none
+    }
+    removeEmptyDirs(dir);
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGTERM", () => {

@@ -228,6 +228,11 @@ Deno.test({
         "the idle shim to exit",
         () => Promise.resolve(shimPids(daemon.dir).length === 0 ? true : undefined),
       );
+      // Its directory goes with it (one was left for every group ever used).
+      await waitFor("its directory to go", () =>
+        Promise.resolve(
+          [...Deno.readDirSync(join(daemon.dir, "state", "shims"))].length === 0 ? true : undefined,
+        ));
     }
   }),
 });
