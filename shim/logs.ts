@@ -85,7 +85,6 @@ class LineClock {
 
 const clock = new LineClock();
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 // deno-lint-ignore no-control-regex
 const NON_ASCII = /[^\x00-\x7f]/;
 
@@ -218,120 +217,91 @@ function parseLine(line: string): LogEntry | undefined {
 /** The most files a log may have (`logs.max_file`, `--log-opt max-file`). */
 export const MAX_FILES = 100;
 
-/** Existing files of a log, oldest first. */
-function logFiles(path: string): string[] {
-  const files: string[] = [];
-  for (let i = MAX_FILES - 1; i >= 1; i--) {
-    try {
-      Deno.statSync(`${path}.${i}`);
-      files.push(`${path}.${i}`);
-    } catch {
-      // absent
-    }
-  }
-  try {
-    Deno.statSync(path);
-    files.push(path);
-  } catch {
-    // no live file (yet)
-  }
-  return files;
-}
-
-/** The complete lines of the live log file, the offset after them and the file's inode; undefined when absent. */
-async function readLive(
-  path: string,
-): Promise<{ text: string; offset: number; ino: number | null } | undefined> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch {
-    return undefined;
-  }
-  try {
-    const { ino } = await file.stat();
-    const bytes = await readToEnd(file);
-    const end = bytes.lastIndexOf(0x0a) + 1; // a line being written is read when following
-    return { text: decoder.decode(bytes.subarray(0, end)), offset: end, ino };
-  } finally {
-    file.close();
-  }
-}
-
-/** Entries of a container's log, oldest first, optionally following the live file. */
+/**
+ * Entries of a container's log, oldest first, optionally following the live
+ * file. Files are read as a chain by inode: each rotated file newer than the
+ * last one read, then the live file, kept open; at a rotation, what it
+ * gained, then the files rotated after it, then the new live file. Files
+ * taken by name, or at a size taken after reading, lost what came in between
+ * (40 to 380 lines of a busy container at the step from history to
+ * following, and at every rotation what came since the last poll).
+ */
 export async function* readLogs(
   path: string,
   options: ReadLogsOptions = {},
 ): AsyncGenerator<LogEntry> {
   const since = options.since?.toISOString();
   const accept = (e: LogEntry) => since === undefined || e.time.slice(0, 23) >= since.slice(0, 23);
-  let entries: LogEntry[] = [];
-  // Where following takes over: the end of the last complete line read from the live file, and
-  // that file's inode (following from a size taken after reading skipped what came in between).
-  let offset = 0;
-  let ino: number | null = null;
-  for (const file of logFiles(path)) {
-    let text: string;
-    if (file === path) {
-      const live = await readLive(path);
-      if (!live) continue;
-      ({ offset, ino } = live);
-      text = live.text;
-    } else {
-      text = await Deno.readTextFile(file);
-    }
-    for (const line of text.split("\n")) {
-      const e = parseLine(line);
-      if (e && accept(e)) entries.push(e);
-    }
-  }
-  if (options.tail !== undefined) entries = options.tail === 0 ? [] : entries.slice(-options.tail);
-  yield* entries;
-  if (!options.follow) return;
-  // Following keeps the live file open: at a rotation it reads what that file gained, then the
-  // files rotated after it, then the new live file (a follower that reopened by name at offset 0
-  // lost what came between two polls at every rotation, and whole files when two came in one).
-  let handle: Deno.FsFile | undefined;
   let pending = "";
+  const utf8 = new TextDecoder(); // one per reader: a character may be split between two reads
   const lines = (bytes: Uint8Array): LogEntry[] => {
-    const parts = (pending + decoder.decode(bytes, { stream: true })).split("\n");
+    const parts = (pending + utf8.decode(bytes, { stream: true })).split("\n");
     pending = parts.pop()!;
     return parts.map(parseLine).filter((e): e is LogEntry => e !== undefined && accept(e));
   };
+  /** Until the first end of the live file: what is there already, for --tail. */
+  let history: LogEntry[] | undefined = [];
+  const endHistory = () => {
+    const h = history!;
+    history = undefined;
+    return options.tail === undefined ? h : options.tail === 0 ? [] : h.slice(-options.tail);
+  };
+  let handle: Deno.FsFile | undefined;
+  /** The live file's inode while `handle` reads it; else the last file read whole (START: none yet). */
+  let ino: number | typeof START = START;
   try {
     while (!options.signal?.aborted) {
       if (!handle) {
-        handle = await Deno.open(path, { read: true }).catch(() => undefined);
-        if (handle) {
-          const { ino: current } = await handle.stat();
-          if (current !== ino) {
-            ino = current;
-            offset = 0;
+        const next = rotatedAfter(path, ino);
+        if (next.length) {
+          for (const n of next) {
+            const whole = await readWhole(n.file, n.ino);
+            if (!whole) break; // renamed meanwhile: list again
+            pending = "";
+            const entries = lines(whole);
+            if (history) history.push(...entries);
+            else yield* entries;
+            ino = n.ino;
+          }
+          continue;
+        }
+        const live = await Deno.open(path, { read: true }).catch(() => undefined);
+        if (live) {
+          const at = (await live.stat()).ino ?? -1;
+          if (at === ino || rotatedAfter(path, ino).length) {
+            live.close(); // not rotated yet, or rotated meanwhile: its successors first
+            if (at !== ino) continue;
+          } else {
+            handle = live;
+            ino = at;
             pending = "";
           }
-          await handle.seek(offset, Deno.SeekMode.Start);
         }
       }
       if (handle) {
         const got = await readToEnd(handle);
         if (got.length) {
-          offset += got.length;
-          yield* lines(got);
+          const entries = lines(got);
+          if (history) history.push(...entries);
+          else yield* entries;
           continue;
         }
         const st = await Deno.stat(path).catch(() => undefined);
         if (st && st.ino !== ino) {
-          yield* lines(await readToEnd(handle)); // written just before the rotation
+          // Rotated: what it gained before the rotation (the writer is done with it), then the
+          // files after it.
+          const rest = lines(await readToEnd(handle));
+          if (history) history.push(...rest);
+          else yield* rest;
           handle.close();
           handle = undefined;
-          for (const file of await rotatedAfter(path, ino)) {
-            pending = "";
-            yield* lines(await Deno.readFile(file));
-          }
-          pending = "";
-          ino = null; // the live file is read from its start
           continue;
         }
+      }
+      if (history) {
+        yield* endHistory();
+        if (!options.follow) return;
+        continue;
       }
       if (options.done && (await options.done())) return;
       await new Promise((r) => setTimeout(r, 100));
@@ -339,6 +309,44 @@ export async function* readLogs(
   } finally {
     handle?.close();
   }
+}
+
+/** The inode of "no file read yet": every rotated file comes next. */
+const START = Symbol("start");
+
+/** The bytes of the rotated file `file` if it is still the one with inode `ino`. */
+async function readWhole(file: string, ino: number): Promise<Uint8Array | undefined> {
+  const f = await Deno.open(file, { read: true }).catch(() => undefined);
+  if (!f) return undefined;
+  try {
+    return (await f.stat()).ino === ino ? await readToEnd(f) : undefined;
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * The rotated files of a log newer than the one with inode `ino`, oldest
+ * first, with their inodes: all of them from START, or when that one is gone
+ * (it was the oldest).
+ */
+function rotatedAfter(
+  path: string,
+  ino: number | typeof START,
+): { file: string; ino: number }[] {
+  // Synchronous: names shift at every rotation, and a listing with awaits between its stats
+  // mixed two generations of names (a whole file was skipped).
+  const rotated: { file: string; ino: number }[] = [];
+  for (let i = MAX_FILES - 1; i >= 1; i--) {
+    try {
+      const ino = Deno.statSync(`${path}.${i}`).ino;
+      if (ino != null) rotated.push({ file: `${path}.${i}`, ino });
+    } catch {
+      // absent
+    }
+  }
+  const at = rotated.findIndex((r) => r.ino === ino);
+  return at >= 0 ? rotated.slice(at + 1) : rotated;
 }
 
 /** What can be read from `file` now, to its current end. */
@@ -360,17 +368,4 @@ async function readToEnd(file: Deno.FsFile): Promise<Uint8Array> {
     at += p.length;
   }
   return out;
-}
-
-/**
- * The rotated files of a log newer than the one with inode `ino`, oldest
- * first (all of them when that one is gone: it was the oldest).
- */
-async function rotatedAfter(path: string, ino: number | null): Promise<string[]> {
-  const rotated = logFiles(path).filter((f) => f !== path);
-  for (let i = rotated.length - 1; i >= 0; i--) {
-    const st = await Deno.stat(rotated[i]!).catch(() => undefined);
-    if (st && st.ino === ino) return rotated.slice(i + 1);
-  }
-  return rotated;
 }
