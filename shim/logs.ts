@@ -239,7 +239,8 @@ export async function* readLogs(
     pending = parts.pop()!;
     return parts.map(parseLine).filter((e): e is LogEntry => e !== undefined && accept(e));
   };
-  /** Until the first end of the live file: what is there already, for --tail. */
+  /** Until the first end of the live file: what is there already, for --tail (pushed one by one:
+   * a spread of a file's millions of lines overflowed the stack). */
   let history: LogEntry[] | undefined = [];
   const endHistory = () => {
     const h = history!;
@@ -259,7 +260,7 @@ export async function* readLogs(
             if (!whole) break; // renamed meanwhile: list again
             pending = "";
             const entries = lines(whole);
-            if (history) history.push(...entries);
+            if (history) { for (const e of entries) history.push(e); }
             else yield* entries;
             ino = n.ino;
           }
@@ -282,7 +283,7 @@ export async function* readLogs(
         const got = await readToEnd(handle);
         if (got.length) {
           const entries = lines(got);
-          if (history) history.push(...entries);
+          if (history) { for (const e of entries) history.push(e); }
           else yield* entries;
           continue;
         }
@@ -291,7 +292,7 @@ export async function* readLogs(
           // Rotated: what it gained before the rotation (the writer is done with it), then the
           // files after it.
           const rest = lines(await readToEnd(handle));
-          if (history) history.push(...rest);
+          if (history) { for (const e of rest) history.push(e); }
           else yield* rest;
           handle.close();
           handle = undefined;

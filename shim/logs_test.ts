@@ -155,3 +155,20 @@ Deno.test("readLogs with follow loses no line across rotations, also several wit
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("readLogs reads a log of a million lines in one file", async () => {
+  // history.push(...lines) of one file overflowed the stack (RangeError), and the daemon's logs
+  // answer broke off.
+  const dir = await Deno.makeTempDir();
+  try {
+    const w = new LogWriter(`${dir}/c.log`, { maxSize: 0, maxFiles: 1 });
+    const chunk = enc.encode(Array.from({ length: 10_000 }, (_, i) => `${i}\n`).join(""));
+    for (let i = 0; i < 100; i++) w.write("stdout", chunk);
+    w.close();
+    let n = 0;
+    for await (const _ of readLogs(`${dir}/c.log`)) n++;
+    assertEquals(n, 1_000_000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
