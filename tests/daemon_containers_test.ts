@@ -973,7 +973,11 @@ Deno.test({
       return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in seconds (USER_HZ 100)
     };
     // An attach whose stdin ends at once (its CLI closes the FIFO), ended after 3 s: the task runs on.
-    await daemon.tug(["tasks", "attach", "tty"], { stdin: "", timeout: 3_000 }).catch(() => {});
+    // Its FIFOs go in a directory of the test's: the CLI killed at the timeout cannot remove them.
+    await withTempDir((tmp) =>
+      daemon.tug(["tasks", "attach", "tty"], { stdin: "", timeout: 3_000, env: { TMPDIR: tmp } })
+        .catch(() => {})
+    );
     const before = cpu();
     await new Promise((res) => setTimeout(res, 2000));
     const used = cpu() - before;
@@ -1002,26 +1006,30 @@ Deno.test({
     );
     // The client goes away before the exec writes 600 KB: the process used to block for good on
     // its full FIFO (nobody read it); its output is now discarded and it finishes.
-    const cli = new Deno.Command(TUG, {
-      args: [
-        "-a",
-        daemon.address,
-        "tasks",
-        "exec",
-        "--exec-id",
-        "e2",
-        "box",
-        "sh",
-        "-c",
-        "sleep 1; seq 1 100000; touch /done",
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    await new Promise((r) => setTimeout(r, 500));
-    cli.kill("SIGKILL");
-    await cli.output();
+    // Its FIFOs go in a directory of the test's: a killed CLI cannot remove them.
+    await withTempDir(async (tmp) => {
+      const cli = new Deno.Command(TUG, {
+        args: [
+          "-a",
+          daemon.address,
+          "tasks",
+          "exec",
+          "--exec-id",
+          "e2",
+          "box",
+          "sh",
+          "-c",
+          "sleep 1; seq 1 100000; touch /done",
+        ],
+        env: { TMPDIR: tmp },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      await new Promise((r) => setTimeout(r, 500));
+      cli.kill("SIGKILL");
+      await cli.output();
+    });
     await waitFor("the exec to finish", async () => {
       const r = await daemon.tug([
         "tasks",
