@@ -11,7 +11,7 @@
  * @module
  */
 
-import { basename, resolve } from "../util/path.ts";
+import { basename, join, resolve } from "../util/path.ts";
 import {
   CLONE_NEWPID,
   O_CLOEXEC,
@@ -47,6 +47,7 @@ import type { Hook, Spec, State, Status } from "./spec.ts";
 import { trace } from "../trace.ts";
 import {
   checkTransition,
+  containerDir,
   type ContainerRecord,
   currentStatus,
   fifoPath,
@@ -725,6 +726,55 @@ export async function deleteContainer(
       warn((err as Error).message);
     }
   }
+}
+
+/**
+ * Removes what a create that was cut short left of container `id` (the
+ * process creating it was killed: its cleanup never ran). With a state
+ * record this is a forced delete. Without one, the init may still exist,
+ * waiting for `start` on the exec fifo (it no longer dies with its parent once
+ * it is ready): whatever is in the container's cgroup is killed, then the
+ * cgroup and the state directory go. `spec` is the bundle's config, for its
+ * cgroups path. Returns false when nothing of `id` was there.
+ */
+export async function removeIncomplete(
+  id: string,
+  options: RuntimeOptions & { spec?: Spec },
+): Promise<boolean> {
+  try {
+    Deno.statSync(containerDir(options.root, id));
+  } catch {
+    return false;
+  }
+  let recorded = true;
+  try {
+    Deno.statSync(join(containerDir(options.root, id), "state.json"));
+  } catch {
+    recorded = false;
+  }
+  if (recorded) {
+    await deleteContainer(id, { ...options, force: true });
+    return true;
+  }
+  const sys = options.sys ?? libcSyscall();
+  const cgroupsPath = options.spec?.linux?.cgroupsPath;
+  const cgroup = cgroupManager({
+    id,
+    sys,
+    warn: options.warn ?? defaultWarn,
+    ...(cgroupsPath ? { cgroupsPath } : {}),
+  });
+  if (cgroupExists(cgroup)) {
+    try {
+      cgroup.signalAll(SIGNALS.SIGKILL!);
+    } catch {
+      // emptied meanwhile
+    }
+    await waitUntil(() => cgroup.pids().length === 0, 10_000);
+    cgroup.destroy();
+  }
+  remove(options.root, id);
+  return true;
 }
 
 async function waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {

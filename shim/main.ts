@@ -111,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
   // deno-lint-ignore prefer-const
   let server: RpcServer | undefined;
   const service = new ShimService({ dir, publish: (e) => server?.publish(e) });
-  service.open();
+  await service.open();
   server = new RpcServer(socket, async (method, p) => {
     try {
       return await handle(method, p);

@@ -34,6 +34,7 @@ import {
   inspect,
   killContainer,
   pauseContainer,
+  removeIncomplete,
   resumeContainer,
   type RuntimeOptions,
   startContainer,
@@ -203,6 +204,23 @@ function openFifoWriter(sys: Syscall, path: string): number {
   }
 }
 
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readDirQuietly(path: string): Deno.DirEntry[] {
+  try {
+    return [...Deno.readDirSync(path)];
+  } catch {
+    return [];
+  }
+}
+
 /** The shim's containers and what can be done with them. */
 export class ShimService {
   readonly #dir: string;
@@ -214,6 +232,8 @@ export class ShimService {
   readonly #live = new Map<string, Live>();
   /** Pid → container key, for exits of inits. */
   readonly #byPid = new Map<number, string>();
+  /** Keys of the containers being created. */
+  readonly #creating = new Set<string>();
 
   constructor(options: ShimServiceOptions) {
     this.#dir = options.dir;
@@ -226,12 +246,65 @@ export class ShimService {
     });
   }
 
-  /** Starts reaping and adopts the containers a previous shim left behind. */
-  open(): void {
+  /**
+   * Starts reaping, adopts the containers a previous shim left behind, and
+   * removes what its creates cut short left (see {@link ShimService.create}).
+   */
+  async open(): Promise<void> {
     Deno.mkdirSync(join(this.#dir, "runtime"), { recursive: true, mode: 0o700 });
     Deno.mkdirSync(join(this.#dir, "containers"), { recursive: true, mode: 0o700 });
     this.#reaper.start();
     this.#adopt();
+    const leftovers = new Set<string>();
+    for (const e of readDirQuietly(join(this.#dir, "runtime"))) {
+      const plus = e.name.indexOf("+");
+      if (plus > 0) leftovers.add(this.#key(e.name.slice(0, plus), e.name.slice(plus + 1)));
+    }
+    for (const ns of readDirQuietly(join(this.#dir, "bundles"))) {
+      for (const e of readDirQuietly(join(this.#dir, "bundles", ns.name))) {
+        leftovers.add(this.#key(ns.name, e.name));
+      }
+    }
+    for (const key of leftovers) {
+      if (this.#live.has(key)) continue;
+      const [namespace, id] = key.split("/") as [string, string];
+      try {
+        await this.#removeLeftover(namespace, id);
+      } catch (err) {
+        this.#warn(
+          `cannot remove what a cut-short create of ${id} left: ${(err as Error).message}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Removes what a create of a container that no record names left: a shim
+   * killed while creating it never ran its cleanup. Its init may be waiting
+   * for start (runtime/container.ts removeIncomplete); its rootfs may still be
+   * mounted in the bundle.
+   */
+  async #removeLeftover(namespace: string, id: string): Promise<void> {
+    const bundle = this.#bundle(namespace, id);
+    const runtimeId = this.#runtimeId(namespace, id);
+    if (!exists(bundle) && !exists(join(this.#dir, "runtime", runtimeId))) return;
+    let spec: Spec | undefined;
+    try {
+      spec = JSON.parse(Deno.readTextFileSync(join(bundle, "config.json")));
+    } catch {
+      // not written yet: the cgroups path is the default one
+    }
+    await removeIncomplete(runtimeId, {
+      ...this.#runtime(),
+      ...(spec ? { spec } : {}),
+    });
+    // Unmounted first: a removal must never reach into the image's files.
+    unmountAll(join(bundle, "rootfs"), { sys: this.#sys, detach: true });
+    try {
+      Deno.removeSync(bundle, { recursive: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
   }
 
   /** Number of containers the shim holds. */
@@ -292,9 +365,20 @@ export class ShimService {
   async create(p: CreateParams): Promise<{ pid: number }> {
     trace("shim create: in");
     const key = this.#key(p.namespace, p.id);
-    if (this.#live.has(key)) {
+    if (this.#live.has(key) || this.#creating.has(key)) {
       throw new AlreadyExists(`Container ${JSON.stringify(p.id)} has a task already`);
     }
+    this.#creating.add(key);
+    try {
+      // Normally removed when this shim opened; this is for what that could not remove then.
+      await this.#removeLeftover(p.namespace, p.id);
+      return await this.#create(p, key);
+    } finally {
+      this.#creating.delete(key);
+    }
+  }
+
+  async #create(p: CreateParams, key: string): Promise<{ pid: number }> {
     const sys = this.#sys;
     const bundle = this.#bundle(p.namespace, p.id);
     const rootfs = join(bundle, "rootfs");

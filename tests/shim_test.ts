@@ -307,6 +307,66 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "a new shim removes what a shim killed in the middle of a create left, and the id works again",
+  ignore,
+  fn: () =>
+    withShim(async (t) => {
+      // A shim killed after the init was ready but before its record was saved (c1), or before
+      // the runtime's state too (c2): the inits wait for start, with no record naming them.
+      const group = `${t.state}/shims/g`;
+      const pids: number[] = [];
+      const spec = (id: string) =>
+        t.spec(["true"], (s) => (s.linux!.cgroupsPath = `${s.linux!.cgroupsPath}-${id}`));
+      for (const id of ["c1", "c2"]) {
+        await t.client.call("create", createParams(t, id, spec(id)));
+        const { pid } = await t.client.call<{ pid: number }>("state", { namespace: "default", id });
+        pids.push(pid);
+      }
+      const { pid: shimPid } = await t.client.call<{ pid: number }>("ping", {});
+      Deno.kill(shimPid, "SIGKILL");
+      await t.client.closed;
+      await waitFor(
+        () => Deno.stat(`/proc/${shimPid}`).then(() => false, () => true),
+        5000,
+        "the shim to die",
+      );
+      await Deno.remove(`${group}/containers/default/c1.json`);
+      await Deno.remove(`${group}/containers/default/c2.json`);
+      await Deno.remove(`${group}/runtime/default+c2/state.json`);
+      for (const pid of pids) await Deno.stat(`/proc/${pid}`); // alive, waiting for start
+      // Killed earlier still (c3): the rootfs was mounted into the bundle, nothing else made.
+      await Deno.mkdir(`${group}/bundles/default/c3/rootfs`, { recursive: true });
+      const bind = await new Deno.Command("mount", {
+        args: ["--bind", t.rootfs, `${group}/bundles/default/c3/rootfs`],
+      }).output();
+      assertEquals(bind.code, 0);
+      assertEquals(mountsUnder(`${group}/bundles`).length, 1);
+
+      t.client = await t.startShim();
+      for (const pid of pids) {
+        await waitFor(
+          () => Deno.stat(`/proc/${pid}`).then(() => false, () => true),
+          5000,
+          `init ${pid} to be gone`,
+        );
+      }
+      assertEquals(mountsUnder(`${group}/bundles`), []);
+      assertEquals([...Deno.readDirSync(`${group}/runtime`)], []);
+      assertEquals([...Deno.readDirSync(`${group}/bundles/default`)], []);
+      assertEquals(await t.client.call("list", {}), []);
+
+      await t.client.call("create", createParams(t, "c2", spec("c2"), { start: true }));
+      const exit = await t.client.call<{ exitCode: number }>("wait", {
+        namespace: "default",
+        id: "c2",
+      });
+      assertEquals(exit.exitCode, 0);
+      await t.client.call("delete", { namespace: "default", id: "c2" });
+    }),
+});
+
+Deno.test({
   name: "a shim rotates a container's log by size",
   ignore,
   fn: () =>

@@ -12,7 +12,13 @@
  */
 
 import { trace } from "../../trace.ts";
-import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../../errors.ts";
+import {
+  AlreadyExists,
+  FailedPrecondition,
+  InvalidArgument,
+  NotFound,
+  Unavailable,
+} from "../../errors.ts";
 import type { ImageService } from "../../images/service.ts";
 import type { Container } from "../../images/metadata/containers.ts";
 import type { Mount } from "../../images/types.ts";
@@ -441,8 +447,10 @@ export class ContainerService {
     // The task is known before its shim is asked for: its group is not idle (see #releaseIfIdle).
     const task: Task = { id, pid: 0, status: "created", group };
     this.#tasks.set(key(namespace, id), task);
+    let asked = false;
     try {
       const client = await this.shims.get(group);
+      asked = true;
       const create = () =>
         client.call<{ pid: number }>("create", {
           namespace,
@@ -462,7 +470,9 @@ export class ContainerService {
         // A shim that replaced a dead one adopted this container's record: if that task has
         // stopped, it is removed and the start goes on.
         if (!(err instanceof AlreadyExists)) throw err;
-        const state = await client.call<ShimRecord>("state", { namespace, id });
+        const state = await client.call<ShimRecord>("state", { namespace, id }).catch(() => {
+          throw err;
+        });
         if (state.status !== "stopped") throw err;
         await client.call("delete", { namespace, id });
         return await create();
@@ -473,7 +483,10 @@ export class ContainerService {
       if (task.status === "created") task.status = "running";
       trace("daemon start: started");
     } catch (err) {
-      if (task.pid) {
+      // A shim that died while creating the task may have saved its record first: the shim
+      // that replaces it adopts the task, which nobody would then know of (what a shim killed
+      // earlier in the create left, the new one removes when it starts).
+      if (task.pid || (asked && err instanceof Unavailable)) {
         await this.shims.get(group).then((shim) =>
           shim.call("delete", { namespace, id, force: true })
         )
