@@ -683,7 +683,16 @@ export async function deleteContainer(
   try {
     ({ record, status } = inspect(id, options));
   } catch (err) {
-    if (err instanceof NotFound && options.force) return;
+    if (err instanceof NotFound) {
+      // A create that was killed before it wrote the record leaves the directory alone (runc
+      // removes it here too).
+      try {
+        Deno.removeSync(containerDir(options.root, id), { recursive: true });
+      } catch {
+        // there is none
+      }
+      if (options.force) return;
+    }
     throw err;
   }
   if (!options.force) checkTransition(id, status, "delete");

@@ -79,6 +79,18 @@ Deno.test({
       await t.ok(["delete", "--force", "c1"]);
       assertEquals((await t.rt(["list", "-q"])).stdout, "");
       await t.ok(["delete", "--force", "never-existed"]);
+      // What a create killed before it wrote its record leaves (runc removes it too).
+      for (const id of ["c2", "c3"]) {
+        await Deno.mkdir(`${t.root}/${id}`);
+        await new Deno.Command("mkfifo", { args: [`${t.root}/${id}/exec.fifo`] }).output();
+      }
+      await t.ok(["delete", "--force", "c2"]);
+      const del = await t.rt(["delete", "c3"]);
+      assertEquals(del.code, 1);
+      assertMatch(del.stderr, /"c3" does not exist/);
+      for (const id of ["c2", "c3"]) {
+        assertEquals(await Deno.stat(`${t.root}/${id}`).then(() => true, () => false), false);
+      }
     }),
 });
 
