@@ -379,7 +379,9 @@ const usage: Verb = {
       console.log(
         `\ntotal ${humanSize(u.size)} (content ${humanSize(u.content.size)}, snapshots ${
           humanSize(u.snapshots.size)
-        }), reclaimable ${humanSize(u.reclaimable)}`,
+        }, partial downloads ${humanSize(u.ingests.size)}), reclaimable ${
+          humanSize(u.reclaimable)
+        }`,
       );
     }
     return 0;

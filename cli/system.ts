@@ -45,6 +45,7 @@ export const VERBS: Record<string, Verb> = {
         ["Containers", String(df.containers.count), "-", "-", "-"],
         ["Content", String(df.content.count), "-", humanSize(df.content.size), "-"],
         ["Snapshots", String(df.snapshots.count), "-", humanSize(df.snapshots.size), "-"],
+        ["Ingests", String(df.ingests.count), "-", humanSize(df.ingests.size), "-"],
       ]);
       console.log(
         `\ntotal ${humanSize(df.size)}, reclaimable now by garbage collection: ${

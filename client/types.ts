@@ -254,6 +254,9 @@ export interface DiskUsageInfo {
   images: Array<ImageUsageInfo & { name: string }>;
   content: UsageTotalInfo;
   snapshots: UsageTotalInfo;
+  /** Partial downloads (bytes written so far), resumable by the next pull. */
+  ingests: UsageTotalInfo;
+  /** content + snapshots + ingests. */
   size: number;
   reclaimable: number;
 }
@@ -291,6 +294,8 @@ export interface SystemDfInfo {
   containers: { count: number };
   content: UsageTotalInfo;
   snapshots: UsageTotalInfo;
+  /** Partial downloads (bytes written so far), resumable by the next pull. */
+  ingests: UsageTotalInfo;
   /** Bytes garbage collection would free now. */
   reclaimable: number;
   size: number;

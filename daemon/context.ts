@@ -105,7 +105,10 @@ export class DaemonContext {
       );
     }
     if (!this.#images) {
-      const opening = this.#openImages(this);
+      const opening = this.#openImages(this).then((images) => {
+        this.#removeStaleLeases(images);
+        return images;
+      });
       this.#images = opening;
       opening.then(
         () => this.log.debug("image service open", { root: this.config.root }),
@@ -116,6 +119,23 @@ export class DaemonContext {
       );
     }
     return this.#images;
+  }
+
+  /**
+   * The daemon runs every pull, import and unpack in its own process, so the
+   * image service's leases found when it opens were left by an earlier run
+   * that was killed: they go (what they held goes at the next collection).
+   */
+  #removeStaleLeases(images: ImageService): void {
+    const removed = images.removeStaleLeases();
+    for (const lease of removed) {
+      this.log.info("removed a lease left by an earlier run", {
+        namespace: lease.namespace,
+        lease: lease.id,
+        purpose: lease.purpose,
+      });
+    }
+    if (removed.length > 0) this.scheduleGc();
   }
 
   /** True once the image service was asked for. */

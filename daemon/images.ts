@@ -439,6 +439,7 @@ export async function imageUsage(ctx: DaemonContext, options: InNamespace): Prom
     images: u.images.map((i) => ({ name: i.name, ...usageInfo(i) })),
     content: u.content,
     snapshots: u.snapshots,
+    ingests: u.ingests,
     size: u.size,
     reclaimable: u.reclaimable,
   };

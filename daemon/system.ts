@@ -107,6 +107,7 @@ export async function systemDf(ctx: DaemonContext, options: InNamespace): Promis
     containers: { count: containers.length },
     content: usage.content,
     snapshots: usage.snapshots,
+    ingests: usage.ingests,
     reclaimable: usage.reclaimable,
     size: usage.size,
   };

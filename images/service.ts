@@ -11,7 +11,8 @@
  *   writes until the image record exists, so garbage collection running
  *   meanwhile keeps it; the lease is removed at the end, and expires by
  *   itself (24 h) if the process dies, leaving the partial download
- *   resumable until then.
+ *   resumable until then. A process that alone uses the store (the daemon)
+ *   removes such leftovers when it opens it: `removeStaleLeases()`.
  * - The layer that the unpacker waits for is unpacked from the download
  *   as it arrives; layers that arrive while the unpacker is busy are
  *   downloaded at full speed into the content store and unpacked from there.
@@ -228,6 +229,14 @@ export interface PruneResult {
   reclaimed: number;
 }
 
+/** A lease {@link ImageService.removeStaleLeases} removed. */
+export interface RemovedLease {
+  namespace: string;
+  id: string;
+  /** Its {@link LEASE_PURPOSE_LABEL}: `pull <ref>`, `import`, `unpack <ref>`… */
+  purpose: string;
+}
+
 /** What an image unpacks: its manifest's config and layers, and their chain IDs. */
 interface UnpackPlan {
   manifest: Descriptor;
@@ -238,6 +247,8 @@ interface UnpackPlan {
 }
 
 const DAY = 24 * 60 * 60 * 1000;
+/** The label on every lease the image service takes (its value says what for). */
+export const LEASE_PURPOSE_LABEL = "io.tug.lease.purpose";
 /** Unpack plans kept (see #localPlan). */
 const PLAN_CACHE = 32;
 /** Download buffers a layer being unpacked may hold (the rest waits): two reads of 256 KiB. */
@@ -538,6 +549,31 @@ export class ImageService {
     }
   }
 
+  /**
+   * Removes the leases an image service took (labelled
+   * {@link LEASE_PURPOSE_LABEL}) in every namespace, and returns them. For a
+   * process that is the only user of the store and has just opened it (the
+   * daemon): a lease left by a pull or import of an earlier run, which was
+   * killed, protects nothing that run will finish, but would hold its partial
+   * unpack and the image's snapshots for a day. Leases without the label are
+   * left alone; the ingests they held stay resumable for the ingest grace
+   * period. Garbage collection frees what they held.
+   */
+  removeStaleLeases(): RemovedLease[] {
+    const removed: RemovedLease[] = [];
+    this.db.transaction(() => {
+      for (const { name: namespace } of this.db.namespaces.list()) {
+        for (const lease of this.db.leases.list(namespace)) {
+          const purpose = lease.labels[LEASE_PURPOSE_LABEL];
+          if (purpose === undefined) continue;
+          this.db.leases.delete(namespace, lease.id);
+          removed.push({ namespace, id: lease.id, purpose });
+        }
+      }
+    });
+    return removed;
+  }
+
   /** Runs `fn` holding a new lease in `namespace`; the lease is removed afterwards, success or not. */
   async #withLease<T>(
     namespace: string,
@@ -546,7 +582,7 @@ export class ImageService {
   ): Promise<T> {
     const lease = this.db.leases.create(namespace, {
       expiresIn: this.#leaseExpiry,
-      labels: { "io.tug.lease.purpose": purpose.slice(0, 1000) },
+      labels: { [LEASE_PURPOSE_LABEL]: purpose.slice(0, 1000) },
     });
     try {
       return await fn(lease.id);

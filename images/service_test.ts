@@ -5,7 +5,7 @@ import { HOSTILE_KINDS, inspectRaw, LAYERS_TREE, pushFixture } from "../tests/fi
 import { mountsUnder, requires, run } from "../tests/harness.ts";
 import { startProxy, type TestRegistry, withRegistry } from "../tests/registry.ts";
 import { digestOf } from "./content/digest.ts";
-import { ImageService, type PullProgress } from "./mod.ts";
+import { ImageService, LEASE_PURPOSE_LABEL, type PullProgress } from "./mod.ts";
 import { mountAll, unmountAll } from "./snapshots/mount.ts";
 import type { Mount, Snapshotter } from "./types.ts";
 
@@ -435,4 +435,38 @@ test("an aborted pull whose registry has stalled ends at once, and a pull of the
   const { image } = await within(second, 30_000, "the waiting pull");
   assertEquals(image.target.digest, (await images.get(image.name)).target.digest);
   await images.prepareRootfs(image.name, "c", { readonly: true });
+});
+
+Deno.test("removeStaleLeases() removes the image service's leases in every namespace and no other", async () => {
+  const root = await Deno.makeTempDir({ prefix: "tug-images-" });
+  try {
+    const images = await ImageService.open(root, { sync: false, snapshotters: ["native"] });
+    try {
+      const db = images.db;
+      const pull = db.leases.create("default", {
+        expiresIn: 60_000,
+        labels: { [LEASE_PURPOSE_LABEL]: "pull docker.io/library/busybox:latest" },
+      });
+      const imp = db.leases.create("ns2", {
+        expiresIn: 60_000,
+        labels: { [LEASE_PURPOSE_LABEL]: "import" },
+      });
+      const other = db.leases.create("default", { labels: { "app": "mine" } });
+      const removed = images.removeStaleLeases();
+      assertEquals(
+        removed.map((l) => [l.namespace, l.id, l.purpose]).sort(),
+        [
+          ["default", pull.id, "pull docker.io/library/busybox:latest"],
+          ["ns2", imp.id, "import"],
+        ],
+      );
+      assertEquals(db.leases.list("default").map((l) => l.id), [other.id]);
+      assertEquals(db.leases.list("ns2"), []);
+      assertEquals(images.removeStaleLeases(), []);
+    } finally {
+      await images.close();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

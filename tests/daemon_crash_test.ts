@@ -1,7 +1,9 @@
 /**
  * `kill -9` of the daemon in the middle of a pull: after a restart on the
  * same root, the state is consistent (no image half-recorded, listings and
- * usage work) and the next pull completes, resuming the partial layer.
+ * usage work), the next pull completes, resuming the partial layer, and
+ * the killed pull's lease is gone, so nothing of the image stays once it is
+ * removed.
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
@@ -71,6 +73,9 @@ Deno.test({
           const r = await second.tug(args);
           assertEquals(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
         }
+        // The partial layer is counted, as a partial download.
+        const partial = JSON.parse((await second.tug(["system", "df", "--json"])).stdout);
+        assert(partial.ingests.size >= 1 << 20, JSON.stringify(partial));
         const before = proxy.requests.length;
         const again = await second.tug(["images", "pull", "big"]);
         assertEquals(again.code, 0, again.stderr);
@@ -90,6 +95,16 @@ Deno.test({
         );
         const df = JSON.parse((await second.tug(["system", "df", "--json"])).stdout);
         assertEquals(df.images.count, 1);
+        assertEquals(df.ingests, { count: 0, size: 0 });
+        // The killed pull's lease was removed when the daemon started again: once the image is
+        // gone, nothing of it is held (that lease kept the config, and through it the snapshots).
+        const rm = await second.tug(["images", "rm", "big"]);
+        assertEquals(rm.code, 0, rm.stderr);
+        const prune = await second.tug(["images", "prune", "--all"]);
+        assertEquals(prune.code, 0, prune.stderr);
+        assertEquals((await second.tug(["content", "ls", "-q"])).stdout, "");
+        assertEquals(JSON.parse((await second.tug(["snapshots", "ls", "--json"])).stdout), []);
+        assertStringIncludes(second.log(), "removed a lease left by an earlier run");
         assertEquals(await second.stop(), 0);
       } finally {
         await second.cleanup();

@@ -43,6 +43,7 @@ Deno.test("system df of an empty namespace is all zeros", async () => {
     containers: { count: 0 },
     content: { count: 0, size: 0 },
     snapshots: { count: 0, size: 0 },
+    ingests: { count: 0, size: 0 },
     reclaimable: 0,
     size: 0,
   });

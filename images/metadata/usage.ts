@@ -39,9 +39,18 @@ export interface DiskUsage {
   content: UsageTotal;
   /** Every snapshot the namespace records, each once. */
   snapshots: UsageTotal;
-  /** `content.size + snapshots.size`. */
+  /**
+   * Partial downloads the namespace records (the bytes written so far): a
+   * pull's layer still downloading, or one a cancelled pull left to resume.
+   */
+  ingests: UsageTotal;
+  /** `content.size + snapshots.size + ingests.size`. */
   size: number;
-  /** Bytes garbage collection would free in this namespace now (blobs other namespaces also record excluded). */
+  /**
+   * Bytes garbage collection would free in this namespace now (blobs other
+   * namespaces also record excluded; ingests only once no lease holds them
+   * and they were not written to for the grace period).
+   */
   reclaimable: number;
 }
 
@@ -51,8 +60,12 @@ export interface DiskUsageOptions {
   content: ContentStore;
   /** The backing snapshotters. */
   snapshotters?: Snapshotter[];
+  /** As garbage collection's: ingests written to within this many milliseconds are kept (default 24 h). */
+  ingestGracePeriod?: number;
   now?: Date;
 }
+
+const DAY = 24 * 60 * 60 * 1000;
 
 /** Measures the disk usage of `namespace` (see the module documentation). */
 export async function diskUsage(
@@ -63,10 +76,15 @@ export async function diskUsage(
   const now = options.now ?? new Date();
   const cache: ChildrenCache = new Map();
   // Mark from every root so the cache holds every manifest any image needs.
+  let leasedIngests = new Set<string>();
   const { state, live } = await markFully(db.sql, {
     content: options.content,
     cache,
-    roots: (s) => allRoots(s, now).roots,
+    roots: (s) => {
+      const r = allRoots(s, now);
+      leasedIngests = r.leasedIngests;
+      return r.roots;
+    },
   }, (state, marked) => ({ state, live: marked }));
 
   const sizes = new Map<string, number>();
@@ -127,17 +145,39 @@ export async function diskUsage(
   };
   const content = total("c\0");
   const snapshots = total("s\0");
+  const ingests: UsageTotal = { count: 0, size: 0 };
+  let staleIngests = 0;
+  const mine = state.ingests.filter((i) => i.namespace === namespace);
+  if (mine.length > 0) {
+    const grace = options.ingestGracePeriod ?? DAY;
+    const status = new Map((await options.content.listIngests()).map((s) => [s.ref, s]));
+    for (const ing of mine) {
+      const s = status.get(ing.backendRef);
+      if (!s) continue;
+      ingests.count++;
+      ingests.size += s.offset;
+      const leased = leasedIngests.has(`${ing.namespace}\0${ing.ref}`);
+      if (!leased && now.getTime() - s.updatedAt.getTime() >= grace) staleIngests += s.offset;
+    }
+  }
   const recordedElsewhere = new Set<string>();
   for (const rec of state.content.values()) {
     if (rec.namespace !== namespace) recordedElsewhere.add(rec.digest);
   }
-  let reclaimable = 0;
+  let reclaimable = staleIngests;
   for (const [k, s] of sizes) {
     if (live.has(k)) continue;
     if (k.startsWith("c\0") && recordedElsewhere.has(k.split("\0")[2]!)) continue;
     reclaimable += s;
   }
-  return { images, content, snapshots, size: content.size + snapshots.size, reclaimable };
+  return {
+    images,
+    content,
+    snapshots,
+    ingests,
+    size: content.size + snapshots.size + ingests.size,
+    reclaimable,
+  };
 }
 
 function imagesOf(state: State, namespace: string) {

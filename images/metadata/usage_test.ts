@@ -78,10 +78,42 @@ Deno.test("diskUsage() counts each image's blobs and snapshots, and shared bytes
     );
     assertEquals(usage.content, { count: 7, size: allContent });
     assertEquals(usage.snapshots, { count: 1, size: snap });
+    assertEquals(usage.ingests, { count: 0, size: 0 });
     assertEquals(usage.size, allContent + snap);
     assertEquals(usage.reclaimable, junk.size);
   } finally {
     await native.close();
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("diskUsage() counts partial downloads, and the stale ones no lease holds as reclaimable", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tug-usage-" });
+  const db = MetadataStore.open(join(dir, "meta.db"));
+  const backend = await LocalContentStore.open(join(dir, "content"), { sync: false });
+  try {
+    const ns = db.contentStore("default", backend);
+    const w = await ns.writer("layer-1", { total: 10_000 });
+    await w.write(new Uint8Array(3000));
+    await w.close();
+    const lease = db.leases.create("default", { expiresIn: 60_000 });
+    const leased = db.contentStore("default", backend, { lease: lease.id });
+    const w2 = await leased.writer("layer-2", { total: 10_000 });
+    await w2.write(new Uint8Array(500));
+    await w2.close();
+    // Another namespace's ingest does not count here.
+    const o = await db.contentStore("other", backend).writer("layer-1");
+    await o.write(new Uint8Array(7));
+    await o.close();
+
+    const now = await diskUsage(db, "default", { content: backend });
+    assertEquals(now.ingests, { count: 2, size: 3500 });
+    assertEquals(now.size, 3500);
+    assertEquals(now.reclaimable, 0, "both are recent");
+    const later = await diskUsage(db, "default", { content: backend, ingestGracePeriod: 0 });
+    assertEquals(later.reclaimable, 3000, "the leased one stays");
+  } finally {
     db.close();
     await Deno.remove(dir, { recursive: true });
   }
