@@ -20,7 +20,7 @@ import type {
   TransferProgressInfo,
 } from "./types.ts";
 import { decodeError } from "./http.ts";
-import { Internal } from "../errors.ts";
+import { Internal, Unavailable } from "../errors.ts";
 
 /** Options for {@link ImagesClient.pull}. */
 export interface PullOptions extends Omit<PullRequest, "ref"> {
@@ -163,7 +163,33 @@ export class ImagesClient {
       query: { name: names, platform: options.platform },
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    return res.body ?? new ReadableStream({ start: (c) => c.close() });
+    if (!res.body) return new ReadableStream({ start: (c) => c.close() });
+    // The status was 200 before the daemon read a blob: a failure after that (or the daemon's
+    // shutdown) can only end the connection, which fetch reports as a bare "error reading a body".
+    const reader = res.body.getReader();
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const r = await reader.read();
+          if (r.done) controller.close();
+          else controller.enqueue(r.value);
+        } catch (err) {
+          if (options.signal?.aborted) {
+            controller.error(err);
+            return;
+          }
+          controller.error(
+            new Unavailable(
+              `Export ${
+                names.join(", ")
+              }: the daemon broke off the archive (a failure or its shutdown; its log says which)`,
+              { cause: err },
+            ),
+          );
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    }, { highWaterMark: 0 });
   }
 
   /** Collects garbage; with `all`, first removes every image no container uses. */

@@ -38,6 +38,7 @@ import type {
   ImageUsage,
 } from "../images/mod.ts";
 import type { DaemonContext } from "./context.ts";
+import { formatLogLine } from "./log.ts";
 
 /** The namespace an operation works in. */
 export interface InNamespace {
@@ -325,6 +326,8 @@ export async function pushImage(
     throw err;
   } finally {
     done();
+    // The push's lease is gone: an image removed meanwhile is collectable now.
+    if (!existing(service, request.namespace, name)) ctx.scheduleGc();
   }
 }
 
@@ -389,7 +392,12 @@ export async function importImages(
   return { format: result.format, images: await infos(images, namespace, result.images) };
 }
 
-/** The tar of images `names` (OCI layout with Docker's manifest.json). */
+/**
+ * The tar of images `names` (OCI layout with Docker's manifest.json). The
+ * image service holds the images' content until the stream ends. A failure
+ * once the stream has begun (or the daemon's shutdown, which ends the
+ * stream) can only break the connection off; it is logged as one line.
+ */
 export async function exportImages(
   ctx: DaemonContext,
   names: string[],
@@ -397,12 +405,91 @@ export async function exportImages(
 ): Promise<ReadableStream<Uint8Array>> {
   const images = await ctx.images();
   const { parsePlatform, platformMatcher } = await registryHelpers();
-  return await images.export(names, {
-    namespace: options.namespace,
+  const { namespace } = options;
+  const tar = await images.export(names, {
+    namespace,
     ...(options.platform && !options.allPlatforms
       ? { platforms: platformMatcher(parsePlatform(options.platform)) }
       : {}),
   });
+  return guardExport(ctx, tar, () => {
+    // The lease is gone: what was removed meanwhile is collectable now.
+    if (names.some((n) => !existing(images, namespace, n))) ctx.scheduleGc();
+  }, { namespace, images: names.join(" ") });
+}
+
+/** An error whose printing (Deno.serve prints a body stream's error) is one log line, no stack. */
+class LoggedError extends Error {
+  readonly line: string;
+  constructor(line: string, cause: unknown) {
+    super(line, { cause });
+    this.line = line;
+  }
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.line;
+  }
+}
+
+/**
+ * Passes `tar` on, ending it on the daemon's shutdown; calls `done` once at
+ * its end (complete, failed or cancelled). A failure errors the stream with
+ * a {@link LoggedError}: Deno.serve prints a response body's error on stderr
+ * (the daemon's log) and breaks the connection off, which the client reports
+ * as an archive broken off.
+ */
+function guardExport(
+  ctx: DaemonContext,
+  tar: ReadableStream<Uint8Array>,
+  done: () => void,
+  fields: Record<string, string>,
+): ReadableStream<Uint8Array> {
+  const reader = tar.getReader();
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let finished = false;
+  const finish = () => {
+    if (finished) return false;
+    finished = true;
+    ctx.signal.removeEventListener("abort", onShutdown);
+    done();
+    return true;
+  };
+  const fail = (err: unknown) => {
+    if (!finish()) return;
+    const error = String((err as Error)?.message ?? err);
+    controller.error(
+      new LoggedError(formatLogLine("error", "export failed", { ...fields, error }), err),
+    );
+    reader.cancel(err).catch(() => {});
+  };
+  const onShutdown = () => fail(ctx.signal.reason);
+  return new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+      if (ctx.signal.aborted) onShutdown();
+      else ctx.signal.addEventListener("abort", onShutdown, { once: true });
+    },
+    async pull(c) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      if (finished) return;
+      if (r.done) {
+        finish();
+        c.close();
+      } else {
+        c.enqueue(r.value);
+      }
+    },
+    cancel(reason) {
+      if (!finish()) return;
+      ctx.log.debug("export cancelled by the client", fields);
+      reader.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** Collects garbage (and with `all`, first removes images no container uses); publishes `/images/delete` per image. */

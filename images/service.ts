@@ -299,6 +299,45 @@ function planOf(
   return { manifest, config: doc.config, layers: doc.layers, diffIds, chainIds: chainIds(diffIds) };
 }
 
+/** `stream`, calling `done` once when it ends, fails or is cancelled. */
+function onEnd(
+  stream: ReadableStream<Uint8Array>,
+  done: () => void,
+): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    done();
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (err) {
+        end();
+        controller.error(err);
+        return;
+      }
+      if (r.done) {
+        end();
+        controller.close();
+      } else {
+        controller.enqueue(r.value);
+      }
+    },
+    async cancel(reason) {
+      try {
+        await reader.cancel(reason);
+      } finally {
+        end();
+      }
+    },
+  }, { highWaterMark: 0 });
+}
+
 /**
  * Hands layer streams from the fetcher to the unpacker. The download of a
  * layer the unpacker will need is held (the fetcher buffers a little, then
@@ -954,17 +993,40 @@ export class ImageService {
     return await prepare(chainId);
   }
 
-  /** Pushes image `name` to its registry (or to `remote`). */
+  /**
+   * Pushes image `name` to its registry (or to `remote`). A lease holds the
+   * image's content meanwhile, so removing the image does not cut it short.
+   */
   async push(name: string, options: PushOptions = {}): Promise<PushResult> {
     const namespace = ns(options);
     const image = this.#find(namespace, name);
-    return await pushImage(this.registry, options.remote ?? image.name, image.target, {
-      store: this.db.contentStore(namespace, this.content),
-      ...(options.tags ? { tags: options.tags } : {}),
-      ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
-      ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
+    return await this.#withLease(namespace, `push ${image.name}`, async (lease) => {
+      this.#hold(namespace, lease, [image]);
+      return await pushImage(this.registry, options.remote ?? image.name, image.target, {
+        store: this.db.contentStore(namespace, this.content),
+        ...(options.tags ? { tags: options.tags } : {}),
+        ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+        ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    });
+  }
+
+  /**
+   * Makes `lease` hold the content of `images`: their targets, and through
+   * them (garbage collection follows index, manifests, configs and layers)
+   * everything they refer to. Synchronous, so no collection runs between
+   * finding the images and holding them.
+   */
+  #hold(namespace: string, lease: string, images: Image[]): void {
+    this.db.transaction(() => {
+      for (const image of images) {
+        this.db.leases.addResource(namespace, {
+          lease,
+          resource: { type: "content", digest: image.target.digest },
+        });
+      }
     });
   }
 
@@ -1039,16 +1101,42 @@ export class ImageService {
     });
   }
 
-  /** Exports images `names` as one tar that `docker load` and OCI tools read. */
+  /**
+   * Exports images `names` as one tar that `docker load` and OCI tools read.
+   * A lease holds the images' content until the stream ends, fails or is
+   * cancelled, so removing them meanwhile does not cut the archive short.
+   */
   async export(names: string[], options: ExportOptions = {}): Promise<ReadableStream<Uint8Array>> {
     const namespace = ns(options);
-    const images = names.map((n) => this.#find(namespace, n));
     const { exportArchive } = await import("./archive/mod.ts");
-    return await exportArchive(images.map((i) => ({ name: i.name, target: i.target })), {
-      content: this.db.contentStore(namespace, this.content),
-      ...(options.platforms ? { platforms: options.platforms } : {}),
-      dockerPlatform: platformMatcher(defaultPlatform()),
+    const images = names.map((n) => this.#find(namespace, n));
+    const lease = this.db.leases.create(namespace, {
+      expiresIn: this.#leaseExpiry,
+      labels: {
+        [LEASE_PURPOSE_LABEL]: `export ${images.map((i) => i.name).join(" ")}`.slice(0, 1000),
+      },
     });
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      if (this.db.leases.list(namespace).some((l) => l.id === lease.id)) {
+        this.db.leases.delete(namespace, lease.id);
+      }
+    };
+    let tar: ReadableStream<Uint8Array>;
+    try {
+      this.#hold(namespace, lease.id, images);
+      tar = await exportArchive(images.map((i) => ({ name: i.name, target: i.target })), {
+        content: this.db.contentStore(namespace, this.content),
+        ...(options.platforms ? { platforms: options.platforms } : {}),
+        dockerPlatform: platformMatcher(defaultPlatform()),
+      });
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return onEnd(tar, release);
   }
 
   /** Disk usage of the namespace, per image and in total. */

@@ -9,7 +9,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "./asser
 import { startDaemon, type TestDaemon } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { requires, run, TUG, withTempDir } from "./harness.ts";
-import { startRegistry } from "./registry.ts";
+import { startProxy, startRegistry } from "./registry.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox");
 
@@ -361,5 +361,121 @@ Deno.test({
       JSON.parse(await ok(daemon, ["-n", "other", "images", "ls", "--json"]))[0].target.digest,
       digest,
     );
+  },
+});
+
+Deno.test({
+  name:
+    "images export and push hold their image: removing it and pruning meanwhile cuts neither short",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "large", { repo: "library/big" });
+    // The push's blob uploads wait until the image has been removed and pruned.
+    let release = Promise.withResolvers<void>();
+    await using proxy = startProxy(registry.url, {
+      hold: (req) => req.method === "POST" ? release.promise : undefined,
+    });
+    await using daemon = await startDaemon({ registry });
+    const BIG = "docker.io/library/big:latest";
+    await ok(daemon, ["images", "pull", "big"]);
+    const digest = JSON.parse(await ok(daemon, ["images", "ls", "--json"]))[0].target.digest;
+    await withTempDir(async (dir) => {
+      // The export is read until it is inside the 50 MiB layer, then left waiting.
+      const cli = new Deno.Command(TUG, {
+        args: ["-a", daemon.address, "images", "export", "-", BIG],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const stderr = new Response(cli.stderr).text();
+      const reader = cli.stdout.getReader();
+      const chunks: Uint8Array[] = [];
+      let got = 0;
+      while (got < 4 << 20) {
+        const r = await reader.read();
+        assert(!r.done, "the export ended early");
+        chunks.push(r.value);
+        got += r.value.length;
+      }
+      await ok(daemon, ["images", "rm", BIG]);
+      await ok(daemon, ["images", "prune"]);
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break;
+        chunks.push(r.value);
+      }
+      const status = await cli.status;
+      assertEquals(status.code, 0, await stderr);
+      const file = join(dir, "big.tar");
+      const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      chunks.reduce((off, c) => (all.set(c, off), off + c.length), 0);
+      await Deno.writeFile(file, all);
+      assertEquals(
+        await ok(daemon, ["-n", "other", "images", "import", file]),
+        `${BIG}: imported ${digest}\n`,
+      );
+      // The export's lease went with it: the removed image's content goes at the next prune.
+      await ok(daemon, ["images", "prune"]);
+      assertEquals(await ok(daemon, ["content", "ls", "-q"]), "");
+
+      // A push, its uploads held until the image is removed and pruned, still sends every blob.
+      release = Promise.withResolvers<void>();
+      const remote = `${proxy.host}/pushed/big:v1`;
+      const push = daemon.tug(["-n", "other", "images", "push", "--plain-http", remote, BIG]);
+      while (!proxy.requests.some((r) => r.method === "HEAD" && r.path.includes("/pushed/"))) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await ok(daemon, ["-n", "other", "images", "rm", BIG]);
+      await ok(daemon, ["-n", "other", "images", "prune"]);
+      release.resolve();
+      const pushed = await push;
+      assertEquals(pushed.code, 0, pushed.stderr);
+      assertStringIncludes(pushed.stdout, `${remote}: pushed ${digest}`);
+      await ok(daemon, ["-n", "third", "images", "pull", "--plain-http", remote]);
+      await ok(daemon, ["-n", "other", "images", "prune"]);
+      assertEquals(await ok(daemon, ["-n", "other", "content", "ls", "-q"]), "");
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "an export that fails once its archive has begun ends with an error naming the images, and the daemon logs one line naming the blob",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "large", { repo: "library/big" });
+    await using daemon = await startDaemon({ registry });
+    const BIG = "docker.io/library/big:latest";
+    await ok(daemon, ["images", "pull", "big"]);
+    const target = JSON.parse(await ok(daemon, ["images", "ls", "--json"]))[0].target.digest;
+    const blob = (d: string) => join(daemon.dir, "root", "content", "blobs", "sha256", d.slice(7));
+    const manifest = JSON.parse(await Deno.readTextFile(blob(target)));
+    const last: string = manifest.layers.at(-1).digest;
+    const cli = new Deno.Command(TUG, {
+      args: ["-a", daemon.address, "images", "export", "-", BIG],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(cli.stderr).text();
+    const reader = cli.stdout.getReader();
+    let got = 0;
+    while (got < 4 << 20) {
+      const r = await reader.read();
+      assert(!r.done, "the export ended early");
+      got += r.value.length;
+    }
+    // The disk loses a blob the export has not reached yet (what no lease can prevent).
+    await Deno.remove(blob(last));
+    while (!(await reader.read()).done) {
+      // read to the end
+    }
+    assertEquals((await cli.status).code, 1);
+    assertStringIncludes(await stderr, `Export ${BIG}: the daemon broke off the archive`);
+    const line = daemon.log().split("\n").find((l) => l.includes(`msg="export failed"`));
+    assert(line, daemon.log());
+    assertStringIncludes(line, "level=error");
+    assertStringIncludes(line, last);
+    assert(!/^\s+at /m.test(daemon.log()), `no stack trace: ${daemon.log()}`);
   },
 });
