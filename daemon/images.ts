@@ -28,7 +28,7 @@ import {
   TOPICS,
   type TransferProgressInfo,
 } from "../client/types.ts";
-import { NotFound } from "../errors.ts";
+import { NotFound, Unavailable } from "../errors.ts";
 import type {
   Descriptor,
   DiskUsage,
@@ -233,7 +233,22 @@ async function withRegistry(
   return { service, done: () => registry.close() };
 }
 
-/** Pulls and (by default) unpacks an image, reporting progress; publishes `/images/create` or `/images/update`. */
+/** `signal` (the client's) and the daemon's shutdown signal, as one. */
+function withShutdown(ctx: DaemonContext, signal: AbortSignal | undefined): AbortSignal {
+  return signal ? AbortSignal.any([signal, ctx.signal]) : ctx.signal;
+}
+
+/** `err`, or Unavailable naming `what` when the daemon's shutdown ended it. */
+function shutdownError(ctx: DaemonContext, what: string, err: unknown): unknown {
+  if (!ctx.signal.aborted) return err;
+  return new Unavailable(`${what}: the daemon is shutting down`, { cause: err });
+}
+
+/**
+ * Pulls and (by default) unpacks an image, reporting progress; publishes
+ * `/images/create` or `/images/update`. The daemon's shutdown cancels it
+ * (Unavailable), as the client's going away does.
+ */
 export async function pullImage(
   ctx: DaemonContext,
   request: PullRequest,
@@ -257,7 +272,7 @@ export async function pullImage(
       ...(request.snapshotter ? { snapshotter: request.snapshotter } : {}),
       concurrency: ctx.config.images.pullConcurrency,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
+      signal: withShutdown(ctx, options.signal),
     });
     m.pulls.inc({ result: "success" });
     m.pullBytes.inc({}, result.stats.bytes);
@@ -281,18 +296,19 @@ export async function pullImage(
   } catch (err) {
     m.pulls.inc({ result: "failure" });
     m.pullFailures.inc();
+    const error = shutdownError(ctx, `Pull ${request.ref}`, err);
     ctx.log.warn("pull failed", {
       namespace,
       ref: request.ref,
-      error: String((err as Error)?.message ?? err),
+      error: String((error as Error)?.message ?? error),
     });
-    throw err;
+    throw error;
   } finally {
     done();
   }
 }
 
-/** Pushes image `name` to its registry (or `request.remote`). */
+/** Pushes image `name` to its registry (or `request.remote`); the daemon's shutdown cancels it (Unavailable). */
 export async function pushImage(
   ctx: DaemonContext,
   name: string,
@@ -304,7 +320,7 @@ export async function pushImage(
       namespace: request.namespace,
       ...(request.remote ? { remote: request.remote } : {}),
       ...(request.onProgress ? { onProgress: request.onProgress } : {}),
-      ...(request.signal ? { signal: request.signal } : {}),
+      signal: withShutdown(ctx, request.signal),
     });
     ctx.metrics.pushes.inc({ result: "success" });
     ctx.log.info("pushed image", {
@@ -323,7 +339,7 @@ export async function pushImage(
     };
   } catch (err) {
     ctx.metrics.pushes.inc({ result: "failure" });
-    throw err;
+    throw shutdownError(ctx, `Push ${name}`, err);
   } finally {
     done();
     // The push's lease is gone: an image removed meanwhile is collectable now.
@@ -364,7 +380,38 @@ export async function tagImage(
   return (await infos(images, request.namespace, [image]))[0]!;
 }
 
-/** Imports an OCI layout or `docker save` tar; publishes an event per image. Nothing is half-imported. */
+/** `input`, failing with Unavailable when the daemon shuts down (an upload that stalls would hold it up). */
+function untilShutdown(
+  ctx: DaemonContext,
+  input: ReadableStream<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  const reader = input.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const shutdown = Promise.withResolvers<never>();
+      const onAbort = () =>
+        shutdown.reject(new Unavailable("Import images: the daemon is shutting down"));
+      if (ctx.signal.aborted) onAbort();
+      else ctx.signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        const r = await Promise.race([reader.read(), shutdown.promise]);
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      } catch (err) {
+        controller.error(err);
+        reader.cancel(err).catch(() => {});
+      } finally {
+        ctx.signal.removeEventListener("abort", onAbort);
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * Imports an OCI layout or `docker save` tar; publishes an event per image.
+ * Nothing is half-imported. The daemon's shutdown ends an upload in progress.
+ */
 export async function importImages(
   ctx: DaemonContext,
   input: ReadableStream<Uint8Array>,
@@ -373,7 +420,7 @@ export async function importImages(
   const images = await ctx.images();
   const { namespace } = options;
   const before = new Set(images.list({ namespace }).map((i) => i.name));
-  const result = await images.import(input, {
+  const result = await images.import(untilShutdown(ctx, input), {
     namespace,
     ...(options.name !== undefined ? { name: options.name } : {}),
     ...(options.unpack === false ? { unpack: false } : {}),

@@ -479,3 +479,35 @@ Deno.test({
     assert(!/^\s+at /m.test(daemon.log()), `no stack trace: ${daemon.log()}`);
   },
 });
+
+Deno.test({
+  name:
+    "SIGTERM cancels a pull whose registry stalls: the daemon exits and the client is told it is shutting down",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "large", { repo: "library/big" });
+    await using proxy = startProxy(registry.url, {
+      stallAfter: (req) =>
+        req.method === "GET" && new URL(req.url).pathname.includes("/blobs/") ? 1 << 20 : undefined,
+    });
+    await using daemon = await startDaemon({ registry: proxy });
+    const pull = daemon.tug(["images", "pull", "big"]);
+    while (!proxy.requests.some((r) => r.path.includes("/blobs/") && r.status === 200)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // A bound for the old behaviour (waiting for the stalled pull for good), not a timing check.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stopped = await Promise.race([
+      daemon.stop(),
+      new Promise<"hung">((r) => timer = setTimeout(() => r("hung"), 60_000)),
+    ]);
+    clearTimeout(timer);
+    if (stopped === "hung") await daemon.kill9();
+    assertEquals(stopped, 0, "the daemon exits on SIGTERM with a pull in flight");
+    const r = await pull;
+    assertEquals(r.code, 1);
+    assertStringIncludes(r.stderr, "Pull big: the daemon is shutting down");
+    assertStringIncludes(daemon.log(), "the daemon is shutting down");
+  },
+});
