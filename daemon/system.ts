@@ -96,14 +96,15 @@ export async function systemDf(ctx: DaemonContext, options: InNamespace): Promis
   const usage = await images.usage({ namespace });
   const containers = images.db.containers.list(namespace);
   const used = new Set(containers.map((c) => c.image).filter((i) => i !== undefined));
-  let imageSize = 0, reclaimable = 0, active = 0;
-  for (const i of usage.images) {
-    imageSize += i.size;
-    if (used.has(i.name)) active++;
-    else reclaimable += i.unique;
-  }
+  const active = usage.images.filter((i) => used.has(i.name)).length;
   return {
-    images: { count: usage.images.length, size: imageSize, reclaimable, active },
+    images: {
+      count: usage.images.length,
+      // Each blob and snapshot once, and what removing every image no container uses would free.
+      size: usage.imagesSize,
+      reclaimable: usage.unusedImagesSize,
+      active,
+    },
     containers: { count: containers.length },
     content: usage.content,
     snapshots: usage.snapshots,

@@ -195,6 +195,13 @@ Deno.test({
     const df = JSON.parse(await ok(daemon, ["system", "df", "--json"]));
     assertEquals([df.images.count, df.content.count, df.snapshots.count], [1, 3, 1]);
     assertStringIncludes(await ok(daemon, ["system", "df"]), "Images");
+    // Two names of one image: its bytes count once, and with no container all are reclaimable.
+    await ok(daemon, ["images", "tag", BUSYBOX, "docker.io/library/busybox:copy"]);
+    const two = JSON.parse(await ok(daemon, ["system", "df", "--json"]));
+    assertEquals(two.images.count, 2);
+    assertEquals(two.images.size, two.content.size + two.snapshots.size);
+    assertEquals(two.images.reclaimable, two.images.size);
+    await ok(daemon, ["images", "rm", "docker.io/library/busybox:copy"]);
     assertEquals((await ok(daemon, ["content", "ls", "-q"])).split("\n").filter(Boolean).length, 3);
     assertStringIncludes(await ok(daemon, ["snapshots", "ls"]), "committed");
 

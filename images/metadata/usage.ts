@@ -35,6 +35,14 @@ export interface UsageTotal {
 /** Disk usage of a namespace. */
 export interface DiskUsage {
   images: ImageUsage[];
+  /** The bytes all the images use together: each blob and snapshot once, however many images share it. */
+  imagesSize: number;
+  /**
+   * The bytes of `imagesSize` that no image a container of the namespace was
+   * made from uses: what removing every such image would free (as Docker's
+   * reclaimable; blobs other namespaces also record excluded).
+   */
+  unusedImagesSize: number;
   /** Every blob the namespace records, each once. */
   content: UsageTotal;
   /** Every snapshot the namespace records, each once. */
@@ -112,6 +120,19 @@ export async function diskUsage(
     name: image.name,
     keys: mark(state, imageRoots(image), cache).marked,
   }));
+  const usedNames = new Set(
+    state.containers.filter((c) => c.namespace === namespace && c.image !== null).map((c) =>
+      c.image!
+    ),
+  );
+  const allKeys = new Set<string>();
+  const usedKeys = new Set<string>();
+  for (const { name, keys } of perImage) {
+    for (const k of keys) {
+      allKeys.add(k);
+      if (usedNames.has(name)) usedKeys.add(k);
+    }
+  }
   const users = new Map<string, number>();
   for (const { keys } of perImage) for (const k of keys) users.set(k, (users.get(k) ?? 0) + 1);
 
@@ -164,6 +185,14 @@ export async function diskUsage(
   for (const rec of state.content.values()) {
     if (rec.namespace !== namespace) recordedElsewhere.add(rec.digest);
   }
+  let imagesSize = 0, unusedImagesSize = 0;
+  for (const k of allKeys) {
+    const size = sizes.get(k) ?? 0;
+    imagesSize += size;
+    if (usedKeys.has(k)) continue;
+    if (k.startsWith("c\0") && recordedElsewhere.has(k.split("\0")[2]!)) continue;
+    unusedImagesSize += size;
+  }
   let reclaimable = staleIngests;
   for (const [k, s] of sizes) {
     if (live.has(k)) continue;
@@ -172,6 +201,8 @@ export async function diskUsage(
   }
   return {
     images,
+    imagesSize,
+    unusedImagesSize,
     content,
     snapshots,
     ingests,

@@ -79,6 +79,23 @@ Deno.test("diskUsage() counts each image's blobs and snapshots, and shared bytes
     assertEquals(usage.content, { count: 7, size: allContent });
     assertEquals(usage.snapshots, { count: 1, size: snap });
     assertEquals(usage.ingests, { count: 0, size: 0 });
+    // All images together: shared bytes once; with no container, removing them all frees it all.
+    const images = allContent - junk.size + snap;
+    assertEquals(usage.imagesSize, images);
+    assertEquals(usage.unusedImagesSize, images);
+    // A container made from b:1 keeps what b uses (the shared layer too); a's own blobs go.
+    db.containers.create("default", {
+      id: "c1",
+      image: "b:1",
+      spec: { ociVersion: "1.1.0" },
+      runtime: { name: "io.tug.runtime.v1" },
+    });
+    const withContainer = await diskUsage(db, "default", {
+      content: backend,
+      snapshotters: [native],
+    });
+    assertEquals(withContainer.imagesSize, images);
+    assertEquals(withContainer.unusedImagesSize, mA.size + configA.size + onlyA.size);
     assertEquals(usage.size, allContent + snap);
     assertEquals(usage.reclaimable, junk.size);
   } finally {
