@@ -239,7 +239,7 @@ export interface GcResultInfo {
 export interface PruneResultInfo {
   images: string[];
   gc: GcResultInfo;
-  /** Bytes the namespace uses less than before. */
+  /** Bytes deleted from the disk by the collection (a blob another namespace records stays). */
   reclaimed: number;
 }
 

@@ -225,7 +225,11 @@ export interface PruneResult {
   /** Images removed. */
   images: string[];
   gc: GcResult;
-  /** Bytes the namespace uses less than before. */
+  /**
+   * Bytes deleted from the disk: blobs and snapshots no namespace records any
+   * more (a blob another namespace also records stays), and stale ingests.
+   * The collection is the whole store's, so garbage of other namespaces counts too.
+   */
   reclaimed: number;
 }
 
@@ -1147,12 +1151,16 @@ export class ImageService {
     });
   }
 
-  /** Collects garbage across every namespace (one collection at a time). */
-  gc(): Promise<GcResult> {
+  /**
+   * Collects garbage across every namespace (one collection at a time); with
+   * `measure`, also counts the bytes it deletes from the disk (`freed`).
+   */
+  gc(options: { measure?: boolean } = {}): Promise<GcResult> {
     const run = this.#gc.catch(() => {}).then(() =>
       collectGarbage(this.db, {
         content: this.content,
         snapshotters: [...this.#snapshotters.values()],
+        ...(options.measure ? { measure: true } : {}),
       })
     );
     this.#gc = run;
@@ -1162,7 +1170,6 @@ export class ImageService {
   /** Removes unused images (with `all`) and collects garbage. */
   async prune(options: PruneOptions = {}): Promise<PruneResult> {
     const namespace = ns(options);
-    const before = (await this.usage({ namespace })).size;
     const removed: string[] = [];
     if (options.all) {
       const used = new Set(
@@ -1176,9 +1183,8 @@ export class ImageService {
         }
       });
     }
-    const gc = await this.gc();
-    const after = (await this.usage({ namespace })).size;
-    return { images: removed, gc, reclaimed: Math.max(0, before - after) };
+    const gc = await this.gc({ measure: true });
+    return { images: removed, gc, reclaimed: gc.freed ?? 0 };
   }
 
   /** Closes what {@link ImageService.open} opened. */

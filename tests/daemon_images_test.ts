@@ -207,6 +207,16 @@ Deno.test({
 
     const nothing = await ok(daemon, ["images", "prune"]);
     assertStringIncludes(nothing, "reclaimed 0 B");
+    // The same image in another namespace: pruning it there frees its snapshot only (the blobs
+    // stay, recorded here), and says so.
+    await ok(daemon, ["-n", "other", "images", "pull", "busybox"]);
+    const snapshot = JSON.parse(await ok(daemon, ["-n", "other", "snapshots", "usage", "--json"]));
+    assertEquals(snapshot.length, 1);
+    const there = JSON.parse(
+      await ok(daemon, ["-n", "other", "images", "prune", "--all", "--json"]),
+    );
+    assertEquals([there.gc.blobs, there.gc.snapshots], [0, 1]);
+    assertEquals(there.reclaimed, snapshot[0].size);
     const pruned = await ok(daemon, ["images", "prune", "--all"]);
     assertStringIncludes(pruned, `removed ${BUSYBOX}`);
     assertMatch(pruned, /reclaimed [1-9][0-9.]* [KM]iB \(3 blobs, 1 snapshots\)/);
