@@ -124,7 +124,14 @@ export interface GlobalOptions {
 
 /** The global options from parsed flags and the environment. */
 export function globalOptions(args: ParsedArgs): GlobalOptions {
-  const ns = stringFlag(args, "namespace") ?? Deno.env.get("TUG_NAMESPACE");
+  const flag = stringFlag(args, "namespace");
+  if (flag === "") {
+    // As ctr: an empty -n is a mistake (an unset variable), not a request for the default.
+    throw new InvalidArgument(
+      'Invalid namespace "": -n/--namespace needs a name (leave it out for default)',
+    );
+  }
+  const ns = flag ?? Deno.env.get("TUG_NAMESPACE");
   const timeout = stringFlag(args, "timeout");
   return {
     address: stringFlag(args, "address") ?? Deno.env.get("TUG_ADDRESS") ?? DEFAULT_ADDRESS,

@@ -56,6 +56,14 @@ Deno.test("globalOptions() reads the flags, then TUG_ADDRESS and TUG_NAMESPACE, 
       InvalidArgument,
       "Invalid --timeout",
     );
+    // An empty -n is refused, as ctr does, not taken as the default (nor TUG_NAMESPACE).
+    for (const args of [["-n", ""], ["--namespace="]]) {
+      assertThrows(
+        () => globalOptions(parseArgs(args, GLOBAL_FLAGS)),
+        InvalidArgument,
+        'Invalid namespace "": -n/--namespace needs a name',
+      );
+    }
   } finally {
     for (const [k, v] of [["TUG_ADDRESS", saved.a], ["TUG_NAMESPACE", saved.n]] as const) {
       if (v === undefined) Deno.env.delete(k);

@@ -21,7 +21,7 @@
  */
 
 import { join } from "../util/path.ts";
-import { InvalidArgument, NotFound } from "../errors.ts";
+import { FailedPrecondition, InvalidArgument, NotFound } from "../errors.ts";
 // The archive code (tar-stream, node:zlib) is imported by import() and export() when called.
 import type { ArchiveFormat } from "./archive/mod.ts";
 import { LocalContentStore } from "./content/local.ts";
@@ -45,7 +45,12 @@ import {
   storeSmall,
   streamChunks,
 } from "./registry/fetch.ts";
-import { defaultPlatform, type PlatformMatcher, platformMatcher } from "./registry/platforms.ts";
+import {
+  defaultPlatform,
+  formatPlatform,
+  type PlatformMatcher,
+  platformMatcher,
+} from "./registry/platforms.ts";
 import type { TransferProgress } from "./registry/progress.ts";
 import { pushImage, type PushResult } from "./registry/push.ts";
 import { formatReference, parseReference, type Reference } from "./registry/reference.ts";
@@ -575,12 +580,32 @@ export class ImageService {
     return sn;
   }
 
-  /** The image record `name` (as given, or normalized: `busybox` finds `docker.io/library/busybox:latest`). */
+  /**
+   * The image record `name` (as given, or normalized: `busybox` finds
+   * `docker.io/library/busybox:latest`), or for `sha256:<64 hex>` the one
+   * image whose target has that digest (the DIGEST `images ls` shows; as
+   * Docker takes an image by its ID). Several images of that digest are
+   * refused (FailedPrecondition): name one.
+   */
   #find(namespace: string, name: string): Image {
     try {
       return this.db.images.get(namespace, name);
     } catch (err) {
       if (!(err instanceof NotFound)) throw err;
+      if (/^sha256:[0-9a-f]{64}$/.test(name)) {
+        const matches = this.db.images.list(namespace).filter((i) => i.target.digest === name);
+        if (matches.length === 0) {
+          throw new NotFound(`No such image ${name} in namespace ${namespace}`, { cause: err });
+        }
+        if (matches.length > 1) {
+          throw new FailedPrecondition(
+            `Image ${name} has ${matches.length} names in namespace ${namespace} (${
+              matches.map((i) => i.name).join(", ")
+            }): name the one you mean`,
+          );
+        }
+        return matches[0]!;
+      }
       let normalized: string;
       try {
         normalized = normalize(name);
@@ -663,6 +688,7 @@ export class ImageService {
           const resolved = await this.#resolvePlan(reference, content, {
             platform: platform === "all" ? defaultPlatform() : platform,
             optional: platform === "all",
+            strict: options.platform !== undefined && options.platform !== "all",
             signal: abort.signal,
           });
           plan = resolved.plan;
@@ -754,7 +780,7 @@ export class ImageService {
   async #resolvePlan(
     reference: Reference,
     content: ContentStore,
-    options: { platform: Platform; optional: boolean; signal: AbortSignal },
+    options: { platform: Platform; optional: boolean; strict?: boolean; signal: AbortSignal },
   ): Promise<{ target: Descriptor; plan?: UnpackPlan }> {
     const sig = { signal: options.signal };
     const resolved = await this.registry.resolve(reference, sig);
@@ -778,6 +804,25 @@ export class ImageService {
       throw new InvalidArgument(`Pull ${resolved.name}: manifest ${manifest.digest} has no config`);
     }
     const config = await this.#config(reference, doc.config, content, options.signal);
+    if (options.strict && !isIndexType(target.mediaType)) {
+      // An image without an index, asked for another platform: refused before anything unpacks.
+      const c = parseJson<{ os?: unknown; architecture?: unknown; variant?: unknown }>(
+        config,
+        `config ${doc.config.digest}`,
+      );
+      const have: Platform = {
+        os: typeof c.os === "string" ? c.os : "",
+        architecture: typeof c.architecture === "string" ? c.architecture : "",
+        ...(typeof c.variant === "string" && c.variant ? { variant: c.variant } : {}),
+      };
+      if (!platformMatcher(options.platform).match(have)) {
+        throw new NotFound(
+          `${resolved.name} is an image for ${formatPlatform(have)}, not for ${
+            formatPlatform(options.platform)
+          } (it has no index of platforms to choose from)`,
+        );
+      }
+    }
     return { target, plan: planOf(manifest, bytes, config) };
   }
 

@@ -528,3 +528,38 @@ Deno.test({
     assertStringIncludes(daemon.log(), "the daemon is shutting down");
   },
 });
+
+Deno.test({
+  name:
+    "clear errors: an empty namespace, an unknown digest, an uppercase path, another platform (nothing unpacked); rm by digest works",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "single", { repo: "library/busybox" });
+    await using daemon = await startDaemon({ registry });
+    await fails(daemon, ["-n", "", "images", "ls"], 'Invalid namespace "": -n/--namespace needs');
+    const zero = `sha256:${"0".repeat(64)}`;
+    const missing = await daemon.tug(["images", "rm", zero]);
+    assertEquals(missing.code, 1);
+    assertStringIncludes(missing.stderr, `No such image ${zero}`);
+    assert(!missing.stderr.includes("docker.io/library/sha256"), missing.stderr);
+    await fails(
+      daemon,
+      ["images", "pull", "UPPER/Case:tag"],
+      'invalid reference format: repository name "UPPER/Case" must be lowercase',
+    );
+
+    await ok(daemon, ["images", "pull", "busybox"]);
+    const other = await daemon.tug(["images", "pull", "--platform", "linux/arm64", "busybox"]);
+    assertEquals(other.code, 1);
+    assertStringIncludes(other.stderr, "not for linux/arm64");
+    assert(!other.stdout.includes("unpacked"), `nothing unpacked: ${other.stdout}`);
+
+    const digest = JSON.parse(await ok(daemon, ["images", "ls", "--json"]))[0].target.digest;
+    await ok(daemon, ["images", "tag", BUSYBOX, "docker.io/library/busybox:copy"]);
+    await fails(daemon, ["images", "rm", digest], "has 2 names");
+    await ok(daemon, ["images", "rm", "docker.io/library/busybox:copy"]);
+    await ok(daemon, ["images", "rm", digest]);
+    assertEquals(await names(daemon), []);
+  },
+});

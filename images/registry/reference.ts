@@ -12,7 +12,9 @@
  * | `x:1@sha256:…`               | keeps the tag for display; resolves by digest |
  *
  * The first path component is a registry host when it contains `.` or `:`,
- * is `localhost`, or has uppercase letters; otherwise the name is on Docker Hub.
+ * or is `localhost`; otherwise the name is on Docker Hub (as Docker's
+ * reference parser since 2023: `UPPER/Case` is a repository named in
+ * uppercase, not a host `UPPER`).
  * Docker Hub itself is served by `registry-1.docker.io` (see hosts.ts).
  *
  * @module
@@ -76,7 +78,7 @@ function splitDockerDomain(name: string): [string, string] {
     [domain, remote] = [maybeDomain, rest];
   } else if (maybeDomain === LEGACY_DEFAULT_DOMAIN) {
     [domain, remote] = [DEFAULT_DOMAIN, rest];
-  } else if (/[.:]/.test(maybeDomain) || maybeDomain.toLowerCase() !== maybeDomain) {
+  } else if (/[.:]/.test(maybeDomain)) {
     [domain, remote] = [maybeDomain, rest];
   } else {
     [domain, remote] = [DEFAULT_DOMAIN, name];
@@ -103,7 +105,7 @@ export function parseReference(ref: string): Reference {
   const end = [colon, at].filter((i) => i >= 0).reduce((a, b) => Math.min(a, b), remainder.length);
   const remote = remainder.slice(0, end);
   if (remote.toLowerCase() !== remote) {
-    throw invalid(ref, `repository name "${remote}" must be lowercase`);
+    throw invalid(ref, `invalid reference format: repository name "${remote}" must be lowercase`);
   }
   const full = `${domainPart}/${remainder}`;
   const m = REFERENCE.exec(full);

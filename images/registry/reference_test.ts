@@ -27,7 +27,6 @@ Deno.test("parseReference() normalises references as Docker does", () => {
     ["127.0.0.1:5000/a/b:t", "127.0.0.1:5000/a/b:t", "127.0.0.1:5000/a/b:t"],
     ["quay.io/coreos/etcd", "quay.io/coreos/etcd:latest", "quay.io/coreos/etcd:latest"],
     ["[::1]:5000/x", "[::1]:5000/x:latest", "[::1]:5000/x:latest"],
-    ["Example/x", "Example/x:latest", "Example/x:latest"],
     [`host:5000/a/b@${D}`, `host:5000/a/b@${D}`, `host:5000/a/b@${D}`],
     [`busybox:1@${D}`, `docker.io/library/busybox:1@${D}`, `busybox:1@${D}`],
     [`busybox@${D}`, `docker.io/library/busybox@${D}`, `busybox@${D}`],
@@ -61,6 +60,9 @@ Deno.test("parseReference() refuses invalid references and says why", () => {
     ["", "empty"],
     ["Busybox", "must be lowercase"],
     ["docker.io/User/app", "must be lowercase"],
+    // The whole path is named: UPPER is no registry host (it has neither . nor :).
+    ["Example/x", "must be lowercase"],
+    ["UPPER/Case:tag", 'invalid reference format: repository name "UPPER/Case" must be lowercase'],
     ["a".repeat(64), "image ID"],
     ["busybox:", 'tag ""'],
     ["a_b.c/x", 'registry host "a_b.c"'],
