@@ -21,6 +21,7 @@ import type {
 } from "./types.ts";
 import { decodeError } from "./http.ts";
 import { Internal, Unavailable } from "../errors.ts";
+import { passThrough } from "../util/streams.ts";
 
 /** Options for {@link ImagesClient.pull}. */
 export interface PullOptions extends Omit<PullRequest, "ref"> {
@@ -166,30 +167,15 @@ export class ImagesClient {
     if (!res.body) return new ReadableStream({ start: (c) => c.close() });
     // The status was 200 before the daemon read a blob: a failure after that (or the daemon's
     // shutdown) can only end the connection, which fetch reports as a bare "error reading a body".
-    const reader = res.body.getReader();
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          const r = await reader.read();
-          if (r.done) controller.close();
-          else controller.enqueue(r.value);
-        } catch (err) {
-          if (options.signal?.aborted) {
-            controller.error(err);
-            return;
-          }
-          controller.error(
-            new Unavailable(
-              `Export ${
-                names.join(", ")
-              }: the daemon broke off the archive (a failure or its shutdown; its log says which)`,
-              { cause: err },
-            ),
-          );
-        }
-      },
-      cancel: (reason) => reader.cancel(reason),
-    }, { highWaterMark: 0 });
+    return passThrough(res.body, {
+      error: (err) =>
+        options.signal?.aborted ? err : new Unavailable(
+          `Export ${
+            names.join(", ")
+          }: the daemon broke off the archive (a failure or its shutdown; its log says which)`,
+          { cause: err },
+        ),
+    });
   }
 
   /** Collects garbage; with `all`, first removes every image no container uses. */

@@ -39,6 +39,7 @@ import type {
 } from "../images/mod.ts";
 import type { DaemonContext } from "./context.ts";
 import { formatLogLine } from "./log.ts";
+import { passThrough } from "../util/streams.ts";
 
 /** The namespace an operation works in. */
 export interface InNamespace {
@@ -380,34 +381,6 @@ export async function tagImage(
   return (await infos(images, request.namespace, [image]))[0]!;
 }
 
-/** `input`, failing with Unavailable when the daemon shuts down (an upload that stalls would hold it up). */
-function untilShutdown(
-  ctx: DaemonContext,
-  input: ReadableStream<Uint8Array>,
-): ReadableStream<Uint8Array> {
-  const reader = input.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const shutdown = Promise.withResolvers<never>();
-      const onAbort = () =>
-        shutdown.reject(new Unavailable("Import images: the daemon is shutting down"));
-      if (ctx.signal.aborted) onAbort();
-      else ctx.signal.addEventListener("abort", onAbort, { once: true });
-      try {
-        const r = await Promise.race([reader.read(), shutdown.promise]);
-        if (r.done) controller.close();
-        else controller.enqueue(r.value);
-      } catch (err) {
-        controller.error(err);
-        reader.cancel(err).catch(() => {});
-      } finally {
-        ctx.signal.removeEventListener("abort", onAbort);
-      }
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
-}
-
 /**
  * Imports an OCI layout or `docker save` tar; publishes an event per image.
  * Nothing is half-imported. The daemon's shutdown ends an upload in progress.
@@ -420,7 +393,12 @@ export async function importImages(
   const images = await ctx.images();
   const { namespace } = options;
   const before = new Set(images.list({ namespace }).map((i) => i.name));
-  const result = await images.import(untilShutdown(ctx, input), {
+  // An upload that stalls would hold the daemon's shutdown up.
+  const upload = passThrough(input, {
+    signal: ctx.signal,
+    error: (err) => shutdownError(ctx, "Import images", err),
+  });
+  const result = await images.import(upload, {
     namespace,
     ...(options.name !== undefined ? { name: options.name } : {}),
     ...(options.unpack === false ? { unpack: false } : {}),
@@ -459,10 +437,25 @@ export async function exportImages(
       ? { platforms: platformMatcher(parsePlatform(options.platform)) }
       : {}),
   });
-  return guardExport(ctx, tar, () => {
-    // The lease is gone: what was removed meanwhile is collectable now.
-    if (names.some((n) => !existing(images, namespace, n))) ctx.scheduleGc();
-  }, { namespace, images: names.join(" ") });
+  const fields = { namespace, images: names.join(" ") };
+  return passThrough(tar, {
+    signal: ctx.signal,
+    // Deno.serve prints a response body's error on stderr (the daemon's log) and breaks the
+    // connection off, which the client reports as an archive broken off.
+    error: (err) =>
+      new LoggedError(
+        formatLogLine("error", "export failed", {
+          ...fields,
+          error: String((err as Error)?.message ?? err),
+        }),
+        err,
+      ),
+    end: (how) => {
+      if (how === "cancelled") ctx.log.debug("export cancelled by the client", fields);
+      // The lease is gone: what was removed meanwhile is collectable now.
+      if (names.some((n) => !existing(images, namespace, n))) ctx.scheduleGc();
+    },
+  });
 }
 
 /** An error whose printing (Deno.serve prints a body stream's error) is one log line, no stack. */
@@ -475,68 +468,6 @@ class LoggedError extends Error {
   [Symbol.for("Deno.customInspect")](): string {
     return this.line;
   }
-}
-
-/**
- * Passes `tar` on, ending it on the daemon's shutdown; calls `done` once at
- * its end (complete, failed or cancelled). A failure errors the stream with
- * a {@link LoggedError}: Deno.serve prints a response body's error on stderr
- * (the daemon's log) and breaks the connection off, which the client reports
- * as an archive broken off.
- */
-function guardExport(
-  ctx: DaemonContext,
-  tar: ReadableStream<Uint8Array>,
-  done: () => void,
-  fields: Record<string, string>,
-): ReadableStream<Uint8Array> {
-  const reader = tar.getReader();
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  let finished = false;
-  const finish = () => {
-    if (finished) return false;
-    finished = true;
-    ctx.signal.removeEventListener("abort", onShutdown);
-    done();
-    return true;
-  };
-  const fail = (err: unknown) => {
-    if (!finish()) return;
-    const error = String((err as Error)?.message ?? err);
-    controller.error(
-      new LoggedError(formatLogLine("error", "export failed", { ...fields, error }), err),
-    );
-    reader.cancel(err).catch(() => {});
-  };
-  const onShutdown = () => fail(ctx.signal.reason);
-  return new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
-      if (ctx.signal.aborted) onShutdown();
-      else ctx.signal.addEventListener("abort", onShutdown, { once: true });
-    },
-    async pull(c) {
-      let r: ReadableStreamReadResult<Uint8Array>;
-      try {
-        r = await reader.read();
-      } catch (err) {
-        fail(err);
-        return;
-      }
-      if (finished) return;
-      if (r.done) {
-        finish();
-        c.close();
-      } else {
-        c.enqueue(r.value);
-      }
-    },
-    cancel(reason) {
-      if (!finish()) return;
-      ctx.log.debug("export cancelled by the client", fields);
-      reader.cancel(reason).catch(() => {});
-    },
-  }, { highWaterMark: 0 });
 }
 
 /** Collects garbage (and with `all`, first removes images no container uses); publishes `/images/delete` per image. */

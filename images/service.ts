@@ -21,6 +21,7 @@
  */
 
 import { join } from "../util/path.ts";
+import { passThrough } from "../util/streams.ts";
 import { FailedPrecondition, InvalidArgument, NotFound } from "../errors.ts";
 // The archive code (tar-stream, node:zlib) is imported by import() and export() when called.
 import type { ArchiveFormat } from "./archive/mod.ts";
@@ -306,45 +307,6 @@ function planOf(
     );
   }
   return { manifest, config: doc.config, layers: doc.layers, diffIds, chainIds: chainIds(diffIds) };
-}
-
-/** `stream`, calling `done` once when it ends, fails or is cancelled. */
-function onEnd(
-  stream: ReadableStream<Uint8Array>,
-  done: () => void,
-): ReadableStream<Uint8Array> {
-  const reader = stream.getReader();
-  let ended = false;
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    done();
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let r: ReadableStreamReadResult<Uint8Array>;
-      try {
-        r = await reader.read();
-      } catch (err) {
-        end();
-        controller.error(err);
-        return;
-      }
-      if (r.done) {
-        end();
-        controller.close();
-      } else {
-        controller.enqueue(r.value);
-      }
-    },
-    async cancel(reason) {
-      try {
-        await reader.cancel(reason);
-      } finally {
-        end();
-      }
-    },
-  }, { highWaterMark: 0 });
 }
 
 /**
@@ -648,18 +610,32 @@ export class ImageService {
     purpose: string,
     fn: (lease: string) => Promise<T>,
   ): Promise<T> {
-    const lease = this.db.leases.create(namespace, {
-      expiresIn: this.#leaseExpiry,
-      labels: { [LEASE_PURPOSE_LABEL]: purpose.slice(0, 1000) },
-    });
+    const lease = this.#takeLease(namespace, purpose);
     try {
       return await fn(lease.id);
     } finally {
-      // Gone already only if garbage collection found it expired; either way it protects nothing now.
-      if (this.db.leases.list(namespace).some((l) => l.id === lease.id)) {
-        this.db.leases.delete(namespace, lease.id);
-      }
+      lease.release();
     }
+  }
+
+  /** A new lease in `namespace`, and its removal (once; later calls do nothing). */
+  #takeLease(namespace: string, purpose: string): { id: string; release(): void } {
+    const { id } = this.db.leases.create(namespace, {
+      expiresIn: this.#leaseExpiry,
+      labels: { [LEASE_PURPOSE_LABEL]: purpose.slice(0, 1000) },
+    });
+    let released = false;
+    return {
+      id,
+      release: () => {
+        if (released) return;
+        released = true;
+        // Gone already only if garbage collection found it expired; either way it protects nothing now.
+        if (this.db.leases.list(namespace).some((l) => l.id === id)) {
+          this.db.leases.delete(namespace, id);
+        }
+      },
+    };
   }
 
   /**
@@ -1159,20 +1135,7 @@ export class ImageService {
     const namespace = ns(options);
     const { exportArchive } = await import("./archive/mod.ts");
     const images = names.map((n) => this.#find(namespace, n));
-    const lease = this.db.leases.create(namespace, {
-      expiresIn: this.#leaseExpiry,
-      labels: {
-        [LEASE_PURPOSE_LABEL]: `export ${images.map((i) => i.name).join(" ")}`.slice(0, 1000),
-      },
-    });
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      if (this.db.leases.list(namespace).some((l) => l.id === lease.id)) {
-        this.db.leases.delete(namespace, lease.id);
-      }
-    };
+    const lease = this.#takeLease(namespace, `export ${images.map((i) => i.name).join(" ")}`);
     let tar: ReadableStream<Uint8Array>;
     try {
       this.#hold(namespace, lease.id, images);
@@ -1182,10 +1145,10 @@ export class ImageService {
         dockerPlatform: platformMatcher(defaultPlatform()),
       });
     } catch (err) {
-      release();
+      lease.release();
       throw err;
     }
-    return onEnd(tar, release);
+    return passThrough(tar, { end: lease.release });
   }
 
   /** Disk usage of the namespace, per image and in total. */
