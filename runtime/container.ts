@@ -11,6 +11,7 @@
  * @module
  */
 
+import { exists } from "../util/fs.ts";
 import { basename, join, resolve } from "../util/path.ts";
 import {
   CLONE_NEWPID,
@@ -750,18 +751,9 @@ export async function removeIncomplete(
   id: string,
   options: RuntimeOptions & { spec?: Spec },
 ): Promise<boolean> {
-  try {
-    Deno.statSync(containerDir(options.root, id));
-  } catch {
-    return false;
-  }
-  let recorded = true;
-  try {
-    Deno.statSync(join(containerDir(options.root, id), "state.json"));
-  } catch {
-    recorded = false;
-  }
-  if (recorded) {
+  const dir = containerDir(options.root, id);
+  if (!exists(dir)) return false;
+  if (exists(join(dir, "state.json"))) {
     await deleteContainer(id, { ...options, force: true });
     return true;
   }

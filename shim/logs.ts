@@ -8,6 +8,8 @@
  * @module
  */
 
+import { concat } from "../util/bytes.ts";
+
 /** One line of a container's output. */
 export interface LogEntry {
   /** The text, with its trailing newline when the line was complete. */
@@ -353,20 +355,11 @@ function rotatedAfter(
 /** What can be read from `file` now, to its current end. */
 async function readToEnd(file: Deno.FsFile): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  let size = 0;
   for (;;) {
     const buf = new Uint8Array(256 * 1024);
     const n = await file.read(buf);
     if (n === null) break;
     parts.push(buf.subarray(0, n));
-    size += n;
   }
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concat(parts);
 }

@@ -41,6 +41,7 @@ import {
 } from "../runtime/container.ts";
 import type { Hook, Process, Spec, State } from "../runtime/spec.ts";
 import { FailedPrecondition as HookFailed } from "../errors.ts";
+import { exists } from "../util/fs.ts";
 import { join } from "../util/path.ts";
 import { forkHook } from "../runtime/hooks.ts";
 import { trace } from "../trace.ts";
@@ -201,15 +202,6 @@ function openFifoWriter(sys: Syscall, path: string): number {
       );
     }
     throw err;
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

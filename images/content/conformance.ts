@@ -20,6 +20,7 @@ import { AlreadyExists, Conflict, InvalidArgument, NotFound } from "../../errors
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../../tests/assert.ts";
 import type { ContentInfo, ContentStore, Digest } from "../types.ts";
 import { digestOf } from "./digest.ts";
+import { concat } from "../../util/bytes.ts";
 
 /** A store under test and how to dispose of it. */
 export interface ContentStoreFixture {
@@ -54,18 +55,8 @@ function randomBytes(size: number): Uint8Array {
 
 async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    parts.push(chunk);
-    size += chunk.length;
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  for await (const chunk of stream) parts.push(chunk);
+  return concat(parts);
 }
 
 async function put(

@@ -40,6 +40,7 @@ import {
   referenceObject,
 } from "./reference.ts";
 import { Transport } from "./transport.ts";
+import { concat } from "../../util/bytes.ts";
 
 /** The largest manifest tug reads (containerd's limit). */
 export const MAX_MANIFEST_SIZE = 4 << 20;
@@ -216,13 +217,7 @@ async function readLimited(
     if (size > limit) throw new InvalidArgument(`read ${what} failed: larger than ${limit} bytes`);
     parts.push(chunk);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 /** The media type of a manifest from the response's Content-Type, or from its JSON when that is generic. */
