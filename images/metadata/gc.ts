@@ -51,7 +51,8 @@ export interface GcResult {
   freed?: number;
 }
 
-const DAY = 24 * 60 * 60 * 1000;
+/** How long an ingest no lease holds is kept after its last write, by default: a partial download stays resumable. */
+export const INGEST_GRACE_PERIOD = 24 * 60 * 60 * 1000;
 
 /**
  * Collects garbage across every namespace of `db` (see the module
@@ -61,7 +62,7 @@ const DAY = 24 * 60 * 60 * 1000;
  */
 export async function collectGarbage(db: MetadataStore, options: GcOptions): Promise<GcResult> {
   const now = options.now ?? new Date();
-  const grace = options.ingestGracePeriod ?? DAY;
+  const grace = options.ingestGracePeriod ?? INGEST_GRACE_PERIOD;
   const cache: ChildrenCache = new Map();
   const ingestStatus = new Map<string, IngestStatus>();
   for (const s of await options.content.listIngests()) ingestStatus.set(s.ref, s);
@@ -152,9 +153,9 @@ export async function collectGarbage(db: MetadataStore, options: GcOptions): Pro
     }
     for (const digest of blobs) {
       try {
-        const size = (await options.content.info(digest)).size;
+        const size = options.measure ? (await options.content.info(digest)).size : 0;
         await options.content.delete(digest);
-        if (options.measure) freed += size;
+        freed += size;
         result.blobs.push(digest);
       } catch (err) {
         if (!(err instanceof NotFound)) throw err;
@@ -167,7 +168,7 @@ export async function collectGarbage(db: MetadataStore, options: GcOptions): Pro
       try {
         const size = ingestStatus.get(ref)?.offset ?? 0;
         await options.content.abort(ref);
-        if (options.measure) freed += size;
+        freed += size;
         result.ingests.push(ref);
       } catch (err) {
         if (!(err instanceof NotFound)) throw err;

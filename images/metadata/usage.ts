@@ -10,6 +10,7 @@ import { NotFound } from "../../errors.ts";
 import type { ContentStore, Snapshotter } from "../types.ts";
 import { allRoots, type ChildrenCache, imageRoots, mark, markFully, type State } from "./_graph.ts";
 import type { MetadataStore } from "./db.ts";
+import { INGEST_GRACE_PERIOD } from "./gc.ts";
 
 /** Disk usage of one image. */
 export interface ImageUsage {
@@ -72,8 +73,6 @@ export interface DiskUsageOptions {
   ingestGracePeriod?: number;
   now?: Date;
 }
-
-const DAY = 24 * 60 * 60 * 1000;
 
 /** Measures the disk usage of `namespace` (see the module documentation). */
 export async function diskUsage(
@@ -170,7 +169,7 @@ export async function diskUsage(
   let staleIngests = 0;
   const mine = state.ingests.filter((i) => i.namespace === namespace);
   if (mine.length > 0) {
-    const grace = options.ingestGracePeriod ?? DAY;
+    const grace = options.ingestGracePeriod ?? INGEST_GRACE_PERIOD;
     const status = new Map((await options.content.listIngests()).map((s) => [s.ref, s]));
     for (const ing of mine) {
       const s = status.get(ing.backendRef);
@@ -186,19 +185,15 @@ export async function diskUsage(
     if (rec.namespace !== namespace) recordedElsewhere.add(rec.digest);
   }
   let imagesSize = 0, unusedImagesSize = 0;
+  // A blob another namespace also records stays when this one lets go of it.
+  const stays = (k: string) => k.startsWith("c\0") && recordedElsewhere.has(k.split("\0")[2]!);
   for (const k of allKeys) {
     const size = sizes.get(k) ?? 0;
     imagesSize += size;
-    if (usedKeys.has(k)) continue;
-    if (k.startsWith("c\0") && recordedElsewhere.has(k.split("\0")[2]!)) continue;
-    unusedImagesSize += size;
+    if (!usedKeys.has(k) && !stays(k)) unusedImagesSize += size;
   }
   let reclaimable = staleIngests;
-  for (const [k, s] of sizes) {
-    if (live.has(k)) continue;
-    if (k.startsWith("c\0") && recordedElsewhere.has(k.split("\0")[2]!)) continue;
-    reclaimable += s;
-  }
+  for (const [k, s] of sizes) if (!live.has(k) && !stays(k)) reclaimable += s;
   return {
     images,
     imagesSize,
