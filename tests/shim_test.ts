@@ -15,6 +15,8 @@ interface ShimTest {
   events: ShimEvent[];
   spec(args: string[], modify?: (s: Spec) => void): Spec;
   startShim(): Promise<RpcClient>;
+  /** SIGKILLs the running shim and waits until it is gone. */
+  killShim(): Promise<void>;
 }
 
 async function waitFor(
@@ -27,6 +29,11 @@ async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** True once process `pid` no longer exists. */
+function gone(pid: number): Promise<boolean> {
+  return Deno.stat(`/proc/${pid}`).then(() => false, () => true);
 }
 
 /** Runs `fn` with a shim of its own (group "g") over a busybox rootfs, and tears everything down. */
@@ -74,6 +81,12 @@ async function withShim(fn: (t: ShimTest) => Promise<void>): Promise<void> {
       return s;
     },
     startShim,
+    killShim: async () => {
+      const { pid } = await t.client.call<{ pid: number }>("ping", {});
+      Deno.kill(pid, "SIGKILL");
+      await t.client.closed;
+      await waitFor(() => gone(pid), 5000, "the shim to die");
+    },
   };
   let failure: unknown;
   try {
@@ -281,18 +294,11 @@ Deno.test({
     withShim(async (t) => {
       await t.client.call("create", createParams(t, "c1", t.spec(["sleep", "1000"])));
       await t.client.call("start", { namespace: "default", id: "c1" });
-      const { pid: shimPid } = await t.client.call<{ pid: number }>("ping", {});
       const { pid } = await t.client.call<{ pid: number }>("state", {
         namespace: "default",
         id: "c1",
       });
-      Deno.kill(shimPid, "SIGKILL");
-      await t.client.closed;
-      await waitFor(
-        () => Deno.stat(`/proc/${shimPid}`).then(() => false, () => true),
-        5000,
-        "the shim to die",
-      );
+      await t.killShim();
       assertStringIncludes(await Deno.readTextFile(`/proc/${pid}/cmdline`), "sleep");
       t.client = await t.startShim();
       const list = await t.client.call<{ id: string; status: string }[]>("list", {});
@@ -323,14 +329,7 @@ Deno.test({
         const { pid } = await t.client.call<{ pid: number }>("state", { namespace: "default", id });
         pids.push(pid);
       }
-      const { pid: shimPid } = await t.client.call<{ pid: number }>("ping", {});
-      Deno.kill(shimPid, "SIGKILL");
-      await t.client.closed;
-      await waitFor(
-        () => Deno.stat(`/proc/${shimPid}`).then(() => false, () => true),
-        5000,
-        "the shim to die",
-      );
+      await t.killShim();
       await Deno.remove(`${group}/containers/default/c1.json`);
       await Deno.remove(`${group}/containers/default/c2.json`);
       await Deno.remove(`${group}/runtime/default+c2/state.json`);
@@ -345,11 +344,7 @@ Deno.test({
 
       t.client = await t.startShim();
       for (const pid of pids) {
-        await waitFor(
-          () => Deno.stat(`/proc/${pid}`).then(() => false, () => true),
-          5000,
-          `init ${pid} to be gone`,
-        );
+        await waitFor(() => gone(pid), 5000, `init ${pid} to be gone`);
       }
       assertEquals(mountsUnder(`${group}/bundles`), []);
       assertEquals([...Deno.readDirSync(`${group}/runtime`)], []);
