@@ -29,6 +29,8 @@ import {
   TUG,
 } from "./harness.ts";
 import type { TestRegistry } from "./registry.ts";
+import { assertEquals } from "./assert.ts";
+import type { TaskInfo } from "../mod.ts";
 
 /** Options for {@link startDaemon}. */
 export interface TestDaemonOptions {
@@ -65,6 +67,11 @@ export interface TestDaemon extends AsyncDisposable {
   stop(): Promise<number>;
   /** SIGKILL (the socket file stays behind). */
   kill9(): Promise<void>;
+  /**
+   * Starts a new daemon on this one's directory with the same options (a
+   * restart after a kill or a stop); this one's cleanup cleans it up first.
+   */
+  restart(): Promise<TestDaemon>;
   /**
    * Removes the test's containers, stops the daemon (if running) and its
    * shims, unmounts and removes what is left, and removes the directory
@@ -426,7 +433,29 @@ export async function startDaemon(options: TestDaemonOptions = {}): Promise<Test
     await status;
     await reading;
   };
+  const restarts: TestDaemon[] = [];
+  const restart = async () => {
+    const next = await startDaemon({ ...options, dir });
+    restarts.push(next);
+    return next;
+  };
   const cleanup = async () => {
+    let failure: unknown;
+    for (const next of restarts.splice(0).reverse()) {
+      try {
+        await next.cleanup();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    try {
+      await cleanupSelf();
+    } catch (err) {
+      failure ??= err;
+    }
+    if (failure) throw failure;
+  };
+  const cleanupSelf = async () => {
     const problems: string[] = [];
     let graceful = false;
     if (exited === undefined) {
@@ -460,6 +489,7 @@ export async function startDaemon(options: TestDaemonOptions = {}): Promise<Test
     log: () => log,
     stop,
     kill9,
+    restart,
     cleanup,
     [Symbol.asyncDispose]: cleanup,
   };
@@ -563,4 +593,31 @@ export function showSuppressed(fn: () => Promise<void>): () => Promise<void> {
       throw err;
     }
   };
+}
+
+/** Runs `tug ARGS` against `daemon` (with `stdin`), asserting that it succeeds; its stdout. */
+export async function ok(daemon: TestDaemon, args: string[], stdin?: string): Promise<string> {
+  const r = await daemon.tug(args, stdin === undefined ? {} : { stdin });
+  assertEquals(r.code, 0, `tug ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** The daemon's tasks (`tasks list --json`). */
+export async function tasks(daemon: TestDaemon): Promise<TaskInfo[]> {
+  return JSON.parse(await ok(daemon, ["tasks", "list", "--json"]));
+}
+
+/** Polls `fn` every 50 ms until it gives something other than undefined; throws after `ms`. */
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

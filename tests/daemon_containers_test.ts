@@ -9,10 +9,12 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import {
+  ok,
   shimPids,
   showSuppressed,
   startDaemon,
   type TestDaemon,
+  waitFor,
   waitForSubscribers,
 } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
@@ -30,27 +32,11 @@ interface Task {
   exit?: { exitCode: number; oomKilled?: boolean };
 }
 
-async function ok(daemon: TestDaemon, args: string[], stdin?: string): Promise<string> {
-  const r = await daemon.tug(args, stdin === undefined ? {} : { stdin });
-  assertEquals(r.code, 0, `tug ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
-
 async function fails(daemon: TestDaemon, args: string[], message: string): Promise<void> {
   const r = await daemon.tug(args);
   assert(r.code !== 0, `tug ${args.join(" ")} should fail; it printed ${r.stdout}`);
   assertStringIncludes(r.stderr, message, `tug ${args.join(" ")}`);
   assertMatch(r.stderr, /^tug: /m, "errors are prefixed with tug:");
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function task(daemon: TestDaemon, id: string): Promise<Task | undefined> {

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { startDaemon, type TestDaemon } from "./daemon.ts";
+import { ok, startDaemon, type TestDaemon } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { requires, run, TUG, withTempDir } from "./harness.ts";
 import { startProxy, startRegistry } from "./registry.ts";
@@ -14,12 +14,6 @@ import { startProxy, startRegistry } from "./registry.ts";
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox");
 
 const BUSYBOX = "docker.io/library/busybox:latest";
-
-async function ok(daemon: TestDaemon, args: string[]): Promise<string> {
-  const r = await daemon.tug(args);
-  assertEquals(r.code, 0, `tug ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
 async function fails(daemon: TestDaemon, args: string[], message: string): Promise<void> {
   const r = await daemon.tug(args);

@@ -6,38 +6,25 @@
 
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { shimPids, showSuppressed, startDaemon, type TestDaemon } from "./daemon.ts";
+import {
+  ok,
+  shimPids,
+  showSuppressed,
+  startDaemon,
+  tasks,
+  type TestDaemon,
+  waitFor,
+} from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { ownCgroups, requires } from "./harness.ts";
 import { startRegistry, type TestRegistry } from "./registry.ts";
-import type { TaskInfo } from "../mod.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox", "cgroup1");
 
 const BUSYBOX = "docker.io/library/busybox:latest";
 
-async function ok(daemon: TestDaemon, args: string[]): Promise<string> {
-  const r = await daemon.tug(args);
-  assertEquals(r.code, 0, `tug ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
-
-async function tasks(daemon: TestDaemon): Promise<TaskInfo[]> {
-  return JSON.parse(await ok(daemon, ["tasks", "list", "--json"]));
-}
-
 async function containerIds(daemon: TestDaemon): Promise<string[]> {
   return (await ok(daemon, ["containers", "list", "-q"])).split("\n").filter(Boolean);
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Pids in the container's pids cgroup (v1 here); none once the cgroup is gone. */
@@ -143,35 +130,26 @@ Deno.test({
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
     await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    const first = await startDaemon({ registry });
-    const dir = first.dir;
-    let second: TestDaemon | undefined;
-    try {
-      await ok(first, ["images", "pull", BUSYBOX]);
-      // One task ends while the daemon is down, the other after the restart.
-      const clis = [
-        first.tug(["run", "--rm", BUSYBOX, "short", "sleep", "1"]),
-        first.tug(["run", "--rm", BUSYBOX, "long", "sleep", "5"]),
-      ];
-      await waitFor("both tasks running", async () => {
-        const t = await tasks(first);
-        return t.filter((x) => x.status === "running").length === 2 ? true : undefined;
-      });
-      await first.kill9();
-      await Promise.all(clis); // they fail: their daemon went away
-      await new Promise((r) => setTimeout(r, 2000));
-      second = await startDaemon({ dir, registry });
-      const daemon = second;
-      await waitFor("both containers removed", async () => {
-        const ids = await containerIds(daemon);
-        return ids.length === 0 ? true : undefined;
-      });
-      assertEquals(await tasks(daemon), []);
-    } finally {
-      await second?.cleanup();
-      await first.cleanup();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+    await using first = await startDaemon({ registry });
+    await ok(first, ["images", "pull", BUSYBOX]);
+    // One task ends while the daemon is down, the other after the restart.
+    const clis = [
+      first.tug(["run", "--rm", BUSYBOX, "short", "sleep", "1"]),
+      first.tug(["run", "--rm", BUSYBOX, "long", "sleep", "5"]),
+    ];
+    await waitFor("both tasks running", async () => {
+      const t = await tasks(first);
+      return t.filter((x) => x.status === "running").length === 2 ? true : undefined;
+    });
+    await first.kill9();
+    await Promise.all(clis); // they fail: their daemon went away
+    await new Promise((r) => setTimeout(r, 2000));
+    const daemon = await first.restart();
+    await waitFor("both containers removed", async () => {
+      const ids = await containerIds(daemon);
+      return ids.length === 0 ? true : undefined;
+    });
+    assertEquals(await tasks(daemon), []);
   }),
 });
 
@@ -182,32 +160,24 @@ Deno.test({
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
     await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    const first = await startDaemon({ registry });
-    const dir = first.dir;
-    let second: TestDaemon | undefined;
-    try {
-      await ok(first, ["images", "pull", BUSYBOX]);
-      // An attached run and a run --rm: each has a wait in flight (the daemon stayed up until the
-      // tasks exited, so systemd's stop would have timed out).
-      const clis = [
-        first.tug(["run", BUSYBOX, "a", "sleep", "1000"]),
-        first.tug(["run", "--rm", BUSYBOX, "b", "sleep", "1000"]),
-      ];
-      await waitFor("both tasks running", async () => {
-        const t = await tasks(first);
-        return t.filter((x) => x.status === "running").length === 2 ? true : undefined;
-      });
-      assertEquals(await first.stop(), 0);
-      for (const r of await Promise.all(clis)) assert(r.code !== 0, "the CLI learns it");
-      second = await startDaemon({ dir, registry });
-      const running = (await tasks(second)).map((t) => `${t.id} ${t.status}`).sort();
-      assertEquals(running, ["a running", "b running"]);
-      await ok(second, ["containers", "rm", "-f", "a", "b"]);
-    } finally {
-      await second?.cleanup();
-      await first.cleanup();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+    await using first = await startDaemon({ registry });
+    await ok(first, ["images", "pull", BUSYBOX]);
+    // An attached run and a run --rm: each has a wait in flight (the daemon stayed up until the
+    // tasks exited, so systemd's stop would have timed out).
+    const clis = [
+      first.tug(["run", BUSYBOX, "a", "sleep", "1000"]),
+      first.tug(["run", "--rm", BUSYBOX, "b", "sleep", "1000"]),
+    ];
+    await waitFor("both tasks running", async () => {
+      const t = await tasks(first);
+      return t.filter((x) => x.status === "running").length === 2 ? true : undefined;
+    });
+    assertEquals(await first.stop(), 0);
+    for (const r of await Promise.all(clis)) assert(r.code !== 0, "the CLI learns it");
+    const second = await first.restart();
+    const running = (await tasks(second)).map((t) => `${t.id} ${t.status}`).sort();
+    assertEquals(running, ["a running", "b running"]);
+    await ok(second, ["containers", "rm", "-f", "a", "b"]);
   }),
 });
 
@@ -315,36 +285,27 @@ Deno.test({
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
     await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    const first = await startDaemon({ registry });
-    const dir = first.dir;
-    let second: TestDaemon | undefined;
-    try {
-      await ok(first, ["images", "pull", BUSYBOX]);
-      await ok(first, [
-        "run",
-        "-d",
-        "--restart",
-        "on-failure:3",
-        BUSYBOX,
-        "of",
-        "sh",
-        "-c",
-        "echo run; sleep 1; exit 1",
-      ]);
-      await first.kill9();
-      await new Promise((r) => setTimeout(r, 2000)); // it fails meanwhile
-      second = await startDaemon({ dir, registry });
-      const daemon = second;
-      // The restarted daemon applied only always and unless-stopped: it stayed stopped.
-      await waitFor("a restart", async () => {
-        const c = JSON.parse(await ok(daemon, ["containers", "info", "of"]));
-        return Number(c.labels["io.tug.restart.count"] ?? 0) >= 1 ? true : undefined;
-      });
-      await ok(daemon, ["containers", "rm", "-f", "of"]);
-    } finally {
-      await second?.cleanup();
-      await first.cleanup();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+    await using first = await startDaemon({ registry });
+    await ok(first, ["images", "pull", BUSYBOX]);
+    await ok(first, [
+      "run",
+      "-d",
+      "--restart",
+      "on-failure:3",
+      BUSYBOX,
+      "of",
+      "sh",
+      "-c",
+      "echo run; sleep 1; exit 1",
+    ]);
+    await first.kill9();
+    await new Promise((r) => setTimeout(r, 2000)); // it fails meanwhile
+    const daemon = await first.restart();
+    // The restarted daemon applied only always and unless-stopped: it stayed stopped.
+    await waitFor("a restart", async () => {
+      const c = JSON.parse(await ok(daemon, ["containers", "info", "of"]));
+      return Number(c.labels["io.tug.restart.count"] ?? 0) >= 1 ? true : undefined;
+    });
+    await ok(daemon, ["containers", "rm", "-f", "of"]);
   }),
 });

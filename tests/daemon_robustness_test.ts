@@ -11,13 +11,16 @@ import { exists } from "../util/fs.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import {
   killDuringPull,
+  ok,
   reapContainers,
   scrape,
   shimPids,
   showSuppressed,
   socketClient,
   startDaemon,
+  tasks,
   type TestDaemon,
+  waitFor,
 } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { ownCgroups, requires } from "./harness.ts";
@@ -28,25 +31,6 @@ const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox",
 
 const BUSYBOX = "docker.io/library/busybox:latest";
 
-async function ok(daemon: TestDaemon, args: string[]): Promise<string> {
-  const r = await daemon.tug(args);
-  assertEquals(r.code, 0, `tug ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-): Promise<T> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function alive(pid: number): boolean {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -54,10 +38,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function tasks(daemon: TestDaemon): Promise<TaskInfo[]> {
-  return JSON.parse(await ok(daemon, ["tasks", "list", "--json"]));
 }
 
 async function logText(daemon: TestDaemon, id: string): Promise<string> {
@@ -124,7 +104,7 @@ Deno.test({
         const lines = [];
         for await (const e of client.containers.logs(id)) lines.push(e.log);
         return lines.join("") === `I am ${id}\n` ? true : undefined;
-      });
+      }, 60_000);
     }
     const metrics = await scrape(daemon);
     const seen = new Set(
@@ -187,77 +167,69 @@ Deno.test({
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
     await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    const first = await startDaemon({ registry });
-    const dir = first.dir;
-    let second: TestDaemon | undefined;
-    try {
-      await ok(first, ["images", "pull", BUSYBOX]);
-      const ids = Array.from({ length: 16 }, (_, i) => `boot-${i}`);
+    await using first = await startDaemon({ registry });
+    await ok(first, ["images", "pull", BUSYBOX]);
+    const ids = Array.from({ length: 16 }, (_, i) => `boot-${i}`);
 
-      // Killed once half the creates are done: creates, snapshots and starts in flight.
-      {
-        using client = new TugClient({ address: first.address });
-        let created = 0;
-        let killed: Promise<void> | undefined;
-        await Promise.allSettled(ids.map(async (id) => {
-          await client.containers.create({ id, image: BUSYBOX, args: ["sleep", "1000"] });
-          if (++created === ids.length / 2) killed = first.kill9();
-          await client.tasks.start(id);
-        }));
-        await killed;
-      }
-      second = await startDaemon({ dir, registry });
-      const afterCreates = await consistent(second, ids);
-      assert(afterCreates.length >= ids.length / 2, "the creates that answered are kept");
-
-      // Killed once the first of the remaining starts is done: starts in flight.
-      const reported: string[] = [];
-      {
-        using client = new TugClient({ address: second.address });
-        const pending = afterCreates.filter((c) => !c.task).map((c) => c.id);
-        const starts = pending.map(async (id) => {
-          await client.tasks.start(id);
-          reported.push(id);
-        });
-        await Promise.race(starts).catch(() => {});
-        await second.kill9();
-        await Promise.allSettled(starts);
-      }
-      await using third = await startDaemon({ dir, registry });
-      const afterStarts = await consistent(third, ids);
-      const running = await tasks(third);
-      for (const id of reported) {
-        assertEquals(
-          running.find((t) => t.id === id)?.status,
-          "running",
-          `${id}, reported started, runs`,
-        );
-      }
-      // What a kill cut short can be started now.
-      for (const c of afterStarts) {
-        if (c.task?.status === "created") await ok(third, ["tasks", "delete", "-f", c.id]);
-        if (c.task?.status !== "running") await ok(third, ["tasks", "start", "-d", c.id]);
-      }
-      const all = await tasks(third);
-      assertEquals(all.length, afterStarts.length);
-      assert(all.every((t) => t.status === "running" && alive(t.pid)));
-      for (
-        const args of [["images", "ls"], ["snapshots", "ls"], ["content", "ls"], ["system", "df"], [
-          "info",
-        ]]
-      ) {
-        await ok(third, args);
-      }
-      assertEquals((await ok(third, ["images", "ls", "-q"])).trim(), BUSYBOX);
-      await ok(third, ["containers", "rm", "-f", ...afterStarts.map((c) => c.id)]);
-      assertEquals(await ok(third, ["containers", "ls", "-q"]), "");
-      const after = await third.tug(["run", "--rm", BUSYBOX, "after", "echo", "still works"]);
-      assertEquals([after.code, after.stdout], [0, "still works\n"], after.stderr);
-    } finally {
-      await second?.cleanup();
-      await first.cleanup();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    // Killed once half the creates are done: creates, snapshots and starts in flight.
+    {
+      using client = new TugClient({ address: first.address });
+      let created = 0;
+      let killed: Promise<void> | undefined;
+      await Promise.allSettled(ids.map(async (id) => {
+        await client.containers.create({ id, image: BUSYBOX, args: ["sleep", "1000"] });
+        if (++created === ids.length / 2) killed = first.kill9();
+        await client.tasks.start(id);
+      }));
+      await killed;
     }
+    const second = await first.restart();
+    const afterCreates = await consistent(second, ids);
+    assert(afterCreates.length >= ids.length / 2, "the creates that answered are kept");
+
+    // Killed once the first of the remaining starts is done: starts in flight.
+    const reported: string[] = [];
+    {
+      using client = new TugClient({ address: second.address });
+      const pending = afterCreates.filter((c) => !c.task).map((c) => c.id);
+      const starts = pending.map(async (id) => {
+        await client.tasks.start(id);
+        reported.push(id);
+      });
+      await Promise.race(starts).catch(() => {});
+      await second.kill9();
+      await Promise.allSettled(starts);
+    }
+    const third = await first.restart();
+    const afterStarts = await consistent(third, ids);
+    const running = await tasks(third);
+    for (const id of reported) {
+      assertEquals(
+        running.find((t) => t.id === id)?.status,
+        "running",
+        `${id}, reported started, runs`,
+      );
+    }
+    // What a kill cut short can be started now.
+    for (const c of afterStarts) {
+      if (c.task?.status === "created") await ok(third, ["tasks", "delete", "-f", c.id]);
+      if (c.task?.status !== "running") await ok(third, ["tasks", "start", "-d", c.id]);
+    }
+    const all = await tasks(third);
+    assertEquals(all.length, afterStarts.length);
+    assert(all.every((t) => t.status === "running" && alive(t.pid)));
+    for (
+      const args of [["images", "ls"], ["snapshots", "ls"], ["content", "ls"], ["system", "df"], [
+        "info",
+      ]]
+    ) {
+      await ok(third, args);
+    }
+    assertEquals((await ok(third, ["images", "ls", "-q"])).trim(), BUSYBOX);
+    await ok(third, ["containers", "rm", "-f", ...afterStarts.map((c) => c.id)]);
+    assertEquals(await ok(third, ["containers", "ls", "-q"]), "");
+    const after = await third.tug(["run", "--rm", BUSYBOX, "after", "echo", "still works"]);
+    assertEquals([after.code, after.stdout], [0, "still works\n"], after.stderr);
   }),
 });
 
@@ -276,125 +248,123 @@ Deno.test({
           ? 1 << 20
           : undefined,
     });
-    const first = await startDaemon({ registry: proxy });
+    await using first = await startDaemon({ registry: proxy });
     const dir = first.dir;
-    try {
-      await ok(first, ["images", "pull", BUSYBOX]);
-      const loop = "echo ready; while true; do sleep 0.05; done";
-      await ok(first, [
-        "run",
-        "-d",
-        BUSYBOX,
-        "keeps",
-        "sh",
-        "-c",
-        `trap "echo poked" USR1; ${loop}`,
-      ]);
-      await ok(first, [
-        "run",
-        "-d",
-        BUSYBOX,
-        "exits",
-        "sh",
-        "-c",
-        `trap "echo bye; exit 42" USR1; ${loop}`,
-      ]);
-      for (const id of ["keeps", "exits"]) {
-        await waitFor(
-          `${id} ready`,
-          async () => (await logText(first, id)).includes("ready") ? true : undefined,
-        );
-      }
-      const before = await tasks(first);
-      const pid = (id: string) => before.find((t) => t.id === id)!.pid;
-
-      stalling = true;
-      const pull = await killDuringPull(first, "big");
-      assertStringIncludes(pull.out, "downloading");
-      assert(pull.code !== 0, "the pull fails when the daemon dies");
-
-      // The daemon is gone: the CLI says so, the containers live on, and their shim keeps logging.
-      const down = await first.tug(["containers", "ls"], { timeout: 10_000 });
-      assertEquals(down.code, 1);
-      assertStringIncludes(
-        down.stderr,
-        `Cannot connect to the tug daemon at ${first.address}: is it running?`,
-      );
-      assert(alive(pid("keeps")) && alive(pid("exits")), "containers survive the daemon");
-      const logFile = (id: string) => join(dir, "root", "logs", "default", id, "container.log");
-      Deno.kill(pid("keeps"), "SIGUSR1");
-      Deno.kill(pid("exits"), "SIGUSR1");
-      await waitFor("exits to exit", () => alive(pid("exits")) ? undefined : true);
-      for (const [id, text] of [["keeps", "poked"], ["exits", "bye"]] as const) {
-        await waitFor(
-          `${text} in ${id}'s log file`,
-          () => Deno.readTextFileSync(logFile(id)).includes(text) ? true : undefined,
-        );
-      }
-
-      stalling = false;
-      await using second = await startDaemon({ dir, registry: proxy });
-      const after = await tasks(second);
-      const keeps = after.find((t) => t.id === "keeps");
-      const exits = after.find((t) => t.id === "exits");
-      assertEquals(
-        [keeps?.status, keeps?.pid],
-        ["running", pid("keeps")],
-        "keeps is listed as running",
-      );
-      assertEquals(exits?.status, "stopped");
-      assertEquals(
-        exits?.exit?.exitCode,
-        42,
-        "the exit code of a container that exited meanwhile is kept",
-      );
-      assert(!exits?.exit?.unknown);
-      assertMatch(await ok(second, ["containers", "ls"]), /^exits\s+\S+\s+stopped \(42\)/m);
-      assertStringIncludes(await logText(second, "keeps"), "poked");
-      assertStringIncludes(await logText(second, "exits"), "bye");
-      // The reconnected shim serves the running container.
-      const exec = await second.tug([
-        "containers",
-        "exec",
-        "--exec-id",
-        "after",
-        "keeps",
-        "echo",
-        "reconnected",
-      ]);
-      assertEquals([exec.code, exec.stdout], [0, "reconnected\n"], exec.stderr);
-
-      assertEquals(
-        (await ok(second, ["images", "ls", "-q"])).trim(),
-        BUSYBOX,
-        "no half-recorded image",
-      );
-      for (
-        const args of [["content", "ls"], ["snapshots", "ls"], ["images", "usage"], [
-          "system",
-          "df",
-        ]]
-      ) {
-        await ok(second, args);
-      }
-      await ok(second, ["images", "pull", "big"]);
-      assertEquals((await ok(second, ["images", "ls", "-q"])).split("\n").filter(Boolean).sort(), [
-        "docker.io/library/big:latest",
-        BUSYBOX,
-      ]);
-      await ok(second, ["tasks", "kill", "-s", "KILL", "keeps"]);
+    await ok(first, ["images", "pull", BUSYBOX]);
+    const loop = "echo ready; while true; do sleep 0.05; done";
+    await ok(first, [
+      "run",
+      "-d",
+      BUSYBOX,
+      "keeps",
+      "sh",
+      "-c",
+      `trap "echo poked" USR1; ${loop}`,
+    ]);
+    await ok(first, [
+      "run",
+      "-d",
+      BUSYBOX,
+      "exits",
+      "sh",
+      "-c",
+      `trap "echo bye; exit 42" USR1; ${loop}`,
+    ]);
+    for (const id of ["keeps", "exits"]) {
       await waitFor(
-        "keeps to stop",
-        async () =>
-          (await tasks(second)).find((t) => t.id === "keeps")?.status === "stopped"
-            ? true
-            : undefined,
+        `${id} ready`,
+        async () => (await logText(first, id)).includes("ready") ? true : undefined,
+        60_000,
       );
-      await ok(second, ["containers", "rm", "keeps", "exits"]);
-    } finally {
-      await first.cleanup();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
+    const before = await tasks(first);
+    const pid = (id: string) => before.find((t) => t.id === id)!.pid;
+
+    stalling = true;
+    const pull = await killDuringPull(first, "big");
+    assertStringIncludes(pull.out, "downloading");
+    assert(pull.code !== 0, "the pull fails when the daemon dies");
+
+    // The daemon is gone: the CLI says so, the containers live on, and their shim keeps logging.
+    const down = await first.tug(["containers", "ls"], { timeout: 10_000 });
+    assertEquals(down.code, 1);
+    assertStringIncludes(
+      down.stderr,
+      `Cannot connect to the tug daemon at ${first.address}: is it running?`,
+    );
+    assert(alive(pid("keeps")) && alive(pid("exits")), "containers survive the daemon");
+    const logFile = (id: string) => join(dir, "root", "logs", "default", id, "container.log");
+    Deno.kill(pid("keeps"), "SIGUSR1");
+    Deno.kill(pid("exits"), "SIGUSR1");
+    await waitFor("exits to exit", () => alive(pid("exits")) ? undefined : true, 60_000);
+    for (const [id, text] of [["keeps", "poked"], ["exits", "bye"]] as const) {
+      await waitFor(
+        `${text} in ${id}'s log file`,
+        () => Deno.readTextFileSync(logFile(id)).includes(text) ? true : undefined,
+        60_000,
+      );
+    }
+
+    stalling = false;
+    const second = await first.restart();
+    const after = await tasks(second);
+    const keeps = after.find((t) => t.id === "keeps");
+    const exits = after.find((t) => t.id === "exits");
+    assertEquals(
+      [keeps?.status, keeps?.pid],
+      ["running", pid("keeps")],
+      "keeps is listed as running",
+    );
+    assertEquals(exits?.status, "stopped");
+    assertEquals(
+      exits?.exit?.exitCode,
+      42,
+      "the exit code of a container that exited meanwhile is kept",
+    );
+    assert(!exits?.exit?.unknown);
+    assertMatch(await ok(second, ["containers", "ls"]), /^exits\s+\S+\s+stopped \(42\)/m);
+    assertStringIncludes(await logText(second, "keeps"), "poked");
+    assertStringIncludes(await logText(second, "exits"), "bye");
+    // The reconnected shim serves the running container.
+    const exec = await second.tug([
+      "containers",
+      "exec",
+      "--exec-id",
+      "after",
+      "keeps",
+      "echo",
+      "reconnected",
+    ]);
+    assertEquals([exec.code, exec.stdout], [0, "reconnected\n"], exec.stderr);
+
+    assertEquals(
+      (await ok(second, ["images", "ls", "-q"])).trim(),
+      BUSYBOX,
+      "no half-recorded image",
+    );
+    for (
+      const args of [["content", "ls"], ["snapshots", "ls"], ["images", "usage"], [
+        "system",
+        "df",
+      ]]
+    ) {
+      await ok(second, args);
+    }
+    await ok(second, ["images", "pull", "big"]);
+    assertEquals((await ok(second, ["images", "ls", "-q"])).split("\n").filter(Boolean).sort(), [
+      "docker.io/library/big:latest",
+      BUSYBOX,
+    ]);
+    await ok(second, ["tasks", "kill", "-s", "KILL", "keeps"]);
+    await waitFor(
+      "keeps to stop",
+      async () =>
+        (await tasks(second)).find((t) => t.id === "keeps")?.status === "stopped"
+          ? true
+          : undefined,
+      60_000,
+    );
+    await ok(second, ["containers", "rm", "keeps", "exits"]);
   }),
 });
 
@@ -405,54 +375,50 @@ Deno.test({
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
     await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    const first = await startDaemon({ registry });
+    await using first = await startDaemon({ registry });
     const dir = first.dir;
-    try {
-      await ok(first, ["images", "pull", BUSYBOX]);
-      const loop = ["sh", "-c", "echo up; while true; do sleep 0.05; done"];
-      await ok(first, ["run", "-d", "--restart", "always", BUSYBOX, "always", ...loop]);
-      await ok(first, ["run", "-d", "--restart", "unless-stopped", BUSYBOX, "unless", ...loop]);
-      await ok(first, ["run", "-d", "--restart", "unless-stopped", BUSYBOX, "stopped", ...loop]);
-      await ok(first, ["run", "-d", BUSYBOX, "plain", ...loop]);
-      await ok(first, ["tasks", "kill", "-s", "KILL", "stopped"]);
-      await waitFor(
-        "stopped to stop",
-        async () =>
-          (await tasks(first)).find((t) => t.id === "stopped")?.status === "stopped"
-            ? true
-            : undefined,
-      );
+    await ok(first, ["images", "pull", BUSYBOX]);
+    const loop = ["sh", "-c", "echo up; while true; do sleep 0.05; done"];
+    await ok(first, ["run", "-d", "--restart", "always", BUSYBOX, "always", ...loop]);
+    await ok(first, ["run", "-d", "--restart", "unless-stopped", BUSYBOX, "unless", ...loop]);
+    await ok(first, ["run", "-d", "--restart", "unless-stopped", BUSYBOX, "stopped", ...loop]);
+    await ok(first, ["run", "-d", BUSYBOX, "plain", ...loop]);
+    await ok(first, ["tasks", "kill", "-s", "KILL", "stopped"]);
+    await waitFor(
+      "stopped to stop",
+      async () =>
+        (await tasks(first)).find((t) => t.id === "stopped")?.status === "stopped"
+          ? true
+          : undefined,
+      60_000,
+    );
 
-      // The reboot: every process goes, /run goes, /var/lib stays.
-      await first.kill9();
-      assertEquals(await reapContainers(dir, { graceful: false }), []);
-      await Deno.remove(join(dir, "state"), { recursive: true });
+    // The reboot: every process goes, /run goes, /var/lib stays.
+    await first.kill9();
+    assertEquals(await reapContainers(dir, { graceful: false }), []);
+    await Deno.remove(join(dir, "state"), { recursive: true });
 
-      await using second = await startDaemon({ dir, registry });
-      const after = await waitFor("the restart policies to start their containers", async () => {
-        const t = await tasks(second);
-        return ["always", "unless"].every((id) => t.find((x) => x.id === id)?.status === "running")
-          ? t
-          : undefined;
-      });
-      assertEquals(
-        after.map((t) => t.id).sort(),
-        ["always", "unless"],
-        "only what the policies want running runs",
-      );
-      for (const t of after) assert(alive(t.pid));
-      assertEquals(
-        (await ok(second, ["containers", "ls", "-q"])).split("\n").filter(Boolean).sort(),
-        ["always", "plain", "stopped", "unless"],
-        "every record survives",
-      );
-      // The ones left down start by hand.
-      await ok(second, ["containers", "start", "plain"]);
-      assertEquals((await tasks(second)).find((t) => t.id === "plain")?.status, "running");
-    } finally {
-      await first.cleanup();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+    const second = await first.restart();
+    const after = await waitFor("the restart policies to start their containers", async () => {
+      const t = await tasks(second);
+      return ["always", "unless"].every((id) => t.find((x) => x.id === id)?.status === "running")
+        ? t
+        : undefined;
+    }, 60_000);
+    assertEquals(
+      after.map((t) => t.id).sort(),
+      ["always", "unless"],
+      "only what the policies want running runs",
+    );
+    for (const t of after) assert(alive(t.pid));
+    assertEquals(
+      (await ok(second, ["containers", "ls", "-q"])).split("\n").filter(Boolean).sort(),
+      ["always", "plain", "stopped", "unless"],
+      "every record survives",
+    );
+    // The ones left down start by hand.
+    await ok(second, ["containers", "start", "plain"]);
+    assertEquals((await tasks(second)).find((t) => t.id === "plain")?.status, "running");
   }),
 });
 

@@ -122,27 +122,19 @@ Deno.test({
     "a second daemon on the same root refuses to start; after kill -9, the stale socket is replaced",
   ignore,
   async fn() {
-    const first = await startDaemon();
-    try {
-      const second = await tug(["daemon", "--config", first.config], { timeout: 30_000 });
-      assertEquals(second.code, 1);
-      // Its lock, whatever socket the second one asks for (two daemons on one root each restarted
-      // and removed the other's tasks).
-      assertStringIncludes(second.stderr, `another tug daemon (pid ${first.pid}) uses the root`);
-      assertEquals((await first.tug(["version"])).code, 0, "the first one still serves");
-      await first.kill9();
-      assert((await Deno.lstat(first.address)).isSocket, "kill -9 leaves the socket file");
-      const again = await startDaemon({ dir: first.dir });
-      try {
-        assertStringIncludes(again.log(), "removing a stale socket file");
-        assertEquals((await again.tug(["version"])).code, 0);
-        assertEquals(await again.stop(), 0);
-      } finally {
-        await again.cleanup();
-      }
-    } finally {
-      await first.cleanup();
-    }
+    await using first = await startDaemon();
+    const second = await tug(["daemon", "--config", first.config], { timeout: 30_000 });
+    assertEquals(second.code, 1);
+    // Its lock, whatever socket the second one asks for (two daemons on one root each restarted
+    // and removed the other's tasks).
+    assertStringIncludes(second.stderr, `another tug daemon (pid ${first.pid}) uses the root`);
+    assertEquals((await first.tug(["version"])).code, 0, "the first one still serves");
+    await first.kill9();
+    assert((await Deno.lstat(first.address)).isSocket, "kill -9 leaves the socket file");
+    const again = await first.restart();
+    assertStringIncludes(again.log(), "removing a stale socket file");
+    assertEquals((await again.tug(["version"])).code, 0);
+    assertEquals(await again.stop(), 0);
   },
 });
 

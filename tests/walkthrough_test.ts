@@ -7,7 +7,14 @@
  * the test checks that it does what its name says.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { promtoolCheck, scrape, showSuppressed, startDaemon, type TestDaemon } from "./daemon.ts";
+import {
+  ok,
+  promtoolCheck,
+  scrape,
+  showSuppressed,
+  startDaemon,
+  type TestDaemon,
+} from "./daemon.ts";
 import { INDEX_HTML, NGINX_CMD, pushWalkthroughImages } from "./fixtures/mod.ts";
 import { requires, TUG } from "./harness.ts";
 import { startRegistry } from "./registry.ts";
@@ -16,12 +23,6 @@ const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox",
 
 const NGINX = "docker.io/library/nginx:latest";
 const ALPINE = "docker.io/library/alpine:latest";
-
-async function ok(daemon: TestDaemon, args: string[]): Promise<string> {
-  const r = await daemon.tug(args);
-  assertEquals(r.code, 0, `tug ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /**
  * Runs a shell command line under a pseudo-terminal (util-linux script); its
