@@ -10,6 +10,7 @@ import { ok, startDaemon, type TestDaemon } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { requires, run, TUG, withTempDir } from "./harness.ts";
 import { startProxy, startRegistry } from "./registry.ts";
+import { concat } from "../util/bytes.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox");
 
@@ -23,6 +24,29 @@ async function fails(daemon: TestDaemon, args: string[], message: string): Promi
 
 async function names(daemon: TestDaemon, ns = "default"): Promise<string[]> {
   return (await ok(daemon, ["-n", ns, "images", "ls", "-q"])).split("\n").filter(Boolean);
+}
+
+/**
+ * `tug images export - REF` as a child process, read until `bytes` have come
+ * (then left waiting): its reader, what it gave so far and its stderr.
+ */
+async function exportUntil(daemon: TestDaemon, ref: string, bytes: number) {
+  const cli = new Deno.Command(TUG, {
+    args: ["-a", daemon.address, "images", "export", "-", ref],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(cli.stderr).text();
+  const reader = cli.stdout.getReader();
+  const chunks: Uint8Array[] = [];
+  let got = 0;
+  while (got < bytes) {
+    const r = await reader.read();
+    assert(!r.done, "the export ended early");
+    chunks.push(r.value);
+    got += r.value.length;
+  }
+  return { cli, stderr, reader, chunks };
 }
 
 Deno.test({
@@ -393,21 +417,7 @@ Deno.test({
     const digest = JSON.parse(await ok(daemon, ["images", "ls", "--json"]))[0].target.digest;
     await withTempDir(async (dir) => {
       // The export is read until it is inside the 50 MiB layer, then left waiting.
-      const cli = new Deno.Command(TUG, {
-        args: ["-a", daemon.address, "images", "export", "-", BIG],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const stderr = new Response(cli.stderr).text();
-      const reader = cli.stdout.getReader();
-      const chunks: Uint8Array[] = [];
-      let got = 0;
-      while (got < 4 << 20) {
-        const r = await reader.read();
-        assert(!r.done, "the export ended early");
-        chunks.push(r.value);
-        got += r.value.length;
-      }
+      const { cli, stderr, reader, chunks } = await exportUntil(daemon, BIG, 4 << 20);
       await ok(daemon, ["images", "rm", BIG]);
       await ok(daemon, ["images", "prune"]);
       for (;;) {
@@ -418,9 +428,7 @@ Deno.test({
       const status = await cli.status;
       assertEquals(status.code, 0, await stderr);
       const file = join(dir, "big.tar");
-      const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-      chunks.reduce((off, c) => (all.set(c, off), off + c.length), 0);
-      await Deno.writeFile(file, all);
+      await Deno.writeFile(file, concat(chunks));
       assertEquals(
         await ok(daemon, ["-n", "other", "images", "import", file]),
         `${BIG}: imported ${digest}\n`,
@@ -463,19 +471,7 @@ Deno.test({
     const blob = (d: string) => join(daemon.dir, "root", "content", "blobs", "sha256", d.slice(7));
     const manifest = JSON.parse(await Deno.readTextFile(blob(target)));
     const last: string = manifest.layers.at(-1).digest;
-    const cli = new Deno.Command(TUG, {
-      args: ["-a", daemon.address, "images", "export", "-", BIG],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stderr = new Response(cli.stderr).text();
-    const reader = cli.stdout.getReader();
-    let got = 0;
-    while (got < 4 << 20) {
-      const r = await reader.read();
-      assert(!r.done, "the export ended early");
-      got += r.value.length;
-    }
+    const { cli, stderr, reader } = await exportUntil(daemon, BIG, 4 << 20);
     // The disk loses a blob the export has not reached yet (what no lease can prevent).
     await Deno.remove(blob(last));
     while (!(await reader.read()).done) {
