@@ -71,8 +71,13 @@ export function progressView(options: ProgressViewOptions = {}): ProgressView {
   if (!terminal) {
     const seen = new Map<string, string>();
     let unpacked = -1;
+    // Layers unpacked already are counted before the transfer's first report names them
+    // ("exists"): the count waits for that report, so that the lines keep their order.
+    let transferSeen = false;
+    let held: string | undefined;
     return {
       update(transfer, unpack) {
+        if (transfer) transferSeen = true;
         for (const b of transfer?.blobs ?? []) {
           if (seen.get(b.digest) === b.status) continue;
           seen.set(b.digest, b.status);
@@ -81,10 +86,17 @@ export function progressView(options: ProgressViewOptions = {}): ProgressView {
         }
         if (unpack && unpack.total > 0 && unpack.done !== unpacked) {
           unpacked = unpack.done;
-          if (unpack.done > 0) write(`unpacked ${unpack.done}/${unpack.total} layers\n`);
+          if (unpack.done > 0) held = `unpacked ${unpack.done}/${unpack.total} layers\n`;
+        }
+        if (held !== undefined && transferSeen) {
+          write(held);
+          held = undefined;
         }
       },
-      finish() {},
+      finish() {
+        if (held !== undefined) write(held);
+        held = undefined;
+      },
     };
   }
 

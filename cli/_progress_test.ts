@@ -47,6 +47,27 @@ Deno.test("without a terminal, progress is one plain line per status change", ()
   ]);
 });
 
+Deno.test("without a terminal, layers unpacked already are counted after the lines that name them", () => {
+  let out = "";
+  const view = progressView({ terminal: false, write: (s) => (out += s) });
+  // The daemon counts a layer it finds unpacked before the transfer's first report.
+  view.update(undefined, { done: 1, total: 1 });
+  view.update(transfer("exists", 2048, "exists"), { done: 1, total: 1 });
+  view.finish();
+  assertEquals(out.split("\n").filter(Boolean), [
+    `layer ${D1}: exists (2.0 KiB)`,
+    `config ${D2}: exists (100 B)`,
+    "unpacked 1/1 layers",
+  ]);
+  // With no transfer report at all, the count is still written at the end.
+  out = "";
+  const bare = progressView({ terminal: false, write: (s) => (out += s) });
+  bare.update(undefined, { done: 1, total: 1 });
+  assertEquals(out, "");
+  bare.finish();
+  assertEquals(out, "unpacked 1/1 layers\n");
+});
+
 Deno.test("on a terminal, each blob gets a bar, redrawn in place", () => {
   let out = "";
   const view = progressView({ terminal: true, write: (s) => (out += s), columns: 100 });
