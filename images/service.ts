@@ -659,6 +659,8 @@ export class ImageService {
       outer?.addEventListener("abort", onAbort, { once: true });
       try {
         let plan: UnpackPlan | undefined;
+        // The config the plan fetched: the fetch below finds it stored, and counts it as present.
+        let configFetched: Descriptor | undefined;
         let pinned: Reference = reference;
         if (backendSn) {
           const resolved = await this.#resolvePlan(reference, content, {
@@ -668,6 +670,7 @@ export class ImageService {
             signal: abort.signal,
           });
           plan = resolved.plan;
+          configFetched = resolved.configFetched;
           pinned = { ...reference, digest: resolved.target.digest };
         }
         const feed = new LayerFeed(
@@ -744,7 +747,14 @@ export class ImageService {
           ...(unpacked && backendSn
             ? { unpacked: { snapshotter: backendSn.name, ...unpacked } }
             : {}),
-          stats: fetched.stats,
+          stats: configFetched && fetched.stats.existing > 0
+            ? {
+              ...fetched.stats,
+              fetched: fetched.stats.fetched + 1,
+              existing: fetched.stats.existing - 1,
+              bytes: fetched.stats.bytes + configFetched.size,
+            }
+            : fetched.stats,
         };
       } finally {
         outer?.removeEventListener("abort", onAbort);
@@ -757,7 +767,7 @@ export class ImageService {
     reference: Reference,
     content: ContentStore,
     options: { platform: Platform; optional: boolean; strict?: boolean; signal: AbortSignal },
-  ): Promise<{ target: Descriptor; plan?: UnpackPlan }> {
+  ): Promise<{ target: Descriptor; plan?: UnpackPlan; configFetched?: Descriptor }> {
     const sig = { signal: options.signal };
     const resolved = await this.registry.resolve(reference, sig);
     const target = resolved.descriptor;
@@ -779,7 +789,12 @@ export class ImageService {
     if (!doc.config) {
       throw new InvalidArgument(`Pull ${resolved.name}: manifest ${manifest.digest} has no config`);
     }
-    const config = await this.#config(reference, doc.config, content, options.signal);
+    const { bytes: config, fetched } = await this.#config(
+      reference,
+      doc.config,
+      content,
+      options.signal,
+    );
     if (options.strict && !isIndexType(target.mediaType)) {
       // An image without an index, asked for another platform: refused before anything unpacks.
       const c = parseJson<{ os?: unknown; architecture?: unknown; variant?: unknown }>(
@@ -799,7 +814,11 @@ export class ImageService {
         );
       }
     }
-    return { target, plan: planOf(manifest, bytes, config) };
+    return {
+      target,
+      plan: planOf(manifest, bytes, config),
+      ...(fetched ? { configFetched: doc.config } : {}),
+    };
   }
 
   /** The config's bytes: from the store, or fetched, verified and stored. */
@@ -808,13 +827,13 @@ export class ImageService {
     desc: Descriptor,
     content: ContentStore,
     signal: AbortSignal,
-  ): Promise<Uint8Array> {
+  ): Promise<{ bytes: Uint8Array; fetched: boolean }> {
     const { bytes, stored } = await readSmall(this.registry, reference, desc, {
       store: content,
       signal,
     });
     if (!stored) await storeSmall(content, desc, bytes, {}, signal);
-    return bytes;
+    return { bytes, fetched: !stored };
   }
 
   /** Unpacks the layers of `plan` that are not unpacked yet, in order. */
