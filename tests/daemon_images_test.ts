@@ -553,3 +553,25 @@ Deno.test({
     assertEquals(await names(daemon), []);
   },
 });
+
+Deno.test({
+  name:
+    "a pull whose layer download breaks off mid-way asks again from where it stopped and unpacks the image",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "large", { repo: "library/big" });
+    let breaks = 0;
+    await using proxy = startProxy(registry.url, {
+      breakAfter: (req) =>
+        req.method === "GET" && new URL(req.url).pathname.includes("/blobs/") && breaks++ < 2
+          ? 1 << 20
+          : undefined,
+    });
+    await using daemon = await startDaemon({ registry: proxy });
+    const out = await ok(daemon, ["images", "pull", "big"]);
+    assertStringIncludes(out, "unpacked into overlayfs");
+    assert(proxy.requests.some((r) => r.headers.range), "asked again with Range");
+    assert(!daemon.log().includes("pull failed"), daemon.log());
+  },
+});

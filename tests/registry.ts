@@ -548,6 +548,8 @@ export interface ProxiedRequest {
 export interface ProxyOptions {
   /** Stop sending the body of matching responses after this many bytes and hold the connection open. */
   stallAfter?: (req: Request) => number | undefined;
+  /** Send only this many bytes of the body of matching responses, then break the connection off. */
+  breakAfter?: (req: Request) => number | undefined;
   /** Remove `Range` from requests (the upstream then answers 200 with the whole blob). */
   stripRange?: boolean;
   /** Answer matching requests with this status and no body, without asking the upstream. */
@@ -607,6 +609,30 @@ export function startProxy(upstream: string, options: ProxyOptions = {}): TestPr
     const location = out.get("location");
     if (location) {
       out.set("location", location.replace(upstream.replace(/\/$/, ""), `http://${url.host}`));
+    }
+    const breakAt = options.breakAfter?.(req);
+    if (breakAt !== undefined && res.body) {
+      let left = breakAt;
+      const reader = res.body.getReader();
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { value, done } = left > 0
+            ? await reader.read()
+            : { value: undefined, done: false };
+          if (done) return controller.close();
+          if (value && value.length < left) {
+            left -= value.length;
+            return controller.enqueue(value);
+          }
+          if (value && left > 0) controller.enqueue(value.subarray(0, left));
+          left = 0;
+          await reader.cancel().catch(() => {});
+          // The server aborts the response: the client's body read fails mid-way.
+          controller.error(new Error("connection broken off by the test proxy"));
+        },
+        cancel: () => reader.cancel(),
+      });
+      return new Response(body, { status: res.status, headers: out });
     }
     const stallAt = options.stallAfter?.(req);
     if (stallAt === undefined || !res.body) {

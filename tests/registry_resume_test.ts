@@ -195,3 +195,64 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "a layer whose connection breaks off mid-body is asked again from where it stopped, and a server that keeps breaking off is named",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry();
+    await pushFixture(reg, "large");
+    const { layers } = await manifestOf(reg.url, "large");
+    const big = layers.find((l) => l.size > LARGE_FILE_SIZE)!;
+    const isBig = (req: Request) => req.method === "GET" && req.url.includes(big.digest);
+    await withTempDir(async (dir) => {
+      const client = new RegistryClient({ plainHttp: true });
+      try {
+        // Broken off twice, each time after 1 MiB more: two more requests, each from the byte reached.
+        let breaks = 0;
+        await using flaky = startProxy(reg.url, {
+          breakAfter: (req) => isBig(req) && breaks++ < 2 ? 1 << 20 : undefined,
+        });
+        const store = await LocalContentStore.open(join(dir, "a"));
+        const image = await fetchImage(client, `${flaky.host}/large:latest`, { store });
+        const gets = blobGets(flaky, 0).filter((g) => g.digest === big.digest);
+        // Each from the byte the ingest had reached (what was in flight when the proxy broke off is lost).
+        const from = gets.map((g) => Number(/^bytes=(\d+)-$/.exec(g.range ?? "bytes=0-")?.[1]));
+        assertEquals(from.length, 3, JSON.stringify(gets));
+        assert(from[0] === 0 && 0 < from[1]! && from[1]! < from[2]!, JSON.stringify(gets));
+        assertEquals(image.stats.fetched + image.stats.resumed, 3 + layers.length - 1);
+        assertEquals(digestOf(await store.readBytes(big.digest)), big.digest);
+        assertEquals(await store.listIngests(), []);
+
+        // A server that ignores Range when asked again: the bytes the ingest has are dropped.
+        let once = 0;
+        await using strip = startProxy(reg.url, {
+          stripRange: true,
+          breakAfter: (req) => isBig(req) && once++ < 1 ? 3 << 20 : undefined,
+        });
+        const store2 = await LocalContentStore.open(join(dir, "b"));
+        await fetchImage(client, `${strip.host}/large:latest`, { store: store2 });
+        assertEquals(digestOf(await store2.readBytes(big.digest)), big.digest);
+
+        // Broken off every time with no byte gained: four requests, then an error naming blob and host.
+        await using dead = startProxy(reg.url, {
+          breakAfter: (req) => isBig(req) ? 0 : undefined,
+        });
+        const store3 = await LocalContentStore.open(join(dir, "c"));
+        const err = await fetchImage(client, `${dead.host}/large:latest`, { store: store3 }).then(
+          () => undefined,
+          (e: Error) => e,
+        );
+        assert(err, "the pull fails");
+        assertEquals(err.name, "Unavailable", String(err));
+        for (const part of [big.digest, dead.host, "broke off at byte 0", "asked 4 times"]) {
+          assert(err.message.includes(part), `${part} in: ${err.message}`);
+        }
+        assertEquals(blobGets(dead, 0).filter((g) => g.digest === big.digest).length, 4);
+      } finally {
+        client.close();
+      }
+    });
+  },
+});

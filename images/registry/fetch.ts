@@ -30,7 +30,14 @@
  * @module
  */
 
-import { AlreadyExists, Conflict, InvalidArgument, NotFound, TugError } from "../../errors.ts";
+import {
+  AlreadyExists,
+  Conflict,
+  InvalidArgument,
+  NotFound,
+  TugError,
+  Unavailable,
+} from "../../errors.ts";
 import { parseDigest } from "../content/digest.ts";
 import type { ContentStore, Descriptor, Platform } from "../types.ts";
 import { MEDIA_TYPES } from "../types.ts";
@@ -244,6 +251,11 @@ class Relay implements LayerChunks {
       }
       await new Promise<void>((resolve) => this.#wakeProducer = resolve);
     }
+  }
+
+  /** An acquired buffer that a failed read took with it: the pool may make another. */
+  lost(): void {
+    this.#owned--;
   }
 
   /** A buffer the producer did not deliver after all (the read ended). */
@@ -461,7 +473,7 @@ export async function fetchBlob(
       }
       resumed = offset > 0;
       if (offset < desc.size) {
-        const res = await client.fetchBlob(ref, desc, { offset, ...(signal ? { signal } : {}) });
+        let res = await client.fetchBlob(ref, desc, { offset, ...(signal ? { signal } : {}) });
         if (res.offset !== offset) {
           // The server ignored the range: start again from zero with its full answer.
           await writer.close();
@@ -479,19 +491,56 @@ export async function fetchBlob(
           options.onChunks(relay);
         }
         progress?.status(desc.digest, resumed ? "resuming" : "downloading", offset);
-        for await (const chunk of chunks(res.body, relay, signal)) {
-          if (writer.offset + chunk.length > desc.size) {
-            throw new InvalidArgument(
-              `fetch blob ${desc.digest} of ${name} failed: the registry sent more than the ${desc.size} bytes the descriptor gives`,
-            );
+        // A connection that breaks off mid-body is asked again from where the ingest stands
+        // (`Range`), as containerd does, while the retries make progress.
+        let broken = 0;
+        let skip = 0;
+        for (let retries = 0;; retries++) {
+          const from = writer.offset;
+          try {
+            for await (let chunk of chunks(res.body, relay, signal, true)) {
+              if (skip > 0) {
+                // A registry that ignored the range sends the bytes the ingest has: drop them.
+                const dropped = Math.min(skip, chunk.length);
+                skip -= dropped;
+                if (dropped === chunk.length) {
+                  relay?.giveBack(chunk.buffer as ArrayBuffer);
+                  continue;
+                }
+                chunk = chunk.subarray(dropped);
+              }
+              if (writer.offset + chunk.length > desc.size) {
+                throw new InvalidArgument(
+                  `fetch blob ${desc.digest} of ${name} failed: the registry sent more than the ${desc.size} bytes the descriptor gives`,
+                );
+              }
+              // The chunk's buffer is reused for the next read: the stream's consumer gets a copy.
+              if (tee) await tee.push(chunk.slice());
+              await writer.write(chunk);
+              options.onBytes?.(chunk.length);
+              progress?.bytes(desc.digest, chunk.length);
+              // The relay's consumer gets the buffer itself, and gives it back when done with it.
+              relay?.deliver(chunk);
+            }
+            break;
+          } catch (err) {
+            if (!(err instanceof BodyBroken)) throw err;
+            broken = writer.offset > from ? 1 : broken + 1;
+            if (broken > BODY_RETRIES || retries >= BODY_RETRIES_TOTAL) {
+              throw new Unavailable(
+                `fetch blob ${desc.digest} of ${name} from ${res.host} failed: the connection broke off at byte ${writer.offset} of ${desc.size}${
+                  retries > 0 ? ` (asked ${retries + 1} times)` : ""
+                }: ${err.message}`,
+                { cause: err.cause },
+              );
+            }
+            await sleep(100 * broken, signal);
+            res = await client.fetchBlob(ref, desc, {
+              offset: writer.offset,
+              ...(signal ? { signal } : {}),
+            });
+            skip = writer.offset - res.offset;
           }
-          // The chunk's buffer is reused for the next read: the stream's consumer gets a copy.
-          if (tee) await tee.push(chunk.slice());
-          await writer.write(chunk);
-          options.onBytes?.(chunk.length);
-          progress?.bytes(desc.digest, chunk.length);
-          // The relay's consumer gets the buffer itself, and gives it back when done with it.
-          relay?.deliver(chunk);
         }
       }
       try {
@@ -534,24 +583,39 @@ export async function fetchBlob(
 }
 
 const READ_BUFFER = 256 << 10;
+/** Re-requests of a body that broke off with no byte gained since the last (containerd: 3). */
+const BODY_RETRIES = 3;
+/** Re-requests of one body in all. */
+const BODY_RETRIES_TOTAL = 16;
+
+/** A response body whose read failed (the connection broke off): the download may ask again. */
+class BodyBroken extends Error {}
 
 /**
  * The chunks of a response body. Byte streams (Deno's fetch bodies) are read
  * with a BYOB reader into one reused 256 KiB buffer, so a download makes no
  * garbage: each chunk is valid only until the next one is asked for. With a
  * relay, each read goes into a buffer taken from it, and the chunk belongs
- * to the relay once delivered. Other streams are read as they come.
+ * to the relay once delivered. Other streams are read as they come. A
+ * failed read of a registry's `response` body throws {@link BodyBroken}.
  */
 async function* chunks(
   body: ReadableStream<Uint8Array>,
   relay?: Relay,
   signal?: AbortSignal,
+  response = false,
 ): AsyncGenerator<Uint8Array> {
   let reader: ReadableStreamBYOBReader;
   try {
     reader = body.getReader({ mode: "byob" });
   } catch {
-    yield* body;
+    try {
+      yield* body;
+    } catch (err) {
+      signal?.throwIfAborted();
+      if (!response) throw err;
+      throw new BodyBroken(err instanceof Error ? err.message : String(err), { cause: err });
+    }
     return;
   }
   // The abort ends a pending read here, whether or not fetch's own signal reaches the body
@@ -565,7 +629,17 @@ async function* chunks(
       signal?.throwIfAborted();
       const target = relay ? await relay.acquire() : buffer!;
       buffer = undefined;
-      const { value, done } = await reader.read(new Uint8Array(target));
+      let read: ReadableStreamReadResult<Uint8Array>;
+      try {
+        read = await reader.read(new Uint8Array(target));
+      } catch (err) {
+        // The read took the buffer with it.
+        relay?.lost();
+        signal?.throwIfAborted();
+        if (!response) throw err;
+        throw new BodyBroken(err instanceof Error ? err.message : String(err), { cause: err });
+      }
+      const { value, done } = read;
       signal?.throwIfAborted();
       if (done) {
         if (relay) relay.giveBack(value?.buffer as ArrayBuffer | undefined);
@@ -608,10 +682,20 @@ export async function readSmall(
   const res = await client.fetchBlob(ref, desc, sig);
   const parts: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of chunks(res.body, undefined, options.signal)) {
-    size += chunk.length;
-    if (size > desc.size) break;
-    parts.push(chunk.slice()); // the read buffer is reused
+  try {
+    for await (const chunk of chunks(res.body, undefined, options.signal, true)) {
+      size += chunk.length;
+      if (size > desc.size) break;
+      parts.push(chunk.slice()); // the read buffer is reused
+    }
+  } catch (err) {
+    if (!(err instanceof BodyBroken)) throw err;
+    throw new Unavailable(
+      `fetch ${desc.digest} of ${
+        referenceName(ref)
+      } from ${res.host} failed: the connection broke off: ${err.message}`,
+      { cause: err.cause },
+    );
   }
   const bytes = new Uint8Array(size);
   let at = 0;
