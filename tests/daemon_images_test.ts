@@ -346,7 +346,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "images pull -u user:password reaches a registry that wants credentials; without them the error says so",
+    "images pull and push -u user:password reach a registry that wants credentials; without them the error says so",
   ignore,
   async fn() {
     await using registry = await startRegistry({ auth: "htpasswd" });
@@ -371,6 +371,11 @@ Deno.test({
       ref,
     ]);
     assertEquals(await names(daemon), [ref]);
+    // A push's first requests go out at once, before its client knows the registry wants basic.
+    const remote = `${registry.host}/private/copy:v1`;
+    const user = `${creds.username}:${creds.password}`;
+    await ok(daemon, ["images", "push", "--plain-http", "-u", user, remote, ref]);
+    await ok(daemon, ["-n", "other", "images", "pull", "--plain-http", "-u", user, remote]);
   },
 });
 

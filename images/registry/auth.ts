@@ -114,6 +114,12 @@ function basicHeader(c: Credentials): string {
   return `Basic ${btoa(bin)}`;
 }
 
+/** Options for {@link Authorizer.challenge}. */
+export interface ChallengeOptions {
+  /** The Authorization header the refused request carried; undefined when it carried none. */
+  sent?: string;
+}
+
 /** Keeps what each registry host asked for and the tokens obtained, and answers with Authorization headers. */
 export class Authorizer {
   readonly #credentials: CredentialsFn | undefined;
@@ -145,9 +151,16 @@ export class Authorizer {
    * bearer, fetches a fresh token for `scopes` plus the scope the server
    * asked for. Returns the scopes to use on the retry. Throws Unauthenticated
    * when there is nothing to retry with (basic auth without credentials, or
-   * no challenge tug understands).
+   * no challenge tug understands), or when the request already carried the
+   * basic credentials (`options.sent`): only then were they refused. A
+   * request sent before the scheme was known carried none, and is retried.
    */
-  async challenge(host: string, response: Response, scopes: string[]): Promise<string[]> {
+  async challenge(
+    host: string,
+    response: Response,
+    scopes: string[],
+    options: ChallengeOptions = {},
+  ): Promise<string[]> {
     const header = response.headers.get("www-authenticate") ?? "";
     const challenges = parseChallenges(header);
     const bearer = challenges.find((c) => c.scheme === "bearer" && c.params.realm);
@@ -167,7 +180,7 @@ export class Authorizer {
           `authenticate to registry ${host} failed: it asks for basic credentials and none were given`,
         );
       }
-      if (this.#hosts.get(host)?.scheme === "basic") {
+      if (options.sent !== undefined && /^basic /i.test(options.sent)) {
         throw new Unauthenticated(
           `authenticate to registry ${host} failed: the credentials of ${creds.username} were refused`,
         );

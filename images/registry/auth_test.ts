@@ -98,7 +98,10 @@ Deno.test("Authorizer answers basic challenges with credentials and refuses with
     `Basic ${btoa(String.fromCharCode(...bytes))}`,
   );
   await assertRejects(
-    () => authz.challenge("with.example", challenge('Basic realm="r"'), []),
+    () =>
+      authz.challenge("with.example", challenge('Basic realm="r"'), [], {
+        sent: `Basic ${btoa(String.fromCharCode(...bytes))}`,
+      }),
     Unauthenticated,
     "were refused",
   );
@@ -135,5 +138,27 @@ Deno.test("Authorizer reports token server failures as Unauthenticated or Unavai
     () => empty.challenge("reg.example", challenge(BEARER), []),
     Unauthenticated,
     "no token",
+  );
+});
+
+Deno.test("Authorizer retries a request sent without credentials before it learnt the host wants basic", async () => {
+  const authz = new Authorizer({
+    credentials: () => ({ username: "u", password: "p" }),
+    fetch: () => Promise.reject(new Error("no token requests expected")),
+  });
+  // Three requests went out at once, before the scheme was known: each is answered 401.
+  for (let i = 0; i < 3; i++) {
+    assertEquals(
+      await authz.challenge("reg.example", challenge('Basic realm="r"'), ["repository:a:pull"]),
+      ["repository:a:pull"],
+    );
+  }
+  const sent = await authz.authorization("reg.example", []);
+  assertEquals(sent, `Basic ${btoa("u:p")}`);
+  // A request that carried the credentials and got 401: they were refused.
+  await assertRejects(
+    () => authz.challenge("reg.example", challenge('Basic realm="r"'), [], { sent }),
+    Unauthenticated,
+    "the credentials of u were refused",
   );
 });

@@ -348,7 +348,9 @@ export class RegistryClient {
       });
       if (response.status === 401 && !challenged) {
         challenged = true;
-        scopes = await this.#authorizer.challenge(host.host, response, scopes);
+        scopes = await this.#authorizer.challenge(host.host, response, scopes, {
+          ...(auth ? { sent: auth } : {}),
+        });
         await response.body?.cancel();
         continue;
       }
