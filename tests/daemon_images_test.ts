@@ -526,6 +526,52 @@ Deno.test({
 
 Deno.test({
   name:
+    "SIGTERM cancels a pull whose token server stalls: the daemon exits, the client is told it is shutting down, the token request is given up",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry({ auth: "token" });
+    const ref = await pushFixture(registry, "single", { repo: "private/app" });
+    const asked = Promise.withResolvers<void>();
+    const closed = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
+    registry.tokenServer!.hold = (req) => {
+      req.signal.addEventListener("abort", () => closed.resolve(), { once: true });
+      asked.resolve();
+      return Promise.race([closed.promise, release.promise]);
+    };
+    try {
+      await using daemon = await startDaemon();
+      const creds = registry.credentials!;
+      const pull = daemon.tug([
+        "images",
+        "pull",
+        "--plain-http",
+        "-u",
+        `${creds.username}:${creds.password}`,
+        ref,
+      ]);
+      await asked.promise;
+      // A bound for the old behaviour (waiting for the token server for good), not a timing check.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stopped = await Promise.race([
+        daemon.stop(),
+        new Promise<"hung">((r) => timer = setTimeout(() => r("hung"), 60_000)),
+      ]);
+      clearTimeout(timer);
+      if (stopped === "hung") await daemon.kill9();
+      assertEquals(stopped, 0, "the daemon exits on SIGTERM with a pull waiting for a token");
+      const r = await pull;
+      assertEquals(r.code, 1);
+      assertStringIncludes(r.stderr, `Pull ${ref}: the daemon is shutting down`);
+      await closed.promise;
+    } finally {
+      release.resolve();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "clear errors: an empty namespace, an unknown digest, an uppercase path, another platform (nothing unpacked); rm by digest works",
   ignore,
   async fn() {

@@ -410,6 +410,8 @@ export interface TokenServer {
   certFile: string;
   /** Token requests served so far: the scopes asked and whether credentials came with them. */
   requests: { scopes: string[]; user?: string; status: number }[];
+  /** When set, each token request waits for the promise it returns before it is answered (a stalled server). */
+  hold?: (req: Request) => Promise<void> | undefined;
   stop(): Promise<void>;
 }
 
@@ -474,10 +476,19 @@ export async function startTokenServer(
   const x5c = [btoa(String.fromCharCode(...pemBody(await Deno.readTextFile(certFile))))];
   const issuer = "tug-test-issuer";
   const requests: TokenServer["requests"] = [];
+  const self: TokenServer = {
+    realm: "",
+    service: options.service,
+    issuer,
+    certFile,
+    requests,
+    stop: () => server.shutdown(),
+  };
   const expected = `Basic ${
     btoa(`${options.credentials.username}:${options.credentials.password}`)
   }`;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await self.hold?.(req);
     const url = new URL(req.url);
     const scopes = url.searchParams.getAll("scope");
     const auth = req.headers.get("authorization");
@@ -522,14 +533,8 @@ export async function startTokenServer(
       issued_at: new Date().toISOString(),
     });
   });
-  return {
-    realm: `http://127.0.0.1:${server.addr.port}/token`,
-    service: options.service,
-    issuer,
-    certFile,
-    requests,
-    stop: () => server.shutdown(),
-  };
+  self.realm = `http://127.0.0.1:${server.addr.port}/token`;
+  return self;
 }
 
 // ---------------------------------------------------------------------------

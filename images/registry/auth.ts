@@ -4,6 +4,9 @@
  * challenge names (the Docker registry token protocol). Tokens are cached per
  * registry host and scope set until they expire (`expires_in`, 60 s when the
  * server gives none); concurrent requests for the same token share one fetch.
+ * A token fetch is cancelled with the request that needs it: a request whose
+ * signal aborts stops waiting at once, and the fetch itself is aborted once
+ * every request waiting for it has given up.
  *
  * @module
  */
@@ -28,7 +31,7 @@ export interface Challenge {
   params: Record<string, string>;
 }
 
-/** Sends an HTTP request for the authorizer: a token request on behalf of registry `host`. */
+/** Sends an HTTP request for the authorizer: a token request on behalf of registry `host` (`init.signal` cancels it). */
 export type AuthFetch = (url: string, init: RequestInit, host: string) => Promise<Response>;
 
 /** Options for {@link Authorizer}. */
@@ -107,6 +110,17 @@ interface CachedToken {
   expiresAt: number;
 }
 
+/** A token fetch that requests share, aborted when the last one waiting for it gives up. */
+interface TokenFetch {
+  key: string;
+  promise: Promise<string>;
+  controller: AbortController;
+  /** Requests waiting with a signal, each of which may give up. */
+  waiting: number;
+  /** True once a request without a signal waits for it: then it is never aborted. */
+  pinned: boolean;
+}
+
 function basicHeader(c: Credentials): string {
   const bytes = new TextEncoder().encode(`${c.username}:${c.password}`);
   let bin = "";
@@ -114,8 +128,14 @@ function basicHeader(c: Credentials): string {
   return `Basic ${btoa(bin)}`;
 }
 
+/** Options for {@link Authorizer.authorization}. */
+export interface AuthorizationOptions {
+  /** Cancels the token fetch the request waits for: it rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
 /** Options for {@link Authorizer.challenge}. */
-export interface ChallengeOptions {
+export interface ChallengeOptions extends AuthorizationOptions {
   /** The Authorization header the refused request carried; undefined when it carried none. */
   sent?: string;
 }
@@ -127,7 +147,7 @@ export class Authorizer {
   readonly #now: () => number;
   readonly #hosts = new Map<string, HostAuth>();
   readonly #tokens = new Map<string, CachedToken>();
-  readonly #inflight = new Map<string, Promise<string>>();
+  readonly #inflight = new Map<string, TokenFetch>();
 
   constructor(options: AuthorizerOptions) {
     this.#credentials = options.credentials;
@@ -136,14 +156,18 @@ export class Authorizer {
   }
 
   /** The Authorization header for a request to `host` needing `scopes`, or undefined (anonymous). */
-  async authorization(host: string, scopes: string[]): Promise<string | undefined> {
+  async authorization(
+    host: string,
+    scopes: string[],
+    options: AuthorizationOptions = {},
+  ): Promise<string | undefined> {
     const auth = this.#hosts.get(host);
     if (!auth) return undefined;
     if (auth.scheme === "basic") {
       const creds = await this.#credentials?.(host);
       return creds ? basicHeader(creds) : undefined;
     }
-    return `Bearer ${await this.#token(host, auth, scopes, false)}`;
+    return `Bearer ${await this.#token(host, auth, scopes, false, options.signal)}`;
   }
 
   /**
@@ -170,7 +194,7 @@ export class Authorizer {
       if (bearer.params.service !== undefined) auth.service = bearer.params.service;
       this.#hosts.set(host, auth);
       const wanted = mergeScopes(scopes, (bearer.params.scope ?? "").split(" ").filter((s) => s));
-      await this.#token(host, auth, wanted, true);
+      await this.#token(host, auth, wanted, true, options.signal);
       return wanted;
     }
     if (basic) {
@@ -203,21 +227,79 @@ export class Authorizer {
       : "no credentials were given";
   }
 
-  async #token(host: string, auth: HostAuth, scopes: string[], fresh: boolean): Promise<string> {
+  async #token(
+    host: string,
+    auth: HostAuth,
+    scopes: string[],
+    fresh: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
+    signal?.throwIfAborted();
     const key = `${host} ${[...scopes].sort().join(" ")}`;
     const cached = this.#tokens.get(key);
     if (!fresh && cached && cached.expiresAt > this.#now()) return cached.token;
-    const running = this.#inflight.get(key);
-    if (running) return await running;
-    const p = this.#fetchToken(host, auth, scopes).then(({ token, expiresAt }) => {
-      this.#tokens.set(key, { token, expiresAt });
-      return token;
-    }).finally(() => this.#inflight.delete(key));
-    this.#inflight.set(key, p);
-    return await p;
+    let running = this.#inflight.get(key);
+    if (!running) {
+      const controller = new AbortController();
+      const shared: TokenFetch = {
+        key,
+        controller,
+        waiting: 0,
+        pinned: false,
+        promise: this.#fetchToken(host, auth, scopes, controller.signal).then(
+          ({ token, expiresAt }) => {
+            this.#tokens.set(key, { token, expiresAt });
+            return token;
+          },
+        ).finally(() => this.#forget(shared)),
+      };
+      running = shared;
+      this.#inflight.set(key, running);
+    }
+    return await this.#wait(running, signal);
   }
 
-  async #fetchToken(host: string, auth: HostAuth, scopes: string[]): Promise<CachedToken> {
+  /** Waits for a shared token fetch, or until `signal` aborts (then rejects with its reason). */
+  #wait(running: TokenFetch, signal: AbortSignal | undefined): Promise<string> {
+    if (!signal) {
+      running.pinned = true;
+      return running.promise;
+    }
+    running.waiting++;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        running.waiting--;
+        if (running.waiting === 0 && !running.pinned) {
+          // Nobody waits any more: end the fetch (and its connection), and let the next request start anew.
+          this.#forget(running);
+          running.controller.abort(signal.reason);
+        }
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      running.promise.then(
+        (token) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(token);
+        },
+        (err) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  #forget(running: TokenFetch): void {
+    if (this.#inflight.get(running.key) === running) this.#inflight.delete(running.key);
+  }
+
+  async #fetchToken(
+    host: string,
+    auth: HostAuth,
+    scopes: string[],
+    signal: AbortSignal,
+  ): Promise<CachedToken> {
     let url: URL;
     try {
       url = new URL(auth.realm!);
@@ -234,8 +316,9 @@ export class Authorizer {
     const started = this.#now();
     let res: Response;
     try {
-      res = await this.#fetch(url.href, { headers }, host);
+      res = await this.#fetch(url.href, { headers, signal }, host);
     } catch (err) {
+      if (signal.aborted) throw signal.reason;
       if (err instanceof Unavailable) throw err;
       throw new Unavailable(
         `fetch token for registry ${host} from ${url.origin} failed: ${(err as Error).message}`,

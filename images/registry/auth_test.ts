@@ -162,3 +162,45 @@ Deno.test("Authorizer retries a request sent without credentials before it learn
     "the credentials of u were refused",
   );
 });
+
+Deno.test("Authorizer gives a token fetch up with the requests waiting for it, and only when all have", async () => {
+  const signals: AbortSignal[] = [];
+  const authz = new Authorizer({
+    fetch: (_url, init) => {
+      const signal = init.signal!;
+      signals.push(signal);
+      if (signals.length > 1) return Promise.resolve(Response.json({ token: "t2" }));
+      // The first fetch stalls until it is aborted.
+      return new Promise((_, reject) =>
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true })
+      );
+    },
+  });
+  const a = new AbortController();
+  const b = new AbortController();
+  const scopes = ["repository:a:pull"];
+  const first = authz.challenge("reg.example", challenge(BEARER), scopes, { signal: a.signal });
+  const second = authz.authorization("reg.example", scopes, { signal: b.signal });
+  while (signals.length === 0) await new Promise((r) => setTimeout(r, 1));
+  const reasonA = new Error("a gave up");
+  a.abort(reasonA);
+  assertEquals(await first.catch((e) => e), reasonA);
+  // The other request still waits: the fetch goes on.
+  assertEquals(signals[0]!.aborted, false);
+  const reasonB = new Error("b gave up");
+  b.abort(reasonB);
+  assertEquals(await second.catch((e) => e), reasonB);
+  assertEquals(signals[0]!.aborted, true);
+  // The next request fetches anew.
+  assertEquals(await authz.authorization("reg.example", scopes), "Bearer t2");
+  assertEquals(signals.length, 2);
+  // An aborted signal is refused before anything is sent.
+  const done = new AbortController();
+  done.abort(reasonA);
+  assertEquals(
+    await authz.authorization("reg.example", ["repository:b:pull"], { signal: done.signal })
+      .catch((e) => e),
+    reasonA,
+  );
+  assertEquals(signals.length, 2);
+});

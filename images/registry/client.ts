@@ -306,6 +306,7 @@ export class RegistryClient {
         const err = await responseError(attempt.response, spec.what, host.host);
         errors.push({ host: host.host, error: err });
       } catch (err) {
+        if (spec.signal?.aborted) throw spec.signal.reason;
         if (err instanceof DOMException && err.name === "AbortError") throw err;
         if (!(err instanceof TugError)) throw err;
         errors.push({ host: host.host, error: err });
@@ -338,20 +339,22 @@ export class RegistryClient {
     let challenged = false;
     for (let attempt = 0;; attempt++) {
       const headers: Record<string, string> = { ...spec.headers };
-      const auth = await this.#authorizer.authorization(host.host, scopes);
+      const signal = spec.signal ? { signal: spec.signal } : {};
+      const auth = await this.#authorizer.authorization(host.host, scopes, signal);
       if (auth) headers.authorization = auth;
       const response = await this.#transport.request(host, url, {
         method: spec.method,
         headers,
         body: spec.body ? await spec.body() : null,
-        ...(spec.signal ? { signal: spec.signal } : {}),
+        ...signal,
       });
       if (response.status === 401 && !challenged) {
         challenged = true;
+        await response.body?.cancel();
         scopes = await this.#authorizer.challenge(host.host, response, scopes, {
           ...(auth ? { sent: auth } : {}),
+          ...signal,
         });
-        await response.body?.cancel();
         continue;
       }
       if (response.status === 401 || response.status === 403) {
