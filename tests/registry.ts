@@ -412,6 +412,8 @@ export interface TokenServer {
   requests: { scopes: string[]; user?: string; status: number }[];
   /** When set, each token request waits for the promise it returns before it is answered (a stalled server). */
   hold?: (req: Request) => Promise<void> | undefined;
+  /** When true, tokens grant only pull, to the credentials too (a read-only account). */
+  pullOnly?: boolean;
   stop(): Promise<void>;
 }
 
@@ -503,7 +505,9 @@ export async function startTokenServer(
     const access = scopes.flatMap((s) => {
       const parts = s.split(":");
       if (parts.length < 3 || parts[0] !== "repository") return [];
-      const actions = parts[parts.length - 1]!.split(",").filter((a) => user || a === "pull");
+      const actions = parts[parts.length - 1]!.split(",").filter((a) =>
+        (user && !self.pullOnly) || a === "pull"
+      );
       return [{ type: "repository", name: parts.slice(1, -1).join(":"), actions }];
     });
     const now = Math.floor(Date.now() / 1000);

@@ -78,6 +78,21 @@ Deno.test({
         Unauthenticated,
       );
       assertStringIncludes(refused.message, reg.host);
+
+      // Credentials the token server accepts but grants pull only: the registry's challenge says
+      // insufficient_scope, and so does the error, naming what was asked.
+      reg.tokenServer!.pullOnly = true;
+      const readOnly = await assertRejects(
+        () => pushImage(client, `${reg.host}/readonly:1`, image.target, { store, mount: false }),
+        Unauthenticated,
+      );
+      assertStringIncludes(
+        readOnly.message,
+        "the credentials of tester were accepted but do not grant pull,push on repository readonly (insufficient_scope)",
+      );
+      assert(!readOnly.message.includes("refused"), readOnly.message);
+      assert(!readOnly.message.includes("authentication required"), readOnly.message);
+      reg.tokenServer!.pullOnly = false;
       for (const c of [client, anonymous, wrong]) c.close();
     });
   },

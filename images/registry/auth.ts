@@ -219,9 +219,25 @@ export class Authorizer {
     );
   }
 
-  /** Why `host` may have refused a request that carried our best credentials, for error messages. */
-  async describe(host: string): Promise<string> {
+  /**
+   * Why `host` may have refused a request that carried our best credentials,
+   * for error messages, from the `WWW-Authenticate` header of its answer:
+   * with `error="insufficient_scope"` the credentials were accepted (a token
+   * was issued) but do not grant the access the challenge names.
+   */
+  async describe(host: string, challengeHeader = ""): Promise<string> {
     const creds = await this.#credentials?.(host);
+    const bearer = parseChallenges(challengeHeader).find((c) => c.scheme === "bearer");
+    if (bearer?.params.error === "insufficient_scope") {
+      const scopes = (bearer.params.scope ?? "").split(" ").filter((s) => s);
+      const asked = scopes.length > 0
+        ? scopes.map(describeScope).join(" and ")
+        : "the access asked for";
+      const who = creds
+        ? `the credentials of ${creds.username} were accepted but do`
+        : "no credentials were given, and anonymous access does";
+      return `${who} not grant ${asked} (insufficient_scope)`;
+    }
     return creds
       ? `the credentials of ${creds.username} were refused`
       : "no credentials were given";
@@ -359,6 +375,20 @@ export class Authorizer {
     // Renew a little early so a token does not expire between our check and the registry's.
     return { token, expiresAt: started + Math.max(expiresIn - 5, 1) * 1000 };
   }
+}
+
+/** The `error` parameter of a `WWW-Authenticate` header's bearer challenge (`insufficient_scope`, `invalid_token`), if any. */
+export function challengeError(header: string): string | undefined {
+  return parseChallenges(header).find((c) => c.scheme === "bearer")?.params.error;
+}
+
+/** A scope for messages: `repository:a/b:push,pull` is `pull,push on repository a/b` (actions sorted). */
+function describeScope(scope: string): string {
+  const first = scope.indexOf(":");
+  const last = scope.lastIndexOf(":");
+  if (first <= 0 || last <= first) return scope;
+  const actions = scope.slice(last + 1).split(",").filter((a) => a).sort().join(",");
+  return `${actions} on ${scope.slice(0, first)} ${scope.slice(first + 1, last)}`;
 }
 
 /** The union of scope lists, each once, with actions of the same resource merged (`pull` + `push` → `pull,push`). */

@@ -204,3 +204,29 @@ Deno.test("Authorizer gives a token fetch up with the requests waiting for it, a
   );
   assertEquals(signals.length, 2);
 });
+
+Deno.test("Authorizer.describe() tells refused credentials from accepted ones that lack the scope asked for", async () => {
+  const named = new Authorizer({
+    credentials: () => ({ username: "bob", password: "p" }),
+    fetch: () => Promise.reject(new Error("no token requests expected")),
+  });
+  const anonymous = new Authorizer({
+    fetch: () => Promise.reject(new Error("no token requests expected")),
+  });
+  const scoped =
+    `${BEARER},scope="repository:team/app:push,pull repository:base:pull",error="insufficient_scope"`;
+  assertEquals(
+    await named.describe("reg.example", scoped),
+    "the credentials of bob were accepted but do not grant pull,push on repository team/app and pull on repository base (insufficient_scope)",
+  );
+  assertEquals(
+    await anonymous.describe("reg.example", `${BEARER},error="insufficient_scope"`),
+    "no credentials were given, and anonymous access does not grant the access asked for (insufficient_scope)",
+  );
+  assertEquals(
+    await named.describe("reg.example", `${BEARER},error="invalid_token"`),
+    "the credentials of bob were refused",
+  );
+  assertEquals(await named.describe("reg.example"), "the credentials of bob were refused");
+  assertEquals(await anonymous.describe("reg.example"), "no credentials were given");
+});

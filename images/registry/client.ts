@@ -25,7 +25,7 @@ import {
 } from "../../errors.ts";
 import { digestOf, parseDigest } from "../content/digest.ts";
 import { type Descriptor, type Digest, MEDIA_TYPES } from "../types.ts";
-import { Authorizer, type CredentialsFn, repositoryScope } from "./auth.ts";
+import { Authorizer, challengeError, type CredentialsFn, repositoryScope } from "./auth.ts";
 import {
   type HostCapability,
   type HostsOptions,
@@ -358,10 +358,16 @@ export class RegistryClient {
         continue;
       }
       if (response.status === 401 || response.status === 403) {
+        const challenge = response.headers.get("www-authenticate") ?? "";
+        const why = await this.#authorizer.describe(host.host, challenge);
         const { text } = await errorDetail(response);
+        // With insufficient_scope, the body's "authentication required" would send users after
+        // credentials that were accepted.
+        const detail = text && challengeError(challenge) !== "insufficient_scope"
+          ? ` (${text})`
+          : "";
         throw new Unauthenticated(
-          `access to ${spec.what} on registry ${host.host} denied: ${await this.#authorizer
-            .describe(host.host)}${text ? ` (${text})` : ""}`,
+          `access to ${spec.what} on registry ${host.host} denied: ${why}${detail}`,
         );
       }
       if (
