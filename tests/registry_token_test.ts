@@ -2,10 +2,11 @@
  * Bearer token auth against a real registry configured with `auth: token`
  * and a token server of our own (tests/registry.ts): tokens fetched from the
  * challenge's realm with the right service and scopes, reused per scope,
- * anonymous pull, refused credentials, push scopes, a stalled token server.
+ * anonymous pull, refused credentials, push scopes, a stalled or unreachable
+ * token server.
  */
 import { join } from "node:path";
-import { Unauthenticated } from "../errors.ts";
+import { Unauthenticated, Unavailable } from "../errors.ts";
 import { LocalContentStore } from "../images/content/local.ts";
 import { RegistryClient } from "../images/registry/client.ts";
 import { fetchImage } from "../images/registry/fetch.ts";
@@ -95,6 +96,32 @@ Deno.test({
       reg.tokenServer!.pullOnly = false;
       for (const c of [client, anonymous, wrong]) c.close();
     });
+  },
+});
+
+Deno.test({
+  name: "a token server that cannot be reached is named as the token server of the registry",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry({ auth: "token" });
+    const single = await pushFixture(reg, "single");
+    const realm = reg.tokenServer!.realm;
+    await reg.tokenServer!.stop();
+    const creds = reg.credentials!;
+    const client = new RegistryClient({ plainHttp: true, credentials: () => creds });
+    try {
+      await withTempDir(async (dir) => {
+        const store = await LocalContentStore.open(join(dir, "content"));
+        const err = await assertRejects(() => fetchImage(client, single, { store }), Unavailable);
+        assertStringIncludes(
+          err.message,
+          `fetch token for registry ${reg.host} from token server ${realm} failed: `,
+        );
+        assert(!err.message.includes("connect to registry"), err.message);
+      });
+    } finally {
+      client.close();
+    }
   },
 });
 

@@ -330,14 +330,17 @@ export class Authorizer {
     const headers: Record<string, string> = { accept: "application/json" };
     if (creds) headers.authorization = basicHeader(creds);
     const started = this.#now();
+    const server = `token server ${url.origin}${url.pathname}`;
     let res: Response;
     try {
       res = await this.#fetch(url.href, { headers, signal }, host);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
-      if (err instanceof Unavailable) throw err;
+      // The transport says "connect to registry <realm's host> failed: …": the realm is no registry.
       throw new Unavailable(
-        `fetch token for registry ${host} from ${url.origin} failed: ${(err as Error).message}`,
+        `fetch token for registry ${host} from ${server} failed: ${
+          errorText(err instanceof Unavailable && err.cause !== undefined ? err.cause : err)
+        }`,
         { cause: err },
       );
     }
@@ -349,7 +352,7 @@ export class Authorizer {
         : "anonymous access was refused";
       const why = res.status === 401 || res.status === 403 ? who : `status ${res.status}`;
       throw new Unauthenticated(
-        `fetch token for registry ${host} from ${url.origin} failed: ${why}${
+        `fetch token for registry ${host} from ${server} failed: ${why}${
           detail ? ` (${detail})` : ""
         }`,
       );
@@ -375,6 +378,18 @@ export class Authorizer {
     // Renew a little early so a token does not expire between our check and the registry's.
     return { token, expiresAt: started + Math.max(expiresIn - 5, 1) * 1000 };
   }
+}
+
+/** An error's message and its causes' (Deno nests a fetch failure's reason), for messages. */
+function errorText(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (msg && !parts.includes(msg)) parts.push(msg);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(": ").replace(/\s+/g, " ").slice(0, 400) || "unknown error";
 }
 
 /** The `error` parameter of a `WWW-Authenticate` header's bearer challenge (`insufficient_scope`, `invalid_token`), if any. */

@@ -131,8 +131,23 @@ Deno.test("Authorizer reports token server failures as Unauthenticated or Unavai
   await assertRejects(
     () => down.challenge("reg.example", challenge(BEARER), []),
     Unavailable,
-    "connection refused",
+    "fetch token for registry reg.example from token server https://auth.example/token failed: connection refused",
   );
+  // The transport's failure names the realm's host as a registry: the token server is named instead.
+  const unreachable = new Authorizer({
+    fetch: () =>
+      Promise.reject(
+        new Unavailable("connect to registry auth.example failed: connection refused", {
+          cause: new TypeError("connection refused"),
+        }),
+      ),
+  });
+  const e2 = await assertRejects(
+    () => unreachable.challenge("reg.example", challenge(BEARER), []),
+    Unavailable,
+    "fetch token for registry reg.example from token server https://auth.example/token failed: connection refused",
+  );
+  assertEquals(e2.message.includes("connect to registry"), false, e2.message);
   const empty = new Authorizer({ fetch: () => Promise.resolve(Response.json({})) });
   await assertRejects(
     () => empty.challenge("reg.example", challenge(BEARER), []),
