@@ -380,6 +380,26 @@ Deno.test({
 });
 
 Deno.test({
+  name: "images pull and push -u user: send an empty password, which a registry's account may have",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry({ auth: "htpasswd", users: { nopass: "" } });
+    const ref = await pushFixture(registry, "single", { repo: "private/app" });
+    await using daemon = await startDaemon();
+    await ok(daemon, ["images", "pull", "--plain-http", "-u", "nopass:", ref]);
+    assertEquals(await names(daemon), [ref]);
+    const remote = `${registry.host}/private/copy:v1`;
+    await ok(daemon, ["images", "push", "--plain-http", "-u", "nopass:", remote, ref]);
+    await ok(daemon, ["-n", "other", "images", "pull", "--plain-http", "-u", "nopass:", remote]);
+    await fails(
+      daemon,
+      ["images", "pull", "--plain-http", "-u", `${registry.credentials!.username}:`, ref],
+      `the credentials of ${registry.credentials!.username} were refused`,
+    );
+  },
+});
+
+Deno.test({
   name: "images push sends a local image to another repository, which pulls back the same digest",
   ignore,
   async fn() {

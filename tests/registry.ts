@@ -29,6 +29,8 @@ export interface RegistryOptions {
   tls?: boolean;
   /** With `tls`: require client certificates signed by the generated CA. */
   clientCerts?: boolean;
+  /** With `htpasswd`: more users besides `credentials`, name → password (which may be empty). */
+  users?: Record<string, string>;
 }
 
 /** Files of a generated CA and the certificates it signed. */
@@ -263,10 +265,11 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     }
     if (options.auth === "htpasswd") {
       const file = join(dir, "htpasswd");
-      await Deno.writeTextFile(
-        file,
-        await htpasswdLine(credentials!.username, credentials!.password),
-      );
+      let entries = await htpasswdLine(credentials!.username, credentials!.password);
+      for (const [user, password] of Object.entries(options.users ?? {})) {
+        entries += await htpasswdLine(user, password);
+      }
+      await Deno.writeTextFile(file, entries);
       lines.push("auth:", "  htpasswd:", "    realm: tug-test", `    path: ${yamlString(file)}`);
     } else if (options.auth === "token") {
       tokenServer = await startTokenServer(join(dir, "token"), {
