@@ -36,7 +36,7 @@ const REGISTRY_FLAGS: FlagSpec[] = [
     aliases: ["u"],
     type: "string",
     value: "USER[:PASSWORD]",
-    help: "Registry credentials (asked for when only USER is given)",
+    help: "Registry credentials (asked for when only USER is given; USER: means an empty password)",
   },
 ];
 

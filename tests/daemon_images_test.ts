@@ -348,7 +348,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "images pull -u user:password reaches a registry that wants credentials; without them the error says so",
+    "images pull and push -u user:password reach a registry that wants credentials; without them the error says so",
   ignore,
   async fn() {
     await using registry = await startRegistry({ auth: "htpasswd" });
@@ -373,6 +373,31 @@ Deno.test({
       ref,
     ]);
     assertEquals(await names(daemon), [ref]);
+    // A push's first requests go out at once, before its client knows the registry wants basic.
+    const remote = `${registry.host}/private/copy:v1`;
+    const user = `${creds.username}:${creds.password}`;
+    await ok(daemon, ["images", "push", "--plain-http", "-u", user, remote, ref]);
+    await ok(daemon, ["-n", "other", "images", "pull", "--plain-http", "-u", user, remote]);
+  },
+});
+
+Deno.test({
+  name: "images pull and push -u user: send an empty password, which a registry's account may have",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry({ auth: "htpasswd", users: { nopass: "" } });
+    const ref = await pushFixture(registry, "single", { repo: "private/app" });
+    await using daemon = await startDaemon();
+    await ok(daemon, ["images", "pull", "--plain-http", "-u", "nopass:", ref]);
+    assertEquals(await names(daemon), [ref]);
+    const remote = `${registry.host}/private/copy:v1`;
+    await ok(daemon, ["images", "push", "--plain-http", "-u", "nopass:", remote, ref]);
+    await ok(daemon, ["-n", "other", "images", "pull", "--plain-http", "-u", "nopass:", remote]);
+    await fails(
+      daemon,
+      ["images", "pull", "--plain-http", "-u", `${registry.credentials!.username}:`, ref],
+      `the credentials of ${registry.credentials!.username} were refused`,
+    );
   },
 });
 
@@ -518,6 +543,52 @@ Deno.test({
     assertEquals(r.code, 1);
     assertStringIncludes(r.stderr, "Pull big: the daemon is shutting down");
     assertStringIncludes(daemon.log(), "the daemon is shutting down");
+  },
+});
+
+Deno.test({
+  name:
+    "SIGTERM cancels a pull whose token server stalls: the daemon exits, the client is told it is shutting down, the token request is given up",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry({ auth: "token" });
+    const ref = await pushFixture(registry, "single", { repo: "private/app" });
+    const asked = Promise.withResolvers<void>();
+    const closed = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
+    registry.tokenServer!.hold = (req) => {
+      req.signal.addEventListener("abort", () => closed.resolve(), { once: true });
+      asked.resolve();
+      return Promise.race([closed.promise, release.promise]);
+    };
+    try {
+      await using daemon = await startDaemon();
+      const creds = registry.credentials!;
+      const pull = daemon.tug([
+        "images",
+        "pull",
+        "--plain-http",
+        "-u",
+        `${creds.username}:${creds.password}`,
+        ref,
+      ]);
+      await asked.promise;
+      // A bound for the old behaviour (waiting for the token server for good), not a timing check.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stopped = await Promise.race([
+        daemon.stop(),
+        new Promise<"hung">((r) => timer = setTimeout(() => r("hung"), 60_000)),
+      ]);
+      clearTimeout(timer);
+      if (stopped === "hung") await daemon.kill9();
+      assertEquals(stopped, 0, "the daemon exits on SIGTERM with a pull waiting for a token");
+      const r = await pull;
+      assertEquals(r.code, 1);
+      assertStringIncludes(r.stderr, `Pull ${ref}: the daemon is shutting down`);
+      await closed.promise;
+    } finally {
+      release.resolve();
+    }
   },
 });
 

@@ -29,6 +29,8 @@ export interface RegistryOptions {
   tls?: boolean;
   /** With `tls`: require client certificates signed by the generated CA. */
   clientCerts?: boolean;
+  /** With `htpasswd`: more users besides `credentials`, name → password (which may be empty). */
+  users?: Record<string, string>;
 }
 
 /** Files of a generated CA and the certificates it signed. */
@@ -263,10 +265,11 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     }
     if (options.auth === "htpasswd") {
       const file = join(dir, "htpasswd");
-      await Deno.writeTextFile(
-        file,
-        await htpasswdLine(credentials!.username, credentials!.password),
-      );
+      let entries = await htpasswdLine(credentials!.username, credentials!.password);
+      for (const [user, password] of Object.entries(options.users ?? {})) {
+        entries += await htpasswdLine(user, password);
+      }
+      await Deno.writeTextFile(file, entries);
       lines.push("auth:", "  htpasswd:", "    realm: tug-test", `    path: ${yamlString(file)}`);
     } else if (options.auth === "token") {
       tokenServer = await startTokenServer(join(dir, "token"), {
@@ -410,6 +413,10 @@ export interface TokenServer {
   certFile: string;
   /** Token requests served so far: the scopes asked and whether credentials came with them. */
   requests: { scopes: string[]; user?: string; status: number }[];
+  /** When set, each token request waits for the promise it returns before it is answered (a stalled server). */
+  hold?: (req: Request) => Promise<void> | undefined;
+  /** When true, tokens grant only pull, to the credentials too (a read-only account). */
+  pullOnly?: boolean;
   stop(): Promise<void>;
 }
 
@@ -474,10 +481,19 @@ export async function startTokenServer(
   const x5c = [btoa(String.fromCharCode(...pemBody(await Deno.readTextFile(certFile))))];
   const issuer = "tug-test-issuer";
   const requests: TokenServer["requests"] = [];
+  const self: TokenServer = {
+    realm: "",
+    service: options.service,
+    issuer,
+    certFile,
+    requests,
+    stop: () => server.shutdown(),
+  };
   const expected = `Basic ${
     btoa(`${options.credentials.username}:${options.credentials.password}`)
   }`;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await self.hold?.(req);
     const url = new URL(req.url);
     const scopes = url.searchParams.getAll("scope");
     const auth = req.headers.get("authorization");
@@ -492,7 +508,9 @@ export async function startTokenServer(
     const access = scopes.flatMap((s) => {
       const parts = s.split(":");
       if (parts.length < 3 || parts[0] !== "repository") return [];
-      const actions = parts[parts.length - 1]!.split(",").filter((a) => user || a === "pull");
+      const actions = parts[parts.length - 1]!.split(",").filter((a) =>
+        (user && !self.pullOnly) || a === "pull"
+      );
       return [{ type: "repository", name: parts.slice(1, -1).join(":"), actions }];
     });
     const now = Math.floor(Date.now() / 1000);
@@ -522,14 +540,8 @@ export async function startTokenServer(
       issued_at: new Date().toISOString(),
     });
   });
-  return {
-    realm: `http://127.0.0.1:${server.addr.port}/token`,
-    service: options.service,
-    issuer,
-    certFile,
-    requests,
-    stop: () => server.shutdown(),
-  };
+  self.realm = `http://127.0.0.1:${server.addr.port}/token`;
+  return self;
 }
 
 // ---------------------------------------------------------------------------

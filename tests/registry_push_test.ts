@@ -176,6 +176,33 @@ Deno.test({
 
 Deno.test({
   name:
+    "pushImage() with basic credentials through a new client: the blobs' first requests, sent before it knows the scheme, are retried with them",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry({ auth: "htpasswd" });
+    const source = await pushFixture(reg, "layers");
+    await withFetched(reg, source, async ({ store, image }) => {
+      // A client that has sent nothing yet: the push's concurrent HEADs all go out anonymously.
+      const fresh = client(reg);
+      try {
+        const pushed = await pushImage(fresh, `${reg.host}/fresh:1`, image.target, {
+          store,
+          mount: false,
+        });
+        assertEquals(pushed.uploaded, 5);
+      } finally {
+        fresh.close();
+      }
+      assertEquals(
+        await inspectRaw(reg, `${reg.host}/fresh:1`),
+        await manifestBytes(store, image.target.digest),
+      );
+    });
+  },
+});
+
+Deno.test({
+  name:
     "a manifest naming a blob the registry lacks is refused as such (400 MANIFEST_BLOB_UNKNOWN), not reported as not found",
   ignore,
   async fn() {

@@ -190,6 +190,14 @@ export class Fields {
     return v;
   }
 
+  /** An optional string that may be empty, such as a password (null counts as absent). */
+  optStringOrEmpty(name: string): string | undefined {
+    const v = this.#get(name);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "string") throw this.#bad(name, "a string", v);
+    return v;
+  }
+
   /** An optional boolean. */
   optBool(name: string): boolean | undefined {
     const v = this.#get(name);

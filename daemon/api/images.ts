@@ -39,9 +39,10 @@ function credentials(f: Fields): RegistryCredentials | undefined {
   const c = f.optObject("credentials");
   if (!c) return undefined;
   const username = c.string("username");
-  const o = c.optString("password");
+  // An empty password is a password (`-u user:`): an account may have one.
+  const password = c.optStringOrEmpty("password");
   c.end();
-  return { username, password: o ?? "" };
+  return { username, password: password ?? "" };
 }
 
 function registryOptions(f: Fields): Pick<PullRequest, "plainHttp" | "skipVerify" | "credentials"> {

@@ -263,6 +263,18 @@ Deno.test({
       [
         "POST",
         "/v1/images/pull",
+        { ref: "busybox", credentials: { username: "", password: "p" } },
+        "field username must be a non-empty string",
+      ],
+      [
+        "POST",
+        "/v1/images/pull",
+        { ref: "busybox", credentials: { username: "u", password: 5 } },
+        "field password must be a string",
+      ],
+      [
+        "POST",
+        "/v1/images/pull",
         { ref: "busybox", platform: "linux/amd64", allPlatforms: true },
         "not both",
       ],

@@ -98,7 +98,10 @@ Deno.test("Authorizer answers basic challenges with credentials and refuses with
     `Basic ${btoa(String.fromCharCode(...bytes))}`,
   );
   await assertRejects(
-    () => authz.challenge("with.example", challenge('Basic realm="r"'), []),
+    () =>
+      authz.challenge("with.example", challenge('Basic realm="r"'), [], {
+        sent: `Basic ${btoa(String.fromCharCode(...bytes))}`,
+      }),
     Unauthenticated,
     "were refused",
   );
@@ -128,12 +131,117 @@ Deno.test("Authorizer reports token server failures as Unauthenticated or Unavai
   await assertRejects(
     () => down.challenge("reg.example", challenge(BEARER), []),
     Unavailable,
-    "connection refused",
+    "fetch token for registry reg.example from token server https://auth.example/token failed: connection refused",
   );
+  // The transport's failure names the realm's host as a registry: the token server is named instead.
+  const unreachable = new Authorizer({
+    fetch: () =>
+      Promise.reject(
+        new Unavailable("connect to registry auth.example failed: connection refused", {
+          cause: new TypeError("connection refused"),
+        }),
+      ),
+  });
+  const e2 = await assertRejects(
+    () => unreachable.challenge("reg.example", challenge(BEARER), []),
+    Unavailable,
+    "fetch token for registry reg.example from token server https://auth.example/token failed: connection refused",
+  );
+  assertEquals(e2.message.includes("connect to registry"), false, e2.message);
   const empty = new Authorizer({ fetch: () => Promise.resolve(Response.json({})) });
   await assertRejects(
     () => empty.challenge("reg.example", challenge(BEARER), []),
     Unauthenticated,
     "no token",
   );
+});
+
+Deno.test("Authorizer retries a request sent without credentials before it learnt the host wants basic", async () => {
+  const authz = new Authorizer({
+    credentials: () => ({ username: "u", password: "p" }),
+    fetch: () => Promise.reject(new Error("no token requests expected")),
+  });
+  // Three requests went out at once, before the scheme was known: each is answered 401.
+  for (let i = 0; i < 3; i++) {
+    assertEquals(
+      await authz.challenge("reg.example", challenge('Basic realm="r"'), ["repository:a:pull"]),
+      ["repository:a:pull"],
+    );
+  }
+  const sent = await authz.authorization("reg.example", []);
+  assertEquals(sent, `Basic ${btoa("u:p")}`);
+  // A request that carried the credentials and got 401: they were refused.
+  await assertRejects(
+    () => authz.challenge("reg.example", challenge('Basic realm="r"'), [], { sent }),
+    Unauthenticated,
+    "the credentials of u were refused",
+  );
+});
+
+Deno.test("Authorizer gives a token fetch up with the requests waiting for it, and only when all have", async () => {
+  const signals: AbortSignal[] = [];
+  const authz = new Authorizer({
+    fetch: (_url, init) => {
+      const signal = init.signal!;
+      signals.push(signal);
+      if (signals.length > 1) return Promise.resolve(Response.json({ token: "t2" }));
+      // The first fetch stalls until it is aborted.
+      return new Promise((_, reject) =>
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true })
+      );
+    },
+  });
+  const a = new AbortController();
+  const b = new AbortController();
+  const scopes = ["repository:a:pull"];
+  const first = authz.challenge("reg.example", challenge(BEARER), scopes, { signal: a.signal });
+  const second = authz.authorization("reg.example", scopes, { signal: b.signal });
+  while (signals.length === 0) await new Promise((r) => setTimeout(r, 1));
+  const reasonA = new Error("a gave up");
+  a.abort(reasonA);
+  assertEquals(await first.catch((e) => e), reasonA);
+  // The other request still waits: the fetch goes on.
+  assertEquals(signals[0]!.aborted, false);
+  const reasonB = new Error("b gave up");
+  b.abort(reasonB);
+  assertEquals(await second.catch((e) => e), reasonB);
+  assertEquals(signals[0]!.aborted, true);
+  // The next request fetches anew.
+  assertEquals(await authz.authorization("reg.example", scopes), "Bearer t2");
+  assertEquals(signals.length, 2);
+  // An aborted signal is refused before anything is sent.
+  const done = new AbortController();
+  done.abort(reasonA);
+  assertEquals(
+    await authz.authorization("reg.example", ["repository:b:pull"], { signal: done.signal })
+      .catch((e) => e),
+    reasonA,
+  );
+  assertEquals(signals.length, 2);
+});
+
+Deno.test("Authorizer.describe() tells refused credentials from accepted ones that lack the scope asked for", async () => {
+  const named = new Authorizer({
+    credentials: () => ({ username: "bob", password: "p" }),
+    fetch: () => Promise.reject(new Error("no token requests expected")),
+  });
+  const anonymous = new Authorizer({
+    fetch: () => Promise.reject(new Error("no token requests expected")),
+  });
+  const scoped =
+    `${BEARER},scope="repository:team/app:push,pull repository:base:pull",error="insufficient_scope"`;
+  assertEquals(
+    await named.describe("reg.example", scoped),
+    "the credentials of bob were accepted but do not grant pull,push on repository team/app and pull on repository base (insufficient_scope)",
+  );
+  assertEquals(
+    await anonymous.describe("reg.example", `${BEARER},error="insufficient_scope"`),
+    "no credentials were given, and anonymous access does not grant the access asked for (insufficient_scope)",
+  );
+  assertEquals(
+    await named.describe("reg.example", `${BEARER},error="invalid_token"`),
+    "the credentials of bob were refused",
+  );
+  assertEquals(await named.describe("reg.example"), "the credentials of bob were refused");
+  assertEquals(await anonymous.describe("reg.example"), "no credentials were given");
 });

@@ -25,7 +25,7 @@ import {
 } from "../../errors.ts";
 import { digestOf, parseDigest } from "../content/digest.ts";
 import { type Descriptor, type Digest, MEDIA_TYPES } from "../types.ts";
-import { Authorizer, type CredentialsFn, repositoryScope } from "./auth.ts";
+import { Authorizer, challengeError, type CredentialsFn, repositoryScope } from "./auth.ts";
 import {
   type HostCapability,
   type HostsOptions,
@@ -306,6 +306,7 @@ export class RegistryClient {
         const err = await responseError(attempt.response, spec.what, host.host);
         errors.push({ host: host.host, error: err });
       } catch (err) {
+        if (spec.signal?.aborted) throw spec.signal.reason;
         if (err instanceof DOMException && err.name === "AbortError") throw err;
         if (!(err instanceof TugError)) throw err;
         errors.push({ host: host.host, error: err });
@@ -338,25 +339,35 @@ export class RegistryClient {
     let challenged = false;
     for (let attempt = 0;; attempt++) {
       const headers: Record<string, string> = { ...spec.headers };
-      const auth = await this.#authorizer.authorization(host.host, scopes);
+      const signal = spec.signal ? { signal: spec.signal } : {};
+      const auth = await this.#authorizer.authorization(host.host, scopes, signal);
       if (auth) headers.authorization = auth;
       const response = await this.#transport.request(host, url, {
         method: spec.method,
         headers,
         body: spec.body ? await spec.body() : null,
-        ...(spec.signal ? { signal: spec.signal } : {}),
+        ...signal,
       });
       if (response.status === 401 && !challenged) {
         challenged = true;
-        scopes = await this.#authorizer.challenge(host.host, response, scopes);
         await response.body?.cancel();
+        scopes = await this.#authorizer.challenge(host.host, response, scopes, {
+          ...(auth ? { sent: auth } : {}),
+          ...signal,
+        });
         continue;
       }
       if (response.status === 401 || response.status === 403) {
+        const challenge = response.headers.get("www-authenticate") ?? "";
+        const why = await this.#authorizer.describe(host.host, challenge);
         const { text } = await errorDetail(response);
+        // With insufficient_scope, the body's "authentication required" would send users after
+        // credentials that were accepted.
+        const detail = text && challengeError(challenge) !== "insufficient_scope"
+          ? ` (${text})`
+          : "";
         throw new Unauthenticated(
-          `access to ${spec.what} on registry ${host.host} denied: ${await this.#authorizer
-            .describe(host.host)}${text ? ` (${text})` : ""}`,
+          `access to ${spec.what} on registry ${host.host} denied: ${why}${detail}`,
         );
       }
       if (
