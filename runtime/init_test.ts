@@ -212,3 +212,28 @@ Deno.test("closeOtherFds() closes every fd above the preserved ones except those
     [[6, 6], [8, 0xffffffff]],
   );
 });
+
+Deno.test("planContainer() takes an rlimit of 18446744073709551615 (Docker's unlimited) as RLIM_INFINITY", async () => {
+  const unlimited = JSON.parse(
+    '{"type":"RLIMIT_MEMLOCK","soft":18446744073709551615,"hard":18446744073709551615}',
+  );
+  const p = await plan(spec({
+    process: {
+      ...spec().process!,
+      rlimits: [unlimited, { type: "RLIMIT_CORE", soft: 1, hard: 2 }],
+    },
+  }));
+  assertEquals(p.process.rlimits.map((r) => [r.soft, r.hard]), [
+    [(1n << 64n) - 1n, (1n << 64n) - 1n],
+    [1n, 2n],
+  ]);
+  let err: Error | undefined;
+  try {
+    await plan(spec({
+      process: { ...spec().process!, rlimits: [{ type: "RLIMIT_CORE", soft: 2 ** 60, hard: 1 }] },
+    }));
+  } catch (e) {
+    err = e as Error;
+  }
+  assert(err?.message.includes("process.rlimits[0].soft"), String(err));
+});

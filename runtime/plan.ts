@@ -142,6 +142,15 @@ function checkInt(value: unknown, field: string, min = 0, max = 0xffffffff): num
   return value;
 }
 
+/** RLIM_INFINITY, as the u64 Docker writes for an unlimited `--ulimit` (18446744073709551615). */
+const RLIM_INFINITY = (1n << 64n) - 1n;
+
+/** An rlimit value: an integer, or 2^64-1 for unlimited (which JSON.parse reads as 2^64). */
+function rlimitValue(value: unknown, field: string): bigint {
+  if (typeof value === "number" && value >= 2 ** 64 - 1 && value <= 2 ** 64) return RLIM_INFINITY;
+  return BigInt(checkInt(value, field, 0, Number.MAX_SAFE_INTEGER));
+}
+
 function checkStringArray(value: unknown, field: string): string[] {
   if (value === undefined) return [];
   if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
@@ -262,12 +271,8 @@ export function planProcess(
     if (resource === undefined) {
       bad(`${field}.rlimits[${i}].type`, `unknown rlimit ${JSON.stringify(r.type)}`);
     }
-    const soft = BigInt(
-      checkInt(r.soft, `${field}.rlimits[${i}].soft`, 0, Number.MAX_SAFE_INTEGER),
-    );
-    const hard = BigInt(
-      checkInt(r.hard, `${field}.rlimits[${i}].hard`, 0, Number.MAX_SAFE_INTEGER),
-    );
+    const soft = rlimitValue(r.soft, `${field}.rlimits[${i}].soft`);
+    const hard = rlimitValue(r.hard, `${field}.rlimits[${i}].hard`);
     if (soft > hard) {
       bad(`${field}.rlimits[${i}]`, `soft limit ${soft} is above hard limit ${hard} for ${r.type}`);
     }
