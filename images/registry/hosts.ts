@@ -23,8 +23,8 @@
  */
 
 import { isAbsolute, join } from "../../util/path.ts";
-import { parse as parseToml } from "smol-toml";
 import { InvalidArgument } from "../../errors.ts";
+import { parseTomlDocument } from "../../util/toml.ts";
 
 /** What a host may be used for. */
 export type HostCapability = "pull" | "resolve" | "push";
@@ -215,9 +215,9 @@ function parseHostConfig(
 function parseHostsFile(text: string, dir: string, file: string): HostConfig[] {
   let doc: Record<string, unknown>;
   try {
-    doc = parseToml(text) as Record<string, unknown>;
+    doc = parseTomlDocument(text);
   } catch (err) {
-    throw fail(file, (err as Error).message.split("\n")[0] ?? "invalid TOML");
+    throw fail(file, (err as Error).message);
   }
   const hosts: HostConfig[] = [];
   const tables = doc.host;

@@ -134,6 +134,11 @@ Deno.test("parseHostsToml() refuses bad files and names the file and the problem
     "/etc/tug/certs.d/reg.io/hosts.toml",
   );
   assertThrows(
+    () => parseHostsToml(`server = "http://reg.io"\n[host."http://m"\n`, opts),
+    InvalidArgument,
+    "read registry hosts file /etc/tug/certs.d/reg.io/hosts.toml failed: Invalid TOML document: illegal character in key at line 2, column 17",
+  );
+  assertThrows(
     () => parseHostsToml(`capabilities = ["pull", "fly"]`, opts),
     InvalidArgument,
     'unknown capability "fly"',
