@@ -117,18 +117,32 @@ function absolute(path: string, base: string): string {
 
 function parseHostConfig(
   server: string,
+  /** `server` or `host` (the key naming the URL), for messages. */
+  what: "server" | "host",
   table: Record<string, unknown>,
   dir: string,
   file: string,
 ): HostConfig {
   const result: HostConfig = { capabilities: ALL_CAPABILITIES };
+  if (table.override_path !== undefined && typeof table.override_path !== "boolean") {
+    throw fail(file, "override_path must be true or false");
+  }
   if (server !== "") {
-    const withScheme = /^https?:\/\//.test(server) ? server : `https://${server}`;
-    let url: URL;
+    // As containerd: no scheme means https. Any scheme but http and https is refused, where
+    // containerd takes "ftp://h" for a host named "ftp". (A name, a colon and a port is a host.)
+    const scheme = (/^([^:/?#]*):\/\//.exec(server) ??
+      /^([a-z][a-z0-9+.-]*):(?!\d+(?:[/?#]|$))/i.exec(server))?.[1]?.toLowerCase();
+    if (scheme !== undefined && scheme !== "http" && scheme !== "https") {
+      throw fail(file, `${what} "${server}" must be an http:// or https:// URL`);
+    }
+    let url: URL | undefined;
     try {
-      url = new URL(withScheme);
+      url = new URL(scheme ? server : `https://${server}`);
     } catch {
-      throw fail(file, `server "${server}" is not a URL`);
+      // refused below
+    }
+    if (!url || !/^(?:[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?|\[[0-9a-f:.]+\])$/i.test(url.hostname)) {
+      throw fail(file, `${what} "${server}" is not a URL`);
     }
     result.scheme = url.protocol === "http:" ? "http" : "https";
     result.host = url.host;
@@ -230,14 +244,14 @@ function parseHostsFile(text: string, dir: string, file: string): HostConfig[] {
       if (typeof table !== "object" || table === null || Array.isArray(table)) {
         throw fail(file, `host "${url}" must be a table`);
       }
-      hosts.push(parseHostConfig(url, table as Record<string, unknown>, dir, file));
+      hosts.push(parseHostConfig(url, "host", table as Record<string, unknown>, dir, file));
     }
   }
   const server = doc.server;
   if (server !== undefined && typeof server !== "string") {
     throw fail(file, "server must be a string");
   }
-  hosts.push(parseHostConfig(server ?? "", doc, dir, file));
+  hosts.push(parseHostConfig(server ?? "", "server", doc, dir, file));
   return hosts;
 }
 

@@ -156,6 +156,54 @@ Deno.test("parseHostsToml() refuses bad files and names the file and the problem
   ]);
 });
 
+Deno.test("parseHostsToml() refuses a non-boolean override_path and URLs that are not http(s)", () => {
+  const opts = { namespace: "reg.io", dir: "/etc/tug/certs.d/reg.io" };
+  const file = "read registry hosts file /etc/tug/certs.d/reg.io/hosts.toml failed";
+  assertThrows(
+    () => parseHostsToml(`server = "https://reg.io/api"\noverride_path = "yes"`, opts),
+    InvalidArgument,
+    `${file}: override_path must be true or false`,
+  );
+  assertThrows(
+    () => parseHostsToml(`[host."http://m.io"]\noverride_path = 1`, opts),
+    InvalidArgument,
+    `${file}: override_path must be true or false`,
+  );
+  assertThrows(
+    () => parseHostsToml(`server = "ftp://127.0.0.1:15136"`, opts),
+    InvalidArgument,
+    `${file}: server "ftp://127.0.0.1:15136" must be an http:// or https:// URL`,
+  );
+  assertThrows(
+    () => parseHostsToml(`server = "ht!tp://[bad"`, opts),
+    InvalidArgument,
+    `${file}: server "ht!tp://[bad" must be an http:// or https:// URL`,
+  );
+  assertThrows(
+    () => parseHostsToml(`[host."unix:///run/reg.sock"]`, opts),
+    InvalidArgument,
+    `${file}: host "unix:///run/reg.sock" must be an http:// or https:// URL`,
+  );
+  for (const bad of ["[bad", "http://", "https://a b.io", "https://a.io:99999"]) {
+    assertThrows(
+      () => parseHostsToml(`server = "${bad}"`, opts),
+      InvalidArgument,
+      `${file}: server "${bad}" is not a URL`,
+    );
+  }
+  // What containerd takes stays taken: no scheme (https), host:port, HTTP in capitals.
+  assertEquals(
+    parseHostsToml(
+      `server = "localhost:5000"\n[host."HTTP://m.io:80/x"]\noverride_path = false\n`,
+      opts,
+    ).map(brief),
+    [
+      "http://m.io/x/v2 [pull,resolve,push] mirror",
+      "https://localhost:5000/v2 [pull,resolve,push] mirror",
+    ],
+  );
+});
+
 Deno.test("registryHosts() reports an unreadable hosts.toml", async () => {
   await withDir(async (dir) => {
     await Deno.mkdir(join(dir, "reg.io"));
