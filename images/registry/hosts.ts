@@ -61,9 +61,21 @@ export interface HostsOptions {
   plainHttp?: boolean;
   /** Skip certificate verification for the namespace's default server (`ctr --skip-verify`). */
   skipVerify?: boolean;
+  /** Told of what a hosts.toml holds that tug ignores (unknown keys), one message each. */
+  warn?: (message: string) => void;
 }
 
 const ALL_CAPABILITIES: HostCapability[] = ["pull", "resolve", "push"];
+
+/** The keys of a `[host."…"]` table; the top level has `server` and `host` too. */
+const HOST_KEYS = new Set([
+  "capabilities",
+  "ca",
+  "client",
+  "skip_verify",
+  "header",
+  "override_path",
+]);
 
 interface HostConfig {
   scheme?: "http" | "https";
@@ -221,12 +233,32 @@ function parseHostConfig(
   return result;
 }
 
+/** Warns of the keys of `table` tug does not know (containerd knows more, e.g. `dial_timeout`). */
+function warnUnknown(
+  table: Record<string, unknown>,
+  prefix: string,
+  file: string,
+  warn: ((message: string) => void) | undefined,
+): void {
+  if (!warn) return;
+  for (const key of Object.keys(table)) {
+    if (HOST_KEYS.has(key) || (prefix === "" && (key === "server" || key === "host"))) continue;
+    warn(`Unknown registry hosts key ${prefix}${key} in ${file}: ignored`);
+  }
+}
+
 /**
  * Parses the text of a hosts.toml: the mirrors in file order, then the
  * server (`host` undefined when the file names none). Paths are made
- * absolute against `dir`. Throws InvalidArgument naming the file.
+ * absolute against `dir`. Throws InvalidArgument naming the file; tells
+ * `warn` of unknown keys.
  */
-function parseHostsFile(text: string, dir: string, file: string): HostConfig[] {
+function parseHostsFile(
+  text: string,
+  dir: string,
+  file: string,
+  warn?: (message: string) => void,
+): HostConfig[] {
   let doc: Record<string, unknown>;
   try {
     doc = parseTomlDocument(text);
@@ -245,6 +277,7 @@ function parseHostsFile(text: string, dir: string, file: string): HostConfig[] {
         throw fail(file, `host "${url}" must be a table`);
       }
       hosts.push(parseHostConfig(url, "host", table as Record<string, unknown>, dir, file));
+      warnUnknown(table as Record<string, unknown>, `host.${JSON.stringify(url)}.`, file, warn);
     }
   }
   const server = doc.server;
@@ -252,6 +285,7 @@ function parseHostsFile(text: string, dir: string, file: string): HostConfig[] {
     throw fail(file, "server must be a string");
   }
   hosts.push(parseHostConfig(server ?? "", "server", doc, dir, file));
+  warnUnknown(doc, "", file, warn);
   return hosts;
 }
 
@@ -296,11 +330,11 @@ async function findHostDir(hostsDir: string, namespace: string): Promise<string 
  */
 export function parseHostsToml(
   text: string,
-  options: { namespace: string; dir: string; plainHttp?: boolean; skipVerify?: boolean },
+  options: HostsOptions & { namespace: string; dir: string },
 ): RegistryHost[] {
   return finish(
     options.namespace,
-    parseHostsFile(text, options.dir, join(options.dir, "hosts.toml")),
+    parseHostsFile(text, options.dir, join(options.dir, "hosts.toml"), options.warn),
     options,
   );
 }
@@ -379,7 +413,7 @@ export async function registryHosts(
       } catch (err) {
         if (!(err instanceof Deno.errors.NotFound)) throw err;
       }
-      configs = text ? parseHostsFile(text, dir, file) : await loadCertFiles(dir);
+      configs = text ? parseHostsFile(text, dir, file, options.warn) : await loadCertFiles(dir);
     }
   }
   return finish(namespace, configs ?? [{ capabilities: ALL_CAPABILITIES }], options);

@@ -204,6 +204,40 @@ Deno.test("parseHostsToml() refuses a non-boolean override_path and URLs that ar
   );
 });
 
+Deno.test("registryHosts() warns of the keys it does not know, naming the file and the key", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(join(dir, "reg.io"));
+    const file = join(dir, "reg.io", "hosts.toml");
+    await Deno.writeTextFile(
+      file,
+      `server = "https://reg.io"
+proxy = "http://my-proxy:8080"
+capabilites = ["pull"]
+
+[host."http://m.io:5000"]
+  capabilities = ["pull"]
+  dial_timeout = "5s"
+  [host."http://m.io:5000".header]
+    x-a = "b"
+`,
+    );
+    const warnings: string[] = [];
+    const hosts = await registryHosts("reg.io", {
+      hostsDir: dir,
+      warn: (message) => warnings.push(message),
+    });
+    assertEquals(hosts.map(brief), [
+      "http://m.io:5000/v2 [pull] mirror",
+      "https://reg.io/v2 [pull,resolve,push]",
+    ]);
+    assertEquals(warnings, [
+      `Unknown registry hosts key host."http://m.io:5000".dial_timeout in ${file}: ignored`,
+      `Unknown registry hosts key proxy in ${file}: ignored`,
+      `Unknown registry hosts key capabilites in ${file}: ignored`,
+    ]);
+  });
+});
+
 Deno.test("registryHosts() reports an unreadable hosts.toml", async () => {
   await withDir(async (dir) => {
     await Deno.mkdir(join(dir, "reg.io"));

@@ -1,0 +1,48 @@
+/**
+ * The daemon's registry hosts configuration (`[registry] config_path`,
+ * containerd's certs.d layout) through the real CLI and daemon, against
+ * Debian's docker-registry: what the daemon logs about a hosts.toml.
+ */
+import { join } from "node:path";
+import { assertStringIncludes } from "./assert.ts";
+import { ok, startDaemon } from "./daemon.ts";
+import { pushFixture } from "./fixtures/mod.ts";
+import { requires } from "./harness.ts";
+import { startRegistry } from "./registry.ts";
+
+const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox");
+
+/** Writes `certs.d/<namespace>/hosts.toml` of the test daemon in `dir`; returns its path. */
+async function writeHosts(dir: string, namespace: string, text: string): Promise<string> {
+  const hostDir = join(dir, "certs.d", namespace);
+  await Deno.mkdir(hostDir, { recursive: true });
+  const file = join(hostDir, "hosts.toml");
+  await Deno.writeTextFile(file, text);
+  return file;
+}
+
+Deno.test({
+  name:
+    "a hosts.toml key tug does not know is a warning in the daemon's log naming the file and key",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "single");
+    await using daemon = await startDaemon();
+    const file = await writeHosts(
+      daemon.dir,
+      "mirror.test",
+      `server = "http://${registry.host}"\nproxy = "http://my-proxy:8080"\n` +
+        `[host."http://${registry.host}"]\n  capabilities = ["pull"]\n  dial_timeout = "5s"\n`,
+    );
+    await ok(daemon, ["images", "pull", "mirror.test/single"]);
+    assertStringIncludes(
+      daemon.log(),
+      `level=warn msg="Unknown registry hosts key proxy in ${file}: ignored"`,
+    );
+    assertStringIncludes(
+      daemon.log(),
+      `level=warn msg="Unknown registry hosts key host.\\"http://${registry.host}\\".dial_timeout in ${file}: ignored"`,
+    );
+  },
+});
