@@ -9,8 +9,11 @@
  * - `[host."…"]` tables are mirrors tried first, in file order; `server` is
  *   tried last (when absent, the namespace's own server);
  * - `capabilities` (`pull`, `resolve`, `push`; all when absent), `ca`
- *   (path or paths, relative to the file), `client` (cert path, paths, or
- *   `[cert, key]` pairs), `skip_verify`, `[header]`, `override_path`;
+ *   (path or paths, relative to the file), `client` (a cert path or a
+ *   `[cert, key]` pair; one per host, as Deno's HTTP client presents one
+ *   certificate), `skip_verify`, `[header]`, `override_path`;
+ * - the TLS files are read and checked with the configuration (a CA file
+ *   must hold a PEM certificate, a certificate and key must make a pair);
  * - a directory without hosts.toml uses Docker's certificate files
  *   (`*.crt` CAs, `*.cert` + `*.key` client pairs);
  * - a mirror (a host other than the namespace's server) gets `?ns=<namespace>`.
@@ -43,14 +46,29 @@ export interface RegistryHost {
   header: Record<string, string[]>;
   /** PEM files of extra CAs (`ca`). */
   caFiles: string[];
-  /** Client certificate and key files; an empty key means the key is in the certificate file. */
+  /**
+   * The client certificate and key files (at most one pair); an empty key
+   * means the key is in the certificate file.
+   */
   clientPairs: [string, string][];
+  /** What the files of `caFiles` and `clientPairs` held when the configuration was read. */
+  tls: HostTls;
   /** Do not verify the server's certificate (`skip_verify`). */
   skipVerify: boolean;
   /** Try HTTPS first and fall back to plain HTTP when the TLS handshake fails (defaulted localhost). */
   httpFallback: boolean;
   /** True for a host other than the namespace's own server: requests carry `?ns=<namespace>`. */
   mirror: boolean;
+}
+
+/** The PEM texts of a host's TLS files, read (and checked) with its configuration. */
+export interface HostTls {
+  /** One text per CA file. */
+  ca: string[];
+  /** The client certificate (with its chain). */
+  cert?: string;
+  /** The client certificate's private key. */
+  key?: string;
 }
 
 /** Options for {@link registryHosts}. */
@@ -115,6 +133,17 @@ export function hostDirectories(hostsDir: string, namespace: string): string[] {
 
 function fail(file: string, why: string): InvalidArgument {
   return new InvalidArgument(`read registry hosts file ${file} failed: ${why}`);
+}
+
+/**
+ * Why several client certificate pairs are refused: Deno's HTTP client
+ * presents one certificate, where containerd offers the server each of its
+ * pairs; taking the first would fail where the registry wants another.
+ */
+function onePair(where: string, pairs: [string, string][]): string {
+  return `only one client certificate pair is supported per host: ${where} ${pairs.length} (${
+    pairs.map((p) => p[0]).join(", ")
+  }); keep the one the registry accepts`;
 }
 
 function stringList(value: unknown, what: string, file: string): string[] {
@@ -218,6 +247,7 @@ function parseHostConfig(
         "client must be a path, an array of paths, or an array of [cert, key] pairs",
       );
     }
+    if (pairs.length > 1) throw fail(file, onePair("client names", pairs));
     result.clientPairs = pairs;
   }
   if (table.header !== undefined) {
@@ -306,6 +336,11 @@ async function loadCertFiles(dir: string): Promise<HostConfig[]> {
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
+  if (clientPairs.length > 1) {
+    throw new InvalidArgument(
+      `read registry certificates in ${dir} failed: ${onePair("the directory has", clientPairs)}`,
+    );
+  }
   return [{
     capabilities: ALL_CAPABILITIES,
     ...(caFiles.length ? { caFiles } : {}),
@@ -328,15 +363,77 @@ async function findHostDir(hostsDir: string, namespace: string): Promise<string 
  * Parses a hosts.toml text for `namespace` and returns the hosts to try, in
  * order (what {@link registryHosts} returns for a directory holding it).
  */
-export function parseHostsToml(
+export async function parseHostsToml(
   text: string,
   options: HostsOptions & { namespace: string; dir: string },
-): RegistryHost[] {
-  return finish(
+): Promise<RegistryHost[]> {
+  const file = join(options.dir, "hosts.toml");
+  const hosts = finish(
     options.namespace,
-    parseHostsFile(text, options.dir, join(options.dir, "hosts.toml"), options.warn),
+    parseHostsFile(text, options.dir, file, options.warn),
     options,
   );
+  await readTls(hosts, `read registry hosts file ${file} failed`);
+  return hosts;
+}
+
+/**
+ * Reads the CA and client certificate files of `hosts` into their `tls`,
+ * refusing (InvalidArgument, after `failed`) what cannot be used: an
+ * unreadable file, a CA file without a PEM certificate (containerd: "unable
+ * to load CA cert"), a certificate and key that do not make a pair.
+ */
+async function readTls(hosts: RegistryHost[], failed: string): Promise<void> {
+  const read = async (path: string, what: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (err) {
+      throw new InvalidArgument(
+        `${failed}: read ${what} ${path} failed: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  };
+  const check = (
+    options:
+      | Deno.CreateHttpClientOptions
+      | (Deno.CreateHttpClientOptions & Deno.TlsCertifiedKeyPem),
+    what: string,
+  ) => {
+    try {
+      Deno.createHttpClient(options).close();
+    } catch (err) {
+      throw new InvalidArgument(`${failed}: unable to load ${what}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  };
+  for (const host of hosts) {
+    const tls: HostTls = { ca: [] };
+    for (const file of host.caFiles) {
+      const text = await read(file, "CA certificate");
+      // Deno's client skips what is not PEM: a file without a certificate would add no CA.
+      if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+        throw new InvalidArgument(
+          `${failed}: unable to load CA certificate ${file}: no PEM certificate in it`,
+        );
+      }
+      check({ caCerts: [text] }, `CA certificate ${file}`);
+      tls.ca.push(text);
+    }
+    const pair = host.clientPairs[0];
+    if (pair) {
+      tls.cert = await read(pair[0], "client certificate");
+      tls.key = pair[1] ? await read(pair[1], "client key") : tls.cert;
+      check(
+        { cert: tls.cert, key: tls.key },
+        `client certificate ${pair[0]}${pair[1] ? ` with key ${pair[1]}` : ""}`,
+      );
+    }
+    host.tls = tls;
+  }
 }
 
 function finish(namespace: string, configs: HostConfig[], options: HostsOptions): RegistryHost[] {
@@ -387,6 +484,7 @@ function finish(namespace: string, configs: HostConfig[], options: HostsOptions)
       caFiles: c.caFiles ?? [],
       clientPairs: c.clientPairs ?? [],
       skipVerify: c.skipVerify ?? false,
+      tls: { ca: [] },
       httpFallback,
       mirror: host !== namespace && !(namespace === "docker.io" && host === "registry-1.docker.io"),
     };
@@ -403,6 +501,7 @@ export async function registryHosts(
   options: HostsOptions = {},
 ): Promise<RegistryHost[]> {
   let configs: HostConfig[] | undefined;
+  let failed = "";
   if (options.hostsDir) {
     const dir = await findHostDir(options.hostsDir, namespace);
     if (dir !== undefined) {
@@ -414,9 +513,14 @@ export async function registryHosts(
         if (!(err instanceof Deno.errors.NotFound)) throw err;
       }
       configs = text ? parseHostsFile(text, dir, file, options.warn) : await loadCertFiles(dir);
+      failed = text
+        ? `read registry hosts file ${file} failed`
+        : `read registry certificates in ${dir} failed`;
     }
   }
-  return finish(namespace, configs ?? [{ capabilities: ALL_CAPABILITIES }], options);
+  const hosts = finish(namespace, configs ?? [{ capabilities: ALL_CAPABILITIES }], options);
+  await readTls(hosts, failed);
+  return hosts;
 }
 
 /** The hosts of `hosts` that have `capability`, in order. */

@@ -15,11 +15,11 @@
  */
 
 import { InvalidArgument, Unavailable } from "../../errors.ts";
-import type { RegistryHost } from "./hosts.ts";
+import type { HostTls, RegistryHost } from "./hosts.ts";
 
 const MAX_REDIRECTS = 10;
 
-/** Sends requests to registry hosts; one per client, it caches TLS clients per host configuration. */
+/** Sends requests to registry hosts; one per client, it caches TLS clients by the certificates they hold. */
 export class Transport {
   readonly #clients = new Map<string, Deno.HttpClient>();
   readonly #fellBack = new Set<string>();
@@ -101,31 +101,19 @@ export class Transport {
 
   async #send(host: RegistryHost | undefined, url: URL, init: RequestInit): Promise<Response> {
     if (host?.skipVerify && url.protocol === "https:") {
-      return await nodeRequest(url, init, await this.#tls(host));
+      return await nodeRequest(url, init, host.tls);
     }
-    const client = host && url.protocol === "https:" ? await this.#client(host) : undefined;
+    const client = host && url.protocol === "https:" ? this.#client(host) : undefined;
     return await fetch(url, { ...init, redirect: "manual", ...(client ? { client } : {}) });
   }
 
-  async #tls(host: RegistryHost): Promise<TlsFiles> {
-    const ca: string[] = [];
-    for (const f of host.caFiles) ca.push(await readPem(f, "CA certificate"));
-    let cert: string | undefined;
-    let key: string | undefined;
-    const pair = host.clientPairs[0];
-    if (pair) {
-      cert = await readPem(pair[0], "client certificate");
-      key = pair[1] ? await readPem(pair[1], "client key") : cert;
-    }
-    return { ca, ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
-  }
-
-  async #client(host: RegistryHost): Promise<Deno.HttpClient | undefined> {
-    if (host.caFiles.length === 0 && host.clientPairs.length === 0) return undefined;
-    const cacheKey = JSON.stringify([host.caFiles, host.clientPairs]);
+  /** The TLS client for `host`'s certificates, by what they hold (a file rewritten gets a new one). */
+  #client(host: RegistryHost): Deno.HttpClient | undefined {
+    const tls = host.tls;
+    if (tls.ca.length === 0 && !tls.cert) return undefined;
+    const cacheKey = JSON.stringify([tls.ca, tls.cert ?? "", tls.key ?? ""]);
     let client = this.#clients.get(cacheKey);
     if (!client) {
-      const tls = await this.#tls(host);
       try {
         client = Deno.createHttpClient({
           ...(tls.ca.length ? { caCerts: tls.ca } : {}),
@@ -146,20 +134,6 @@ export class Transport {
   close(): void {
     for (const c of this.#clients.values()) c.close();
     this.#clients.clear();
-  }
-}
-
-interface TlsFiles {
-  ca: string[];
-  cert?: string;
-  key?: string;
-}
-
-async function readPem(path: string, what: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (err) {
-    throw new InvalidArgument(`read ${what} ${path} failed: ${describe(err)}`, { cause: err });
   }
 }
 
@@ -184,7 +158,7 @@ function describe(err: unknown): string {
  * verified). `node:https` is imported here, when first needed: importing a
  * `node:` module sets up Deno's Node compatibility layer (megabytes of RSS).
  */
-async function nodeRequest(url: URL, init: RequestInit, tls: TlsFiles): Promise<Response> {
+async function nodeRequest(url: URL, init: RequestInit, tls: HostTls): Promise<Response> {
   const [{ default: https }, { Readable }] = await Promise.all([
     import("node:https"),
     import("node:stream"),
