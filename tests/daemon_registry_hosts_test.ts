@@ -1,10 +1,11 @@
 /**
  * The daemon's registry hosts configuration (`[registry] config_path`,
  * containerd's certs.d layout) through the real CLI and daemon, against
- * Debian's docker-registry: what the daemon logs about a hosts.toml.
+ * Debian's docker-registry: changes under the directory take effect
+ * without a restart, and what the daemon logs about a hosts.toml.
  */
 import { join } from "node:path";
-import { assertStringIncludes } from "./assert.ts";
+import { assert, assertStringIncludes } from "./assert.ts";
 import { ok, startDaemon } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { requires } from "./harness.ts";
@@ -20,6 +21,45 @@ async function writeHosts(dir: string, namespace: string, text: string): Promise
   await Deno.writeTextFile(file, text);
   return file;
 }
+
+/** A loopback port nothing listens on. */
+function deadPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  return port;
+}
+
+Deno.test({
+  name:
+    "a hosts.toml created, edited or removed while the daemon runs is used by the next pull, without a restart",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "single");
+    await using daemon = await startDaemon();
+    const ref = "mirror.test/single";
+    const pull = async (expect: "ok" | string) => {
+      const r = await daemon.tug(["images", "pull", ref]);
+      if (expect === "ok") assert(r.code === 0, `pull ${ref}: ${r.stderr}`);
+      else {
+        assert(r.code !== 0, `pull ${ref} should fail`);
+        assertStringIncludes(r.stderr, expect);
+      }
+    };
+    // No directory: mirror.test is a host name that does not resolve.
+    await pull("connect to registry mirror.test failed");
+    await writeHosts(daemon.dir, "mirror.test", `server = "http://${registry.host}"\n`);
+    await pull("ok");
+    const dead = `127.0.0.1:${deadPort()}`;
+    await writeHosts(daemon.dir, "mirror.test", `server = "http://${dead}"\n`);
+    await pull(`connect to registry ${dead} failed`);
+    await writeHosts(daemon.dir, "mirror.test", `server = "http://${registry.host}"\n`);
+    await pull("ok");
+    await Deno.remove(join(daemon.dir, "certs.d", "mirror.test"), { recursive: true });
+    await pull("connect to registry mirror.test failed");
+  },
+});
 
 Deno.test({
   name:

@@ -16,7 +16,9 @@
  *   must hold a PEM certificate, a certificate and key must make a pair);
  * - a directory without hosts.toml uses Docker's certificate files
  *   (`*.crt` CAs, `*.cert` + `*.key` client pairs);
- * - a mirror (a host other than the namespace's server) gets `?ns=<namespace>`.
+ * - a mirror (a host other than the namespace's server) gets `?ns=<namespace>`;
+ * - a change under the directory needs no restart: {@link loadRegistryHosts}
+ *   says which paths the hosts depend on, and their stamp.
  *
  * Without configuration, `docker.io` is served by `https://registry-1.docker.io`,
  * localhost and loopback addresses by HTTPS with a fallback to plain HTTP
@@ -500,12 +502,63 @@ export async function registryHosts(
   namespace: string,
   options: HostsOptions = {},
 ): Promise<RegistryHost[]> {
+  return (await loadRegistryHosts(namespace, options)).hosts;
+}
+
+/** What {@link loadRegistryHosts} read, and how to tell when it is out of date. */
+export interface LoadedHosts {
+  hosts: RegistryHost[];
+  /**
+   * The paths the hosts depend on: the candidate directories, hosts.toml,
+   * the TLS files. A file created, changed, replaced or removed there
+   * changes their {@link filesStamp}.
+   */
+  files: string[];
+  /**
+   * The {@link filesStamp} of `files`, taken before each was read; absent
+   * when one had changed too recently for its time to tell the next change
+   * (see {@link RECENT_MS}): then the hosts are to be read again.
+   */
+  stamp?: string;
+}
+
+/**
+ * A file modified less than this before it was read may change again with
+ * the same modification time (the kernel's file times advance by clock
+ * ticks; some filesystems keep seconds): git's "racily clean" entries.
+ */
+export const RECENT_MS = 2_000;
+
+/**
+ * {@link registryHosts}, with the paths it depends on and their stamp:
+ * containerd reads a namespace's directory for each pull, so a change
+ * there needs no restart; a cache of these hosts stays true by comparing
+ * `filesStamp(files)` with `stamp` (a stat per path, no reads).
+ */
+export async function loadRegistryHosts(
+  namespace: string,
+  options: HostsOptions = {},
+): Promise<LoadedHosts> {
+  const before = Date.now();
+  const files: string[] = [];
+  const stamps: string[] = [];
+  let recent = false;
+  const depend = async (paths: string[]) => {
+    const fresh = paths.filter((p) => !files.includes(p));
+    files.push(...fresh);
+    for (const stat of await statPaths(fresh)) {
+      stamps.push(stat.line);
+      if (stat.mtime !== undefined && before - stat.mtime < RECENT_MS) recent = true;
+    }
+  };
   let configs: HostConfig[] | undefined;
   let failed = "";
   if (options.hostsDir) {
+    await depend(hostDirectories(options.hostsDir, namespace));
     const dir = await findHostDir(options.hostsDir, namespace);
     if (dir !== undefined) {
       const file = join(dir, "hosts.toml");
+      await depend([file]);
       let text: string | undefined;
       try {
         text = await Deno.readTextFile(file);
@@ -519,8 +572,33 @@ export async function registryHosts(
     }
   }
   const hosts = finish(namespace, configs ?? [{ capabilities: ALL_CAPABILITIES }], options);
+  await depend(hosts.flatMap((h) => [...h.caFiles, ...h.clientPairs.flat().filter(Boolean)]));
   await readTls(hosts, failed);
-  return hosts;
+  return { hosts, files, ...(recent ? {} : { stamp: stamps.join("\n") }) };
+}
+
+/**
+ * One line per path of what a stat says of it (device, inode, size, times;
+ * `-` when it does not exist): a file rewritten, replaced (a new inode) or
+ * removed, or a directory whose entries changed, changes it.
+ */
+export async function filesStamp(paths: string[]): Promise<string> {
+  return (await statPaths(paths)).map((s) => s.line).join("\n");
+}
+
+function statPaths(paths: string[]): Promise<{ line: string; mtime?: number }[]> {
+  return Promise.all(paths.map(async (path) => {
+    try {
+      const i = await Deno.stat(path);
+      const mtime = i.mtime?.getTime();
+      return {
+        line: `${i.dev}:${i.ino}:${i.size}:${mtime}:${i.ctime?.getTime()}`,
+        ...(mtime !== undefined ? { mtime } : {}),
+      };
+    } catch (err) {
+      return { line: err instanceof Deno.errors.NotFound ? "-" : `error ${(err as Error).name}` };
+    }
+  }));
 }
 
 /** The hosts of `hosts` that have `capability`, in order. */

@@ -19,9 +19,12 @@ import type { HostTls, RegistryHost } from "./hosts.ts";
 
 const MAX_REDIRECTS = 10;
 
-/** Sends requests to registry hosts; one per client, it caches TLS clients by the certificates they hold. */
+/**
+ * Sends requests to registry hosts; one per client, it keeps a TLS client
+ * per host and TLS files, made again when what the files hold changes.
+ */
 export class Transport {
-  readonly #clients = new Map<string, Deno.HttpClient>();
+  readonly #clients = new Map<string, { tls: string; client: Deno.HttpClient }>();
   readonly #fellBack = new Set<string>();
   readonly #userAgent: string;
 
@@ -31,7 +34,7 @@ export class Transport {
 
   /** The base URL of `host`'s API (`scheme://host/v2`), after any HTTPS → HTTP fallback learnt so far. */
   baseUrl(host: RegistryHost): string {
-    const scheme = this.#fellBack.has(host.host) ? "http" : host.scheme;
+    const scheme = this.#usesHttp(host) ? "http" : host.scheme;
     return `${scheme}://${host.host}${host.path}`;
   }
 
@@ -47,9 +50,7 @@ export class Transport {
     }
     if (!headers.has("user-agent")) headers.set("user-agent", this.#userAgent);
     let target = new URL(url);
-    if (
-      this.#fellBack.has(host.host) && target.protocol === "https:" && target.host === host.host
-    ) {
+    if (this.#usesHttp(host) && target.protocol === "https:" && target.host === host.host) {
       target.protocol = "http:";
     }
     let method = init.method ?? "GET";
@@ -99,6 +100,11 @@ export class Transport {
     );
   }
 
+  /** True when `host` may fall back to plain HTTP and did (a configuration read since may not let it). */
+  #usesHttp(host: RegistryHost): boolean {
+    return host.httpFallback && this.#fellBack.has(host.host);
+  }
+
   async #send(host: RegistryHost | undefined, url: URL, init: RequestInit): Promise<Response> {
     if (host?.skipVerify && url.protocol === "https:") {
       return await nodeRequest(url, init, host.tls);
@@ -107,32 +113,39 @@ export class Transport {
     return await fetch(url, { ...init, redirect: "manual", ...(client ? { client } : {}) });
   }
 
-  /** The TLS client for `host`'s certificates, by what they hold (a file rewritten gets a new one). */
+  /**
+   * The TLS client for `host` with its certificates. When what its files
+   * hold has changed (a CA rotated), the previous client is closed: the
+   * requests it started go on (Deno keeps their connection), new ones use
+   * the new client. Synchronous, so no close comes between this and fetch.
+   */
   #client(host: RegistryHost): Deno.HttpClient | undefined {
     const tls = host.tls;
     if (tls.ca.length === 0 && !tls.cert) return undefined;
-    const cacheKey = JSON.stringify([tls.ca, tls.cert ?? "", tls.key ?? ""]);
-    let client = this.#clients.get(cacheKey);
-    if (!client) {
-      try {
-        client = Deno.createHttpClient({
-          ...(tls.ca.length ? { caCerts: tls.ca } : {}),
-          ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
-        });
-      } catch (err) {
-        throw new InvalidArgument(
-          `configure TLS for registry ${host.host} failed: ${describe(err)}`,
-          { cause: err },
-        );
-      }
-      this.#clients.set(cacheKey, client);
+    const slot = JSON.stringify([host.host, host.caFiles, host.clientPairs]);
+    const held = JSON.stringify([tls.ca, tls.cert ?? "", tls.key ?? ""]);
+    const cached = this.#clients.get(slot);
+    if (cached?.tls === held) return cached.client;
+    let client: Deno.HttpClient;
+    try {
+      client = Deno.createHttpClient({
+        ...(tls.ca.length ? { caCerts: tls.ca } : {}),
+        ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+      });
+    } catch (err) {
+      throw new InvalidArgument(
+        `configure TLS for registry ${host.host} failed: ${describe(err)}`,
+        { cause: err },
+      );
     }
+    cached?.client.close();
+    this.#clients.set(slot, { tls: held, client });
     return client;
   }
 
   /** Closes the TLS clients. */
   close(): void {
-    for (const c of this.#clients.values()) c.close();
+    for (const c of this.#clients.values()) c.client.close();
     this.#clients.clear();
   }
 }
