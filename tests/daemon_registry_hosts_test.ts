@@ -2,7 +2,8 @@
  * The daemon's registry hosts configuration (`[registry] config_path`,
  * containerd's certs.d layout) through the real CLI and daemon, against
  * Debian's docker-registry: changes under the directory take effect
- * without a restart, and what the daemon logs about a hosts.toml.
+ * without a restart, -k with a server hosts.toml names, and what the
+ * daemon logs about a hosts.toml.
  */
 import { join } from "node:path";
 import { assert, assertStringIncludes } from "./assert.ts";
@@ -58,6 +59,22 @@ Deno.test({
     await pull("ok");
     await Deno.remove(join(daemon.dir, "certs.d", "mirror.test"), { recursive: true });
     await pull("connect to registry mirror.test failed");
+  },
+});
+
+Deno.test({
+  name:
+    "images pull -k skips verification of a TLS server hosts.toml names, which fails without it",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry({ tls: true });
+    await pushFixture(registry, "single");
+    await using daemon = await startDaemon();
+    await writeHosts(daemon.dir, "tls0.test", `server = "https://${registry.host}"\n`);
+    const refused = await daemon.tug(["images", "pull", "tls0.test/single"]);
+    assert(refused.code !== 0, "a pull of an unknown CA's server without -k should fail");
+    assertStringIncludes(refused.stderr, "invalid peer certificate");
+    await ok(daemon, ["images", "pull", "-k", "tls0.test/single"]);
   },
 });
 

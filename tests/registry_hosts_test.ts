@@ -142,7 +142,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "a TLS registry is reached with the CA from hosts.toml, with skip_verify, and not without either",
+    "a TLS registry is reached with the CA from hosts.toml, with skip_verify or -k, and not without either",
   ignore,
   async fn() {
     await using reg = await startRegistry({ tls: true });
@@ -171,6 +171,14 @@ Deno.test({
       const image = await fetchImage(client, `${reg.host}/single`, { store });
       assertEquals(image.stats.fetched, 3);
       client.close();
+
+      // -k: the server named by hosts.toml has no TLS settings of its own, so it is not verified.
+      const insecureFlag = new RegistryClient({ hostsDir: bare, skipVerify: true });
+      const flagged = await fetchImage(insecureFlag, `${reg.host}/single`, {
+        store: await LocalContentStore.open(join(dir, "content-k")),
+      });
+      assertEquals(flagged.stats.fetched, 3);
+      insecureFlag.close();
 
       const skip = join(dir, "skip.d");
       await writeHosts(

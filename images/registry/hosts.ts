@@ -79,7 +79,11 @@ export interface HostsOptions {
   hostsDir?: string;
   /** Use plain HTTP for the namespace's default server (`ctr --plain-http`). */
   plainHttp?: boolean;
-  /** Skip certificate verification for the namespace's default server (`ctr --skip-verify`). */
+  /**
+   * Skip certificate verification for every host whose configuration does
+   * not set `skip_verify` (`ctr --skip-verify`: containerd's default TLS
+   * configuration).
+   */
   skipVerify?: boolean;
   /** Told of what a hosts.toml holds that tug ignores (unknown keys), one message each. */
   warn?: (message: string) => void;
@@ -463,7 +467,6 @@ function finish(namespace: string, configs: HostConfig[], options: HostsOptions)
         last.scheme = "https";
       }
     }
-    if (options.skipVerify) last.skipVerify ??= true;
   }
   return configs.map((c) => {
     const host = c.host!;
@@ -485,7 +488,9 @@ function finish(namespace: string, configs: HostConfig[], options: HostsOptions)
       header: c.header ?? {},
       caFiles: c.caFiles ?? [],
       clientPairs: c.clientPairs ?? [],
-      skipVerify: c.skipVerify ?? false,
+      // containerd: --skip-verify is the default TLS configuration, which a host's own skip_verify
+      // overrides (its ca and client add to it).
+      skipVerify: c.skipVerify ?? options.skipVerify ?? false,
       tls: { ca: [] },
       httpFallback,
       mirror: host !== namespace && !(namespace === "docker.io" && host === "registry-1.docker.io"),

@@ -108,6 +108,47 @@ Deno.test("registryHosts() reads mirrors in file order, then the server, with th
   });
 });
 
+Deno.test("registryHosts() with skipVerify (-k) skips verification on every host but where skip_verify is set", async () => {
+  await withDir(async (dir) => {
+    const pki = await testPki(dir);
+    await Deno.mkdir(join(dir, "reg.io"));
+    await Deno.writeTextFile(
+      join(dir, "reg.io", "hosts.toml"),
+      `server = "https://server.test"
+[host."https://plain-tls.test"]
+[host."https://with-ca.test"]
+  ca = "${pki.caCert}"
+[host."https://verified.test"]
+  skip_verify = false
+[host."http://http-only.test:5000"]
+`,
+    );
+    const skipped = (hosts: { host: string; skipVerify: boolean }[]) =>
+      hosts.map((h) => `${h.host} ${h.skipVerify}`);
+    // As containerd's default TLS configuration: a host's own skip_verify wins, ca adds to it.
+    const hosts = await registryHosts("reg.io", { hostsDir: dir, skipVerify: true });
+    assertEquals(skipped(hosts), [
+      "plain-tls.test true",
+      "with-ca.test true",
+      "verified.test false",
+      "http-only.test:5000 true",
+      "server.test true",
+    ]);
+    // It turns no http host into HTTPS-first (its own TLS settings would).
+    assertEquals([hosts[3]!.scheme, hosts[3]!.httpFallback], ["http", false]);
+    assertEquals(skipped(await registryHosts("reg.io", { hostsDir: dir })), [
+      "plain-tls.test false",
+      "with-ca.test false",
+      "verified.test false",
+      "http-only.test:5000 false",
+      "server.test false",
+    ]);
+  });
+  // Without configuration, --plain-http with -k stays plain HTTP (ctr's too).
+  const [plain] = await registryHosts("example.com:5000", { plainHttp: true, skipVerify: true });
+  assertEquals([plain!.scheme, plain!.httpFallback], ["http", false]);
+});
+
 Deno.test("registryHosts() looks in host_port_, host:port, then _default", async () => {
   assertEquals(hostDirectories("/c", "reg.io:5000"), [
     "/c/reg.io_5000_",
