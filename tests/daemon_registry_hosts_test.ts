@@ -6,7 +6,7 @@
  * daemon logs about a hosts.toml.
  */
 import { join } from "node:path";
-import { assert, assertStringIncludes } from "./assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { ok, startDaemon } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { requires } from "./harness.ts";
@@ -97,6 +97,10 @@ Deno.test({
       daemon.log(),
       `level=warn msg="Unknown registry hosts key proxy in ${file}: ignored"`,
     );
+    // Once, though the pull read the file just written again for each request; and not again
+    // while it stays the same.
+    await ok(daemon, ["images", "pull", "mirror.test/single"]);
+    assertEquals(daemon.log().split("Unknown registry hosts key proxy").length - 1, 1);
     assertStringIncludes(
       daemon.log(),
       `level=warn msg="Unknown registry hosts key host.\\"http://${registry.host}\\".dial_timeout in ${file}: ignored"`,

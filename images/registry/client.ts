@@ -240,15 +240,21 @@ export function manifestMediaType(contentType: string | null, bytes?: Uint8Array
   return type;
 }
 
+/** A namespace's hosts as a {@link RegistryClient} keeps them. */
+interface HostsEntry {
+  loaded: Promise<LoadedHosts>;
+  /** What the reading warned of. */
+  warnings: string[];
+  /** A check of `loaded` against the files, shared by the requests made meanwhile. */
+  checking?: Promise<RegistryHost[]>;
+}
+
 /** Talks to OCI registries for one configuration (hosts, credentials). Share one per process: it caches tokens. */
 export class RegistryClient {
   readonly #options: RegistryClientOptions;
   readonly #transport: Transport;
   readonly #authorizer: Authorizer;
-  readonly #hosts = new Map<
-    string,
-    { loaded: Promise<LoadedHosts>; checking?: Promise<RegistryHost[]> }
-  >();
+  readonly #hosts = new Map<string, HostsEntry>();
   /** Hosts contacted so far, by `host[:port]`: token requests on their behalf use their TLS settings. */
   readonly #contacted = new Map<string, RegistryHost>();
 
@@ -297,14 +303,22 @@ export class RegistryClient {
 
   #loadHosts(namespace: string): Promise<RegistryHost[]> {
     const custom = this.#options.hosts;
+    const previous = this.#hosts.get(namespace);
+    const warnings: string[] = [];
     const loaded = custom
       ? custom(namespace).then((hosts) => ({ hosts, files: [], stamp: "" }))
-      : loadRegistryHosts(namespace, this.#options);
-    const entry = { loaded };
+      : loadRegistryHosts(namespace, { ...this.#options, warn: (m) => warnings.push(m) });
+    const entry: HostsEntry = { loaded, warnings };
     this.#hosts.set(namespace, entry);
     // A file that failed is read again by the next request.
     loaded.catch(() => this.#hosts.get(namespace) === entry && this.#hosts.delete(namespace));
-    return loaded.then((l) => l.hosts);
+    return loaded.then((l) => {
+      // Told once per change, not at each reading of the same file.
+      if (warnings.join("\n") !== previous?.warnings.join("\n")) {
+        for (const w of warnings) this.#options.warn?.(w);
+      }
+      return l.hosts;
+    });
   }
 
   /** Releases the client's TLS connections. */
