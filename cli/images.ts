@@ -29,7 +29,7 @@ const REGISTRY_FLAGS: FlagSpec[] = [
     name: "skip-verify",
     aliases: ["k"],
     type: "boolean",
-    help: "Do not verify the registry's TLS certificate",
+    help: "Do not verify registries' TLS certificates (hosts.toml's skip_verify overrides)",
   },
   {
     name: "user",

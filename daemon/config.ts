@@ -16,9 +16,9 @@
  * @module
  */
 
-import { parse as parseToml, TomlError } from "smol-toml";
 import { InvalidArgument, NotFound } from "../errors.ts";
 import { formatDuration, formatSize, parseDuration, parseSize } from "../util/units.ts";
+import { parseTomlDocument } from "../util/toml.ts";
 import { MAX_FILES as MAX_LOG_FILES } from "../shim/logs.ts";
 
 /** The effective configuration. Durations are in milliseconds, sizes in bytes. */
@@ -425,9 +425,9 @@ export interface ParsedConfig {
 export function parseConfig(text: string, source = "config"): ParsedConfig {
   let doc: Record<string, unknown>;
   try {
-    doc = parseToml(text) as Record<string, unknown>;
+    doc = parseTomlDocument(text);
   } catch (err) {
-    const detail = err instanceof TomlError ? err.message.split("\n")[0]! : String(err);
+    const detail = err instanceof SyntaxError ? err.message : String(err);
     throw new InvalidArgument(`Parse ${source}: ${detail}`, { cause: err });
   }
   const config = defaultConfig();

@@ -95,11 +95,16 @@ Deno.test("unknown keys and tables are warnings that name them", () => {
   ]);
 });
 
-Deno.test("a TOML syntax error names the file", () => {
+Deno.test("a TOML syntax error names the file, the line and the column", () => {
   assertThrows(
     () => parseConfig("root = ", "/etc/tug/config.toml"),
     InvalidArgument,
     "Parse /etc/tug/config.toml:",
+  );
+  assertThrows(
+    () => parseConfig('[api]\naddress = "/run/x.sock"\nmax body = 5\n', "/etc/tug/config.toml"),
+    InvalidArgument,
+    "Parse /etc/tug/config.toml: Invalid TOML document: illegal character in key at line 3, column 5",
   );
 });
 

@@ -264,7 +264,11 @@ async function openConfiguredImages(ctx: DaemonContext): Promise<ImageService> {
     snapshotter = "native";
   }
   return await ImageService.open(c.root, {
-    registry: { hostsDir: c.registry.configPath, userAgent: `tug/${VERSION}` },
+    registry: {
+      hostsDir: c.registry.configPath,
+      userAgent: `tug/${VERSION}`,
+      warn: (message) => ctx.log.warn(message),
+    },
     snapshotters: overlay ? ["overlayfs", "native"] : ["native"],
     defaultSnapshotter: snapshotter,
     ...(c.images.maxLayerSize > 0 ? { maxLayerSize: c.images.maxLayerSize } : {}),

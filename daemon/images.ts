@@ -219,6 +219,7 @@ async function withRegistry(
   const credentials = options.credentials;
   const registry = new RegistryClient({
     hostsDir: ctx.config.registry.configPath,
+    warn: (message) => ctx.log.warn(message),
     ...(options.plainHttp ? { plainHttp: true } : {}),
     ...(options.skipVerify ? { skipVerify: true } : {}),
     ...(credentials ? { credentials: () => credentials } : {}),

@@ -2,7 +2,8 @@
  * Registry hosts configuration against real registries: hosts.toml mirrors
  * (tried first, with their headers and `?ns=`, falling back to the server),
  * capabilities, `_default`, TLS with a configured CA, client certificates,
- * `skip_verify`, and the HTTPS → HTTP fallback for loopback registries.
+ * `skip_verify`, the HTTPS → HTTP fallback for loopback registries, and
+ * a CA file or hosts.toml rewritten while a client lives.
  */
 import { join } from "node:path";
 import { Unavailable } from "../errors.ts";
@@ -12,7 +13,7 @@ import { fetchImage } from "../images/registry/fetch.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./assert.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { requires, withTempDir } from "./harness.ts";
-import { startProxy, startRegistry, type TestProxy } from "./registry.ts";
+import { makePki, startProxy, startRegistry, type TestProxy } from "./registry.ts";
 
 const ignore = requires("registry", "skopeo", "umoci", "busybox");
 
@@ -141,7 +142,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "a TLS registry is reached with the CA from hosts.toml, with skip_verify, and not without either",
+    "a TLS registry is reached with the CA from hosts.toml, with skip_verify or -k, and not without either",
   ignore,
   async fn() {
     await using reg = await startRegistry({ tls: true });
@@ -170,6 +171,14 @@ Deno.test({
       const image = await fetchImage(client, `${reg.host}/single`, { store });
       assertEquals(image.stats.fetched, 3);
       client.close();
+
+      // -k: the server named by hosts.toml has no TLS settings of its own, so it is not verified.
+      const insecureFlag = new RegistryClient({ hostsDir: bare, skipVerify: true });
+      const flagged = await fetchImage(insecureFlag, `${reg.host}/single`, {
+        store: await LocalContentStore.open(join(dir, "content-k")),
+      });
+      assertEquals(flagged.stats.fetched, 3);
+      insecureFlag.close();
 
       const skip = join(dir, "skip.d");
       await writeHosts(
@@ -234,6 +243,68 @@ Deno.test({
       assertEquals(image.stats.fetched, 3);
       assertEquals(image.name, `localhost:${port}/single:latest`);
       client.close();
+    });
+  },
+});
+
+Deno.test({
+  name: "a CA file rewritten under a client is used by its next pull (a CA rotated, then back)",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry({ tls: true });
+    await pushFixture(reg, "single");
+    await withTempDir(async (dir) => {
+      const other = await makePki(join(dir, "other-pki"));
+      const hostsDir = join(dir, "certs.d");
+      const ca = join(hostDir(hostsDir, reg.host), "ca.pem");
+      await writeHosts(
+        hostDir(hostsDir, reg.host),
+        `server = "https://${reg.host}"\nca = "ca.pem"\n`,
+      );
+      await Deno.copyFile(reg.pki!.caCert, ca);
+      const store = await LocalContentStore.open(join(dir, "content"));
+      const client = new RegistryClient({ hostsDir, userAgent: "tug-test" });
+      try {
+        assertEquals((await fetchImage(client, `${reg.host}/single`, { store })).stats.fetched, 3);
+        // Another CA in the same file: the registry's certificate is no longer trusted.
+        await Deno.writeTextFile(ca, await Deno.readTextFile(other.caCert));
+        await assertRejects(
+          () => fetchImage(client, `${reg.host}/single`, { store }),
+          Unavailable,
+          "invalid peer certificate",
+        );
+        await Deno.copyFile(reg.pki!.caCert, ca);
+        assertEquals((await fetchImage(client, `${reg.host}/single`, { store })).stats.existing, 3);
+      } finally {
+        client.close();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "a host that fell back to plain HTTP is asked over HTTPS again once hosts.toml says https without a fallback",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry({ tls: true });
+    await pushFixture(reg, "single");
+    await withTempDir(async (dir) => {
+      const wrong = await makePki(join(dir, "wrong-pki"));
+      const hostsDir = join(dir, "certs.d");
+      const d = hostDir(hostsDir, reg.host);
+      // An http server with TLS settings: HTTPS first (the CA is wrong), then plain HTTP, which a
+      // TLS registry does not speak.
+      await writeHosts(d, `server = "http://${reg.host}"\nca = "${wrong.caCert}"\n`);
+      const store = await LocalContentStore.open(join(dir, "content"));
+      const client = new RegistryClient({ hostsDir });
+      try {
+        await assertRejects(() => fetchImage(client, `${reg.host}/single`, { store }));
+        await writeHosts(d, `server = "https://${reg.host}"\nca = "${reg.pki!.caCert}"\n`);
+        assertEquals((await fetchImage(client, `${reg.host}/single`, { store })).stats.fetched, 3);
+      } finally {
+        client.close();
+      }
     });
   },
 });

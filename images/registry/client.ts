@@ -27,10 +27,12 @@ import { digestOf, parseDigest } from "../content/digest.ts";
 import { type Descriptor, type Digest, MEDIA_TYPES } from "../types.ts";
 import { Authorizer, challengeError, type CredentialsFn, repositoryScope } from "./auth.ts";
 import {
+  filesStamp,
   type HostCapability,
   type HostsOptions,
+  type LoadedHosts,
+  loadRegistryHosts,
   type RegistryHost,
-  registryHosts,
 } from "./hosts.ts";
 import {
   formatReference,
@@ -92,7 +94,7 @@ export interface RegistryClientOptions extends HostsOptions {
   credentials?: CredentialsFn;
   /** User-Agent header (default `tug`). */
   userAgent?: string;
-  /** Replaces the hosts lookup (hosts.ts's {@link registryHosts} with the options above). */
+  /** Replaces the hosts lookup (hosts.ts's registryHosts with the options above); cached for the client's lifetime. */
   hosts?: (namespace: string) => Promise<RegistryHost[]>;
 }
 
@@ -238,12 +240,21 @@ export function manifestMediaType(contentType: string | null, bytes?: Uint8Array
   return type;
 }
 
+/** A namespace's hosts as a {@link RegistryClient} keeps them. */
+interface HostsEntry {
+  loaded: Promise<LoadedHosts>;
+  /** What the reading warned of. */
+  warnings: string[];
+  /** A check of `loaded` against the files, shared by the requests made meanwhile. */
+  checking?: Promise<RegistryHost[]>;
+}
+
 /** Talks to OCI registries for one configuration (hosts, credentials). Share one per process: it caches tokens. */
 export class RegistryClient {
   readonly #options: RegistryClientOptions;
   readonly #transport: Transport;
   readonly #authorizer: Authorizer;
-  readonly #hosts = new Map<string, Promise<RegistryHost[]>>();
+  readonly #hosts = new Map<string, HostsEntry>();
   /** Hosts contacted so far, by `host[:port]`: token requests on their behalf use their TLS settings. */
   readonly #contacted = new Map<string, RegistryHost>();
 
@@ -271,17 +282,43 @@ export class RegistryClient {
     });
   }
 
-  /** The hosts for a registry namespace, cached for the client's lifetime. */
+  /**
+   * The hosts for a registry namespace. They are read again once a file
+   * they come from has changed (hosts.toml, its directory, a CA file), so
+   * that a change under the hosts directory needs no restart, as in
+   * containerd; telling costs a stat per file, shared by the requests made
+   * at the same time (files changed in the last seconds are read again).
+   */
   hosts(namespace: string): Promise<RegistryHost[]> {
-    let hosts = this.#hosts.get(namespace);
-    if (!hosts) {
-      hosts = this.#options.hosts
-        ? this.#options.hosts(namespace)
-        : registryHosts(namespace, this.#options);
-      hosts.catch(() => this.#hosts.delete(namespace));
-      this.#hosts.set(namespace, hosts);
-    }
-    return hosts;
+    const entry = this.#hosts.get(namespace);
+    if (!entry) return this.#loadHosts(namespace);
+    entry.checking ??= entry.loaded.then(async (loaded) => {
+      if (loaded.stamp !== undefined && await filesStamp(loaded.files) === loaded.stamp) {
+        return loaded.hosts;
+      }
+      return await this.#loadHosts(namespace);
+    }).finally(() => entry.checking = undefined);
+    return entry.checking;
+  }
+
+  #loadHosts(namespace: string): Promise<RegistryHost[]> {
+    const custom = this.#options.hosts;
+    const previous = this.#hosts.get(namespace);
+    const warnings: string[] = [];
+    const loaded = custom
+      ? custom(namespace).then((hosts) => ({ hosts, files: [], stamp: "" }))
+      : loadRegistryHosts(namespace, { ...this.#options, warn: (m) => warnings.push(m) });
+    const entry: HostsEntry = { loaded, warnings };
+    this.#hosts.set(namespace, entry);
+    // A file that failed is read again by the next request.
+    loaded.catch(() => this.#hosts.get(namespace) === entry && this.#hosts.delete(namespace));
+    return loaded.then((l) => {
+      // Told once per change, not at each reading of the same file.
+      if (warnings.join("\n") !== previous?.warnings.join("\n")) {
+        for (const w of warnings) this.#options.warn?.(w);
+      }
+      return l.hosts;
+    });
   }
 
   /** Releases the client's TLS connections. */

@@ -1,5 +1,7 @@
+import { join } from "node:path";
 import { InvalidArgument, NotImplemented } from "../../errors.ts";
-import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
+import { makePki } from "../../tests/registry.ts";
 import { digestOf } from "../content/digest.ts";
 import { MEDIA_TYPES } from "../types.ts";
 import {
@@ -8,6 +10,7 @@ import {
   MANIFEST_ACCEPT,
   manifestMediaType,
   refuseSchema1,
+  RegistryClient,
   verifyBytes,
 } from "./client.ts";
 
@@ -73,4 +76,69 @@ Deno.test("verifyBytes() names the object and both digests on a mismatch", () =>
     InvalidArgument,
     "size mismatch",
   );
+});
+
+/** Sets the modification times of everything under `dir` an hour back. */
+async function settle(dir: string): Promise<void> {
+  const past = new Date(Date.now() - 3_600_000);
+  for await (const e of Deno.readDir(dir)) {
+    const path = join(dir, e.name);
+    if (e.isDirectory) await settle(path);
+    await Deno.utime(path, past, past);
+  }
+}
+
+Deno.test("RegistryClient.hosts() reads a namespace's hosts again once a file they come from changes, only then", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tug-client-hosts-" });
+  const client = new RegistryClient({ hostsDir: dir });
+  try {
+    const servers = async () =>
+      (await client.hosts("reg.io:5000")).map((h) => `${h.scheme}://${h.host}`);
+    const write = async (sub: string, name: string, text: string) => {
+      await Deno.mkdir(join(dir, sub), { recursive: true });
+      await Deno.writeTextFile(join(dir, sub, name), text);
+    };
+    assertEquals(await servers(), ["https://reg.io:5000"]);
+    // Created: _default, then a directory of the namespace's own, which comes first.
+    await write("_default", "hosts.toml", `[host."http://m.test"]\n`);
+    assertEquals(await servers(), ["http://m.test", "https://reg.io:5000"]);
+    await write("reg.io:5000", "hosts.toml", `server = "http://a.test:5000"\n`);
+    assertEquals(await servers(), ["http://a.test:5000"]);
+    // Unchanged: the same hosts, not read again (once their files are not just written, when a
+    // change could keep the modification time).
+    await settle(dir);
+    const first = await client.hosts("reg.io:5000");
+    assert(first === await client.hosts("reg.io:5000"));
+    // Edited in place (the same size, twice in a row), replaced, a file that fails, then fixed.
+    await write("reg.io:5000", "hosts.toml", `server = "http://b.test:5000"\n`);
+    assertEquals(await servers(), ["http://b.test:5000"]);
+    await write("reg.io:5000", "hosts.toml", `server = "http://e.test:5000"\n`);
+    assertEquals(await servers(), ["http://e.test:5000"]);
+    await write("reg.io:5000", "new.toml", `server = "http://c.test:5000"\n`);
+    await Deno.rename(join(dir, "reg.io:5000", "new.toml"), join(dir, "reg.io:5000", "hosts.toml"));
+    assertEquals(await servers(), ["http://c.test:5000"]);
+    await write("reg.io:5000", "hosts.toml", `server = 5\n`);
+    await assertRejects(() => client.hosts("reg.io:5000"), InvalidArgument, "server must be");
+    await write("reg.io:5000", "hosts.toml", `server = "https://d.test:5000"\nca = "ca.pem"\n`);
+    const pki = await makePki(join(dir, "pki"));
+    await Deno.copyFile(pki.caCert, join(dir, "reg.io:5000", "ca.pem"));
+    const [withCa] = await client.hosts("reg.io:5000");
+    assertEquals(withCa!.tls.ca, [await Deno.readTextFile(pki.caCert)]);
+    // The CA file rewritten: its new contents.
+    const rotated = await makePki(join(dir, "pki2"));
+    await settle(dir);
+    await client.hosts("reg.io:5000");
+    await Deno.copyFile(rotated.caCert, join(dir, "reg.io:5000", "ca.pem"));
+    assertEquals((await client.hosts("reg.io:5000"))[0]!.tls.ca, [
+      await Deno.readTextFile(rotated.caCert),
+    ]);
+    // Removed: _default again, then nothing.
+    await Deno.remove(join(dir, "reg.io:5000"), { recursive: true });
+    assertEquals(await servers(), ["http://m.test", "https://reg.io:5000"]);
+    await Deno.remove(join(dir, "_default"), { recursive: true });
+    assertEquals(await servers(), ["https://reg.io:5000"]);
+  } finally {
+    client.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

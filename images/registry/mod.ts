@@ -57,12 +57,17 @@ export {
   selectManifests,
 } from "./fetch.ts";
 export {
+  filesStamp,
   type HostCapability,
   hostDirectories,
   type HostsOptions,
   hostsWith,
+  type HostTls,
   isLocalhost,
+  type LoadedHosts,
+  loadRegistryHosts,
   parseHostsToml,
+  RECENT_MS,
   type RegistryHost,
   registryHosts,
 } from "./hosts.ts";

@@ -15,13 +15,16 @@
  */
 
 import { InvalidArgument, Unavailable } from "../../errors.ts";
-import type { RegistryHost } from "./hosts.ts";
+import type { HostTls, RegistryHost } from "./hosts.ts";
 
 const MAX_REDIRECTS = 10;
 
-/** Sends requests to registry hosts; one per client, it caches TLS clients per host configuration. */
+/**
+ * Sends requests to registry hosts; one per client, it keeps a TLS client
+ * per host and TLS files, made again when what the files hold changes.
+ */
 export class Transport {
-  readonly #clients = new Map<string, Deno.HttpClient>();
+  readonly #clients = new Map<string, { tls: string; client: Deno.HttpClient }>();
   readonly #fellBack = new Set<string>();
   readonly #userAgent: string;
 
@@ -31,7 +34,7 @@ export class Transport {
 
   /** The base URL of `host`'s API (`scheme://host/v2`), after any HTTPS → HTTP fallback learnt so far. */
   baseUrl(host: RegistryHost): string {
-    const scheme = this.#fellBack.has(host.host) ? "http" : host.scheme;
+    const scheme = this.#usesHttp(host) ? "http" : host.scheme;
     return `${scheme}://${host.host}${host.path}`;
   }
 
@@ -47,9 +50,7 @@ export class Transport {
     }
     if (!headers.has("user-agent")) headers.set("user-agent", this.#userAgent);
     let target = new URL(url);
-    if (
-      this.#fellBack.has(host.host) && target.protocol === "https:" && target.host === host.host
-    ) {
+    if (this.#usesHttp(host) && target.protocol === "https:" && target.host === host.host) {
       target.protocol = "http:";
     }
     let method = init.method ?? "GET";
@@ -99,67 +100,53 @@ export class Transport {
     );
   }
 
+  /** True when `host` may fall back to plain HTTP and did (a configuration read since may not let it). */
+  #usesHttp(host: RegistryHost): boolean {
+    return host.httpFallback && this.#fellBack.has(host.host);
+  }
+
   async #send(host: RegistryHost | undefined, url: URL, init: RequestInit): Promise<Response> {
     if (host?.skipVerify && url.protocol === "https:") {
-      return await nodeRequest(url, init, await this.#tls(host));
+      return await nodeRequest(url, init, host.tls);
     }
-    const client = host && url.protocol === "https:" ? await this.#client(host) : undefined;
+    const client = host && url.protocol === "https:" ? this.#client(host) : undefined;
     return await fetch(url, { ...init, redirect: "manual", ...(client ? { client } : {}) });
   }
 
-  async #tls(host: RegistryHost): Promise<TlsFiles> {
-    const ca: string[] = [];
-    for (const f of host.caFiles) ca.push(await readPem(f, "CA certificate"));
-    let cert: string | undefined;
-    let key: string | undefined;
-    const pair = host.clientPairs[0];
-    if (pair) {
-      cert = await readPem(pair[0], "client certificate");
-      key = pair[1] ? await readPem(pair[1], "client key") : cert;
+  /**
+   * The TLS client for `host` with its certificates. When what its files
+   * hold has changed (a CA rotated), the previous client is closed: the
+   * requests it started go on (Deno keeps their connection), new ones use
+   * the new client. Synchronous, so no close comes between this and fetch.
+   */
+  #client(host: RegistryHost): Deno.HttpClient | undefined {
+    const tls = host.tls;
+    if (tls.ca.length === 0 && !tls.cert) return undefined;
+    const slot = JSON.stringify([host.host, host.caFiles, host.clientPairs]);
+    const held = JSON.stringify([tls.ca, tls.cert ?? "", tls.key ?? ""]);
+    const cached = this.#clients.get(slot);
+    if (cached?.tls === held) return cached.client;
+    let client: Deno.HttpClient;
+    try {
+      client = Deno.createHttpClient({
+        ...(tls.ca.length ? { caCerts: tls.ca } : {}),
+        ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+      });
+    } catch (err) {
+      throw new InvalidArgument(
+        `configure TLS for registry ${host.host} failed: ${describe(err)}`,
+        { cause: err },
+      );
     }
-    return { ca, ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
-  }
-
-  async #client(host: RegistryHost): Promise<Deno.HttpClient | undefined> {
-    if (host.caFiles.length === 0 && host.clientPairs.length === 0) return undefined;
-    const cacheKey = JSON.stringify([host.caFiles, host.clientPairs]);
-    let client = this.#clients.get(cacheKey);
-    if (!client) {
-      const tls = await this.#tls(host);
-      try {
-        client = Deno.createHttpClient({
-          ...(tls.ca.length ? { caCerts: tls.ca } : {}),
-          ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
-        });
-      } catch (err) {
-        throw new InvalidArgument(
-          `configure TLS for registry ${host.host} failed: ${describe(err)}`,
-          { cause: err },
-        );
-      }
-      this.#clients.set(cacheKey, client);
-    }
+    cached?.client.close();
+    this.#clients.set(slot, { tls: held, client });
     return client;
   }
 
   /** Closes the TLS clients. */
   close(): void {
-    for (const c of this.#clients.values()) c.close();
+    for (const c of this.#clients.values()) c.client.close();
     this.#clients.clear();
-  }
-}
-
-interface TlsFiles {
-  ca: string[];
-  cert?: string;
-  key?: string;
-}
-
-async function readPem(path: string, what: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (err) {
-    throw new InvalidArgument(`read ${what} ${path} failed: ${describe(err)}`, { cause: err });
   }
 }
 
@@ -184,7 +171,7 @@ function describe(err: unknown): string {
  * verified). `node:https` is imported here, when first needed: importing a
  * `node:` module sets up Deno's Node compatibility layer (megabytes of RSS).
  */
-async function nodeRequest(url: URL, init: RequestInit, tls: TlsFiles): Promise<Response> {
+async function nodeRequest(url: URL, init: RequestInit, tls: HostTls): Promise<Response> {
   const [{ default: https }, { Readable }] = await Promise.all([
     import("node:https"),
     import("node:stream"),
