@@ -12,6 +12,7 @@
  */
 
 import { Unauthenticated, Unavailable } from "../../errors.ts";
+import { describeFetchError } from "./transport.ts";
 
 /** A user name and password (or token) for a registry. */
 export interface Credentials {
@@ -339,7 +340,9 @@ export class Authorizer {
       // The transport says "connect to registry <realm's host> failed: …": the realm is no registry.
       throw new Unavailable(
         `fetch token for registry ${host} from ${server} failed: ${
-          errorText(err instanceof Unavailable && err.cause !== undefined ? err.cause : err)
+          describeFetchError(
+            err instanceof Unavailable && err.cause !== undefined ? err.cause : err,
+          )
         }`,
         { cause: err },
       );
@@ -378,18 +381,6 @@ export class Authorizer {
     // Renew a little early so a token does not expire between our check and the registry's.
     return { token, expiresAt: started + Math.max(expiresIn - 5, 1) * 1000 };
   }
-}
-
-/** An error's message and its causes' (Deno nests a fetch failure's reason), for messages. */
-function errorText(err: unknown): string {
-  const parts: string[] = [];
-  let e: unknown = err;
-  for (let depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
-    const msg = e instanceof Error ? e.message : String(e);
-    if (msg && !parts.includes(msg)) parts.push(msg);
-    e = e instanceof Error ? e.cause : undefined;
-  }
-  return parts.join(": ").replace(/\s+/g, " ").slice(0, 400) || "unknown error";
 }
 
 /** The `error` parameter of a `WWW-Authenticate` header's bearer challenge (`insufficient_scope`, `invalid_token`), if any. */

@@ -77,9 +77,12 @@ export class Transport {
           continue;
         }
         if (isAbort(err)) throw err;
-        throw new Unavailable(`connect to registry ${target.host} failed: ${describe(err)}`, {
-          cause: err,
-        });
+        throw new Unavailable(
+          `connect to registry ${target.host} failed: ${describeFetchError(err)}`,
+          {
+            cause: err,
+          },
+        );
       }
       if (res.status < 300 || res.status >= 400 || res.status === 304) return res;
       const location = res.headers.get("location");
@@ -134,7 +137,7 @@ export class Transport {
       });
     } catch (err) {
       throw new InvalidArgument(
-        `configure TLS for registry ${host.host} failed: ${describe(err)}`,
+        `configure TLS for registry ${host.host} failed: ${describeFetchError(err)}`,
         { cause: err },
       );
     }
@@ -154,8 +157,8 @@ function isAbort(err: unknown): boolean {
   return err instanceof DOMException && (err.name === "AbortError" || err.name === "TimeoutError");
 }
 
-/** The most telling message of a fetch error (Deno nests the cause). */
-function describe(err: unknown): string {
+/** The most telling message of a fetch error (Deno nests the cause): its message and its causes'. */
+export function describeFetchError(err: unknown): string {
   const parts: string[] = [];
   let e: unknown = err;
   for (let depth = 0; e && depth < 4; depth++) {
