@@ -605,6 +605,12 @@ async function* chunks(
   signal?: AbortSignal,
   response = false,
 ): AsyncGenerator<Uint8Array> {
+  /** A failed read: the abort's reason, or for a response {@link BodyBroken}. */
+  function failed(err: unknown): never {
+    signal?.throwIfAborted();
+    if (!response) throw err;
+    throw new BodyBroken(err instanceof Error ? err.message : String(err), { cause: err });
+  }
   let reader: ReadableStreamBYOBReader;
   try {
     reader = body.getReader({ mode: "byob" });
@@ -612,9 +618,7 @@ async function* chunks(
     try {
       yield* body;
     } catch (err) {
-      signal?.throwIfAborted();
-      if (!response) throw err;
-      throw new BodyBroken(err instanceof Error ? err.message : String(err), { cause: err });
+      failed(err);
     }
     return;
   }
@@ -635,9 +639,7 @@ async function* chunks(
       } catch (err) {
         // The read took the buffer with it.
         relay?.lost();
-        signal?.throwIfAborted();
-        if (!response) throw err;
-        throw new BodyBroken(err instanceof Error ? err.message : String(err), { cause: err });
+        failed(err);
       }
       const { value, done } = read;
       signal?.throwIfAborted();
