@@ -621,3 +621,19 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * SIGTERM, and the daemon's exit code; "hung" (and the daemon SIGKILLed) when
+ * it has not exited within `ms`. A bound for a daemon that would never stop,
+ * not a timing check.
+ */
+export async function stopWithin(daemon: TestDaemon, ms = 60_000): Promise<number | "hung"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stopped = await Promise.race([
+    daemon.stop(),
+    new Promise<"hung">((r) => timer = setTimeout(() => r("hung"), ms)),
+  ]);
+  clearTimeout(timer);
+  if (stopped === "hung") await daemon.kill9();
+  return stopped;
+}

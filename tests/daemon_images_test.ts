@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { ok, startDaemon, type TestDaemon } from "./daemon.ts";
+import { ok, startDaemon, stopWithin, type TestDaemon } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { requires, run, TUG, withTempDir } from "./harness.ts";
 import { startProxy, startRegistry } from "./registry.ts";
@@ -530,15 +530,12 @@ Deno.test({
     while (!proxy.requests.some((r) => r.path.includes("/blobs/") && r.status === 200)) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    // A bound for the old behaviour (waiting for the stalled pull for good), not a timing check.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stopped = await Promise.race([
-      daemon.stop(),
-      new Promise<"hung">((r) => timer = setTimeout(() => r("hung"), 60_000)),
-    ]);
-    clearTimeout(timer);
-    if (stopped === "hung") await daemon.kill9();
-    assertEquals(stopped, 0, "the daemon exits on SIGTERM with a pull in flight");
+    // The old behaviour waited for the stalled pull for good.
+    assertEquals(
+      await stopWithin(daemon),
+      0,
+      "the daemon exits on SIGTERM with a pull in flight",
+    );
     const r = await pull;
     assertEquals(r.code, 1);
     assertStringIncludes(r.stderr, "Pull big: the daemon is shutting down");
@@ -573,15 +570,12 @@ Deno.test({
         ref,
       ]);
       await asked.promise;
-      // A bound for the old behaviour (waiting for the token server for good), not a timing check.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const stopped = await Promise.race([
-        daemon.stop(),
-        new Promise<"hung">((r) => timer = setTimeout(() => r("hung"), 60_000)),
-      ]);
-      clearTimeout(timer);
-      if (stopped === "hung") await daemon.kill9();
-      assertEquals(stopped, 0, "the daemon exits on SIGTERM with a pull waiting for a token");
+      // The old behaviour waited for the token server for good.
+      assertEquals(
+        await stopWithin(daemon),
+        0,
+        "the daemon exits on SIGTERM with a pull waiting for a token",
+      );
       const r = await pull;
       assertEquals(r.code, 1);
       assertStringIncludes(r.stderr, `Pull ${ref}: the daemon is shutting down`);
