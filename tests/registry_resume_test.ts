@@ -15,21 +15,23 @@ import type { Descriptor } from "../images/types.ts";
 import { assert, assertEquals } from "./assert.ts";
 import { LARGE_FILE_SIZE, pushFixture } from "./fixtures/mod.ts";
 import { requires, withTempDir } from "./harness.ts";
-import { startProxy, startRegistry, type TestProxy } from "./registry.ts";
+import { startProxy, startRegistry, type TestProxy, type TestRegistry } from "./registry.ts";
 
 const ignore = requires("registry", "skopeo", "umoci", "busybox");
 const CHILD = new URL("./registry_resume_child.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 const STALL_AT = 20 << 20;
 
-async function manifestOf(
-  url: string,
-  repo: string,
-): Promise<{ config: Descriptor; layers: Descriptor[] }> {
-  const res = await fetch(`${url}/v2/${repo}/manifests/latest`, {
+/** Pushes the "large" fixture and reads its manifest back: its config, its layers and the large one. */
+async function pushLarge(
+  reg: TestRegistry,
+): Promise<{ config: Descriptor; layers: Descriptor[]; big: Descriptor }> {
+  await pushFixture(reg, "large");
+  const res = await fetch(`${reg.url}/v2/large/manifests/latest`, {
     headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
   });
-  return await res.json();
+  const { config, layers } = await res.json() as { config: Descriptor; layers: Descriptor[] };
+  return { config, layers, big: layers.find((l) => l.size > LARGE_FILE_SIZE)! };
 }
 
 function blobGets(
@@ -66,9 +68,7 @@ Deno.test({
   ignore,
   async fn() {
     await using reg = await startRegistry();
-    await pushFixture(reg, "large");
-    const { config, layers } = await manifestOf(reg.url, "large");
-    const big = layers.find((l) => l.size > LARGE_FILE_SIZE)!;
+    const { config, layers, big } = await pushLarge(reg);
     const others = layers.filter((l) => l !== big);
     let stalled = false;
     await using proxy = startProxy(reg.url, {
@@ -153,9 +153,7 @@ Deno.test({
   ignore,
   async fn() {
     await using reg = await startRegistry();
-    await pushFixture(reg, "large");
-    const { layers } = await manifestOf(reg.url, "large");
-    const big = layers.find((l) => l.size > LARGE_FILE_SIZE)!;
+    const { big } = await pushLarge(reg);
     const head = new Uint8Array(
       await (await fetch(`${reg.url}/v2/large/blobs/${big.digest}`)).arrayBuffer(),
     ).subarray(0, 1 << 20);
@@ -202,9 +200,7 @@ Deno.test({
   ignore,
   async fn() {
     await using reg = await startRegistry();
-    await pushFixture(reg, "large");
-    const { layers } = await manifestOf(reg.url, "large");
-    const big = layers.find((l) => l.size > LARGE_FILE_SIZE)!;
+    const { layers, big } = await pushLarge(reg);
     const isBig = (req: Request) => req.method === "GET" && req.url.includes(big.digest);
     await withTempDir(async (dir) => {
       const client = new RegistryClient({ plainHttp: true });
