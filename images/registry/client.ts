@@ -92,7 +92,7 @@ export function refuseSchema1(mediaType: string, what: string): void {
 export interface RegistryClientOptions extends HostsOptions {
   /** Credentials per registry host; anonymous when absent or when it returns undefined. */
   credentials?: CredentialsFn;
-  /** User-Agent header (default `tug`). */
+  /** User-Agent header (default `tug/<version>`). */
   userAgent?: string;
   /** Replaces the hosts lookup (hosts.ts's registryHosts with the options above); cached for the client's lifetime. */
   hosts?: (namespace: string) => Promise<RegistryHost[]>;
@@ -681,7 +681,16 @@ export class RegistryClient {
       what: spec.what,
       ...(spec.signal ? { signal: spec.signal } : {}),
     };
-    const { response } = await this.#sendGet(ref, host, url.href, requestSpec);
+    let response: Response;
+    try {
+      ({ response } = await this.#sendGet(ref, host, url.href, requestSpec));
+    } catch (err) {
+      // The transport names the host only: say which upload it was.
+      if (err instanceof Unavailable) {
+        throw new Unavailable(`${spec.what} failed: ${err.message}`, { cause: err });
+      }
+      throw err;
+    }
     await response.body?.cancel();
     const next = response.headers.get("location");
     return next ? new URL(next, url).href : undefined;

@@ -1,9 +1,16 @@
 import { join } from "node:path";
-import { InvalidArgument, NotImplemented } from "../../errors.ts";
-import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
+import { InvalidArgument, NotImplemented, Unavailable } from "../../errors.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "../../tests/assert.ts";
 import { makePki } from "../../tests/registry.ts";
 import { digestOf } from "../content/digest.ts";
 import { MEDIA_TYPES } from "../types.ts";
+import { parseReference } from "./reference.ts";
 import {
   isIndexType,
   isManifestType,
@@ -140,5 +147,73 @@ Deno.test("RegistryClient.hosts() reads a namespace's hosts again once a file th
   } finally {
     client.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A TCP server that reads a little of each request and breaks the connection off, or never answers. */
+async function withRawServer(
+  mode: "break" | "silent",
+  fn: (host: string) => Promise<void>,
+): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      if (mode === "break") {
+        await conn.read(new Uint8Array(1024)).catch(() => null);
+        conn.close();
+      }
+    }
+  })();
+  try {
+    await fn(`127.0.0.1:${(listener.addr as Deno.NetAddr).port}`);
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch {
+        // closed already
+      }
+    }
+  }
+}
+
+Deno.test("RegistryClient.uploadRequest(): an upload cut off names the upload; one given up is passed on as it is", async () => {
+  const client = new RegistryClient({ plainHttp: true });
+  const body = () => new Uint8Array(8 << 20);
+  try {
+    await withRawServer("break", async (host) => {
+      const err = await assertRejects(() =>
+        client.uploadRequest(parseReference(`${host}/x`), `http://${host}/v2/x/blobs/uploads/1`, {
+          method: "PUT",
+          body,
+          what: "upload of blob sha256:abc to x",
+        })
+      );
+      assert(err instanceof Unavailable, String(err));
+      assertStringIncludes(
+        err.message,
+        `upload of blob sha256:abc to x failed: send to registry ${host} failed:`,
+      );
+    });
+    await withRawServer("silent", async (host) => {
+      const abort = new AbortController();
+      const gone = new Error("client went away");
+      setTimeout(() => abort.abort(gone), 100);
+      const err = await assertRejects(() =>
+        client.uploadRequest(parseReference(`${host}/x`), `http://${host}/v2/x/blobs/uploads/1`, {
+          method: "PATCH",
+          body,
+          what: "upload of blob sha256:abc to x",
+          signal: abort.signal,
+        })
+      );
+      assertEquals(err, gone);
+    });
+  } finally {
+    client.close();
   }
 });

@@ -15,6 +15,7 @@
  */
 
 import { InvalidArgument, Unavailable } from "../../errors.ts";
+import { VERSION } from "../../version.ts";
 import type { HostTls, RegistryHost } from "./hosts.ts";
 
 const MAX_REDIRECTS = 10;
@@ -29,7 +30,7 @@ export class Transport {
   readonly #userAgent: string;
 
   constructor(options: { userAgent?: string } = {}) {
-    this.#userAgent = options.userAgent ?? "tug";
+    this.#userAgent = options.userAgent ?? `tug/${VERSION}`;
   }
 
   /** The base URL of `host`'s API (`scheme://host/v2`), after any HTTPS → HTTP fallback learnt so far. */
@@ -66,8 +67,9 @@ export class Transport {
           body: body ?? null,
         });
       } catch (err) {
-        if (err instanceof InvalidArgument) throw err;
-        if (onHost && host.httpFallback && target.protocol === "https:" && !isAbort(err)) {
+        // A request given up (the pull's client went away, the daemon stops) is no connection failure.
+        if (err instanceof InvalidArgument || isAbort(err) || init.signal?.aborted) throw err;
+        if (onHost && host.httpFallback && target.protocol === "https:") {
           // containerd's HTTP fallback: the host may speak plain HTTP only. (Requests sent at the
           // same time all fail over HTTPS: each retries, whichever learnt it first.)
           this.#fellBack.add(host.host);
@@ -76,12 +78,11 @@ export class Transport {
           hop--;
           continue;
         }
-        if (isAbort(err)) throw err;
+        // With a body, the connection may have been made and broken off while sending.
+        const verb = body ? "send to" : "connect to";
         throw new Unavailable(
-          `connect to registry ${target.host} failed: ${describeFetchError(err)}`,
-          {
-            cause: err,
-          },
+          `${verb} registry ${target.host} failed: ${describeFetchError(err)}`,
+          { cause: err },
         );
       }
       if (res.status < 300 || res.status >= 400 || res.status === 304) return res;
