@@ -13,7 +13,7 @@ import { MEDIA_TYPES } from "../images/types.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./assert.ts";
 import { copyToLayout, inspectRaw, pushFixture } from "./fixtures/mod.ts";
 import { requires, withTempDir } from "./harness.ts";
-import { startRegistry, type TestRegistry } from "./registry.ts";
+import { startProxy, startRegistry, type TestRegistry } from "./registry.ts";
 
 const ignore = requires("registry", "skopeo", "umoci", "busybox");
 
@@ -106,6 +106,43 @@ Deno.test({
       const mounted = await pushImage(c, `${reg.host}/elsewhere:latest`, image.target, { store });
       assertEquals([mounted.uploaded, mounted.mounted], [0, 2]);
       await copyToLayout(reg, `${reg.host}/elsewhere:latest`, join(dir, "copied2"));
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "pushImage() sends blobs up to 4 MiB with their Content-Length and streams larger ones; the User-Agent is tug/<version>",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry();
+    const source = await pushFixture(reg, "large");
+    await using proxy = startProxy(reg.url);
+    await withFetched(reg, source, async ({ store, c, image }) => {
+      const pushed = await pushImage(c, `${proxy.host}/copy:latest`, image.target, {
+        store,
+        mount: false,
+      });
+      const blobs = [image.manifests[0]!.config, ...image.manifests[0]!.layers];
+      assertEquals(pushed.uploaded, blobs.length);
+      const puts = proxy.requests.filter((r) => r.method === "PUT" && r.path.includes("/blobs/"));
+      assertEquals(puts.length, blobs.length);
+      for (const blob of blobs) {
+        const put = puts.find((r) => r.path.includes(`digest=${encodeURIComponent(blob.digest)}`));
+        assert(put, `a PUT of ${blob.digest}`);
+        if (blob.size <= 4 << 20) {
+          assertEquals(put.headers["content-length"], String(blob.size), blob.digest);
+          assertEquals(put.headers["transfer-encoding"], undefined, blob.digest);
+        } else {
+          assertEquals(put.headers["transfer-encoding"], "chunked", blob.digest);
+        }
+      }
+      assert(blobs.some((b) => b.size > 4 << 20), "the fixture has a layer over 4 MiB");
+      for (const r of proxy.requests) assertStringIncludes(r.headers["user-agent"] ?? "", "tug/");
+      assertEquals(
+        await inspectRaw(reg, `${reg.host}/copy:latest`),
+        await manifestBytes(store, image.target.digest),
+      );
     });
   },
 });

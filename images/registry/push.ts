@@ -1,8 +1,9 @@
 /**
  * Pushing an image from a content store to a registry (OCI distribution
  * spec): blobs first (configs and layers; each checked with HEAD and skipped
- * when the repository has it, else uploaded, monolithic with one streamed
- * PUT or in PATCH chunks), then manifests children first, then the tags.
+ * when the repository has it, else uploaded, monolithic with one PUT (from
+ * memory up to 4 MiB, else streamed) or in PATCH chunks), then manifests
+ * children first, then the tags.
  * A blob labelled `containerd.io/distribution.source.<registry>=<repo>` for
  * the same registry is first offered as a cross-repository mount.
  *
@@ -152,6 +153,9 @@ function counting(
   );
 }
 
+/** Blobs up to this size are uploaded from memory, with their Content-Length; larger ones are streamed. */
+const MONOLITHIC_IN_MEMORY = 4 << 20;
+
 /** Blob uploads under way, per client, by `<domain>/<repository>@<digest>`. */
 const uploading = new WeakMap<RegistryClient, Map<string, Promise<unknown>>>();
 
@@ -264,8 +268,21 @@ async function uploadBlob(
       what,
       ...sig,
     });
+  } else if (desc.size <= MONOLITHIC_IN_MEMORY) {
+    // One PUT with the blob in memory, so that it goes with its Content-Length.
+    const bytes = await readRange(store, desc, 0, desc.size);
+    await client.uploadRequest(ref, location, {
+      method: "PUT",
+      query: { digest: desc.digest },
+      headers: { "content-type": "application/octet-stream", "content-length": String(desc.size) },
+      body: () => bytes,
+      what,
+      ...sig,
+    });
+    progress.bytes(desc.digest, desc.size);
   } else {
-    // One PUT streaming the blob from the store.
+    // One PUT streaming the blob from the store. Deno's fetch sends a stream chunked, without
+    // the Content-Length (as docker push streams its PATCH).
     let sent = 0;
     await client.uploadRequest(ref, location, {
       method: "PUT",
