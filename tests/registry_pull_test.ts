@@ -610,3 +610,42 @@ Deno.test({
     shared = undefined;
   },
 });
+
+Deno.test({
+  name:
+    "fetchImage(): an abort ends the downloads of layers whose onLayerChunks consumer has stopped reading",
+  ignore,
+  async fn() {
+    await using reg = await startRegistry();
+    const reference = await pushFixture(reg, "large", { repo: "held" });
+    await withStore(async (store) => {
+      const client = clientFor(reg);
+      const abort = new AbortController();
+      const held: AsyncIterable<Uint8Array>[] = [];
+      let progress: TransferProgress | undefined;
+      const pull = fetchImage(client, reference, {
+        store,
+        teeBufferBytes: 4096,
+        // Taken and never read: each download fills its buffers and waits for the consumer.
+        onLayerChunks: (_, chunks) => void held.push(chunks),
+        onProgress: (p) => progress = p,
+        signal: abort.signal,
+      });
+      const large = () => progress?.blobs.find((b) => b.total >= LARGE_FILE_SIZE);
+      while (!large() || large()!.done === 0) await new Promise((r) => setTimeout(r, 20));
+      const waited = large()!.done;
+      await new Promise((r) => setTimeout(r, 300));
+      assertEquals(large()!.done, waited, "the download waits for its consumer");
+      const reason = new Error("given up");
+      abort.abort(reason);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const outcome = await Promise.race([
+        pull.then(() => "fetched", (err) => err),
+        new Promise((r) => timer = setTimeout(() => r("hung"), 30_000)),
+      ]);
+      clearTimeout(timer);
+      assertEquals(outcome, reason, "the fetch ends with the abort's reason");
+      client.close();
+    });
+  },
+});

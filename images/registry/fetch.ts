@@ -192,11 +192,12 @@ class Tee {
     w?.();
   }
 
-  async push(chunk: Uint8Array): Promise<void> {
+  /** Enqueues `chunk`, then waits while the consumer is behind (an abort ends the wait with its reason). */
+  async push(chunk: Uint8Array, signal?: AbortSignal): Promise<void> {
     if (this.#cancelled || this.#closed) return;
     this.#controller.enqueue(chunk);
     while (!this.#cancelled && (this.#controller.desiredSize ?? 1) <= 0) {
-      await new Promise<void>((resolve) => this.#wake = resolve);
+      await untilWoken((resolve) => this.#wake = resolve, signal);
     }
   }
 
@@ -211,6 +212,28 @@ class Tee {
     this.#closed = true;
     this.#controller.error(err);
   }
+}
+
+/**
+ * Waits until `park`'s wake-up function is called, or `signal` aborts: then
+ * throws its reason.
+ */
+async function untilWoken(
+  park: (wake: () => void) => void,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  signal?.throwIfAborted();
+  let onAbort: (() => void) | undefined;
+  try {
+    await new Promise<void>((resolve) => {
+      park(resolve);
+      onAbort = resolve;
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  } finally {
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
+  }
+  signal?.throwIfAborted();
 }
 
 /**
@@ -240,8 +263,12 @@ class Relay implements LayerChunks {
     this.#size = size;
   }
 
-  /** A free buffer to read into (waits while the consumer holds them all). */
-  async acquire(): Promise<ArrayBuffer> {
+  /**
+   * A free buffer to read into: waits while the consumer holds them all (a
+   * consumer that stopped reading would hold the download for ever, but for
+   * the abort, which ends the wait with its reason).
+   */
+  async acquire(signal?: AbortSignal): Promise<ArrayBuffer> {
     for (;;) {
       const buffer = this.#free.pop();
       if (buffer) return buffer;
@@ -249,7 +276,7 @@ class Relay implements LayerChunks {
         this.#owned++;
         return takeBuffer(this.#size);
       }
-      await new Promise<void>((resolve) => this.#wakeProducer = resolve);
+      await untilWoken((resolve) => this.#wakeProducer = resolve, signal);
     }
   }
 
@@ -515,7 +542,7 @@ export async function fetchBlob(
                 );
               }
               // The chunk's buffer is reused for the next read: the stream's consumer gets a copy.
-              if (tee) await tee.push(chunk.slice());
+              if (tee) await tee.push(chunk.slice(), signal);
               await writer.write(chunk);
               options.onBytes?.(chunk.length);
               progress?.bytes(desc.digest, chunk.length);
@@ -631,7 +658,7 @@ async function* chunks(
   try {
     for (;;) {
       signal?.throwIfAborted();
-      const target = relay ? await relay.acquire() : buffer!;
+      const target = relay ? await relay.acquire(signal) : buffer!;
       buffer = undefined;
       let read: ReadableStreamReadResult<Uint8Array>;
       try {
