@@ -30,6 +30,7 @@ import {
 } from "./harness.ts";
 import type { TestRegistry } from "./registry.ts";
 import { assertEquals } from "./assert.ts";
+import { pushFixture } from "./fixtures/mod.ts";
 import type { TaskInfo } from "../mod.ts";
 
 /** Options for {@link startDaemon}. */
@@ -600,6 +601,29 @@ export async function ok(daemon: TestDaemon, args: string[], stdin?: string): Pr
   const r = await daemon.tug(args, stdin === undefined ? {} : { stdin });
   assertEquals(r.code, 0, `tug ${args.join(" ")}: ${r.stderr}`);
   return r.stdout;
+}
+
+/** The busybox fixture's name once pulled, as the daemon tests pull it. */
+export const BUSYBOX_IMAGE = "docker.io/library/busybox:latest";
+
+/**
+ * Pushes the busybox fixture to `registry` as `library/busybox`, starts a
+ * daemon that serves docker.io from it (with `options`) and pulls
+ * {@link BUSYBOX_IMAGE} into it.
+ */
+export async function busyboxDaemon(
+  registry: TestRegistry,
+  options: Omit<TestDaemonOptions, "registry"> = {},
+): Promise<TestDaemon> {
+  await pushFixture(registry, "busybox", { repo: "library/busybox" });
+  const daemon = await startDaemon({ registry, ...options });
+  try {
+    await ok(daemon, ["images", "pull", BUSYBOX_IMAGE]);
+  } catch (err) {
+    await daemon.cleanup().catch(() => {});
+    throw err;
+  }
+  return daemon;
 }
 
 /** The daemon's tasks (`tasks list --json`). */

@@ -13,14 +13,19 @@ import {
   Unavailable,
 } from "../mod.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./assert.ts";
-import { promtoolCheck, scrape, socketClient, startDaemon, waitForSubscribers } from "./daemon.ts";
+import {
+  BUSYBOX_IMAGE as BUSYBOX,
+  promtoolCheck,
+  scrape,
+  socketClient,
+  startDaemon,
+  waitForSubscribers,
+} from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { requires, TUG } from "./harness.ts";
 import { startRegistry } from "./registry.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox");
-
-const BUSYBOX = "docker.io/library/busybox:latest";
 
 Deno.test({
   name: "the typed client pulls with progress and gets the daemon's error classes back",

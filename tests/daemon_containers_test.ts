@@ -9,10 +9,11 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import {
+  BUSYBOX_IMAGE as BUSYBOX,
+  busyboxDaemon,
   ok,
   shimPids,
   showSuppressed,
-  startDaemon,
   type TestDaemon,
   waitFor,
   waitForSubscribers,
@@ -22,8 +23,6 @@ import { ownCgroups, requires, run, TUG, withTempDir } from "./harness.ts";
 import { startRegistry, type TestRegistry } from "./registry.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox", "cgroup1");
-
-const BUSYBOX = "docker.io/library/busybox:latest";
 
 interface Task {
   id: string;
@@ -73,22 +72,12 @@ async function ids(daemon: TestDaemon): Promise<string[]> {
 }
 
 /** A registry with the busybox fixture and a daemon that pulled it. */
-async function busyboxDaemon(
+async function registryAndDaemon(
   containersConfig?: string,
 ): Promise<{ registry: TestRegistry; daemon: TestDaemon } & AsyncDisposable> {
   const registry = await startRegistry();
   try {
-    await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    const daemon = await startDaemon({
-      registry,
-      ...(containersConfig ? { containersConfig } : {}),
-    });
-    try {
-      await ok(daemon, ["images", "pull", BUSYBOX]);
-    } catch (err) {
-      await daemon.cleanup().catch(() => {});
-      throw err;
-    }
+    const daemon = await busyboxDaemon(registry, containersConfig ? { containersConfig } : {});
     return {
       registry,
       daemon,
@@ -111,7 +100,7 @@ Deno.test({
     "run: exit codes propagate, stdout and stderr stay apart, -i pipes stdin, flags reach the process",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
 
     const seven = await daemon.tug(["run", "--rm", BUSYBOX, "r1", "sh", "-c", "exit 7"]);
@@ -248,7 +237,7 @@ Deno.test({
     "run -t: a terminal whose size follows the user's, Ctrl-C reaches the process, Ctrl-P Ctrl-Q detaches",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
     const cli = `${TUG} -a ${daemon.address}`;
 
@@ -308,7 +297,7 @@ Deno.test({
   name: "logs: --tail, --since and --timestamps; -f follows until the task exits",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
     await ok(daemon, [
       "run",
@@ -377,7 +366,7 @@ Deno.test({
     "tasks: kill with a signal and --all, pause and resume, ps, metrics, exec with flags and -d",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
 
     // A signal reaches the container's init (which handles it).
@@ -555,7 +544,7 @@ Deno.test({
     "wrong lifecycle states, unknown names, duplicate ids and bad flags give clear errors and change nothing",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
 
     await ok(daemon, ["containers", "create", BUSYBOX, "c1", "sleep", "1000"]);
@@ -707,7 +696,7 @@ Deno.test({
   name: "no fd of the shim reaches a container or an exec: they have stdin, stdout and stderr only",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
     // A running container first, so that the shim holds its pipes, logs and FIFOs too.
     await ok(daemon, ["run", "-d", BUSYBOX, "busy", "sleep", "1000"]);
@@ -735,7 +724,7 @@ Deno.test({
   name: "a container over its memory limit is OOM-killed, and its exit says so",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
     const watch = await watchEvents(daemon);
     try {
@@ -794,7 +783,7 @@ Deno.test({
   name: "restart policy on-failure:2 restarts a failing container twice, then leaves it stopped",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon('restart_delay = "50ms"');
+    await using env = await registryAndDaemon('restart_delay = "50ms"');
     const { daemon } = env;
     await ok(daemon, [
       "run",
@@ -842,7 +831,7 @@ Deno.test({
   name: "events stream the life of a container: create, task create, start, exit, delete",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
     const watch = await watchEvents(daemon);
     try {
@@ -875,7 +864,7 @@ Deno.test({
     "a container that floods its output does not starve its shim: the shim still answers at once",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
     await ok(daemon, ["run", "-d", BUSYBOX, "flood", "yes"]);
     await ok(daemon, ["run", "-d", BUSYBOX, "quiet", "sleep", "1000"]);
@@ -908,7 +897,7 @@ Deno.test({
   fn: showSuppressed(async () => {
     // The shim wrote into the CLI's FIFOs without waiting and dropped what did not fit: a CLI
     // copying 10 MB lost from 2 to 300 KB of it, most runs.
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
     const n = 1_500_000;
     const expected = Array.from({ length: n }, (_, i) => `${i + 1}\n`).join("");
@@ -949,7 +938,7 @@ Deno.test({
   fn: showSuppressed(async () => {
     // The shim kept watching the closed stdin FIFO, which epoll reports hung up at every wait:
     // one core spent until the container was removed.
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
     await ok(daemon, ["run", "-d", "-t", BUSYBOX, "tty", "sleep", "1000"]);
     const [shim] = shimPids(daemon.dir);
@@ -978,7 +967,7 @@ Deno.test({
     "exec: an exec id is free again once its process has exited; an exec whose client was killed runs to its end",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
     await ok(daemon, ["run", "-d", BUSYBOX, "box", "sleep", "1000"]);
     // ctr reuses exec ids once the exec has ended; tug refused every reuse for the container's life.
@@ -1038,7 +1027,7 @@ Deno.test({
     "containers start -a attaches (the command's -a, not the socket's); two tasks attach at once both get the output, and end on SIGTERM without leaving their FIFOs",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon();
+    await using env = await registryAndDaemon();
     const { daemon } = env;
     await ok(daemon, ["containers", "create", BUSYBOX, "sa", "sh", "-c", "echo out; exit 3"]);
     // daemon.tug puts `-a SOCK` before the command: that one still names the socket.
@@ -1089,7 +1078,7 @@ Deno.test({
   name: "restart policies: a kill stops a crash loop, and a user's start begins the count anew",
   ignore,
   fn: showSuppressed(async () => {
-    await using env = await busyboxDaemon('restart_delay = "200ms"');
+    await using env = await registryAndDaemon('restart_delay = "200ms"');
     const { daemon } = env;
     const info = async (id: string) => JSON.parse(await ok(daemon, ["containers", "info", id]));
     // A crash loop is stopped between restarts most of the time: the kill was refused ("not

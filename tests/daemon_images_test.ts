@@ -6,15 +6,19 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { ok, startDaemon, stopWithin, type TestDaemon } from "./daemon.ts";
+import {
+  BUSYBOX_IMAGE as BUSYBOX,
+  ok,
+  startDaemon,
+  stopWithin,
+  type TestDaemon,
+} from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { requires, run, TUG, withTempDir } from "./harness.ts";
 import { startProxy, startRegistry } from "./registry.ts";
 import { concat } from "../util/bytes.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox");
-
-const BUSYBOX = "docker.io/library/busybox:latest";
 
 async function fails(daemon: TestDaemon, args: string[], message: string): Promise<void> {
   const r = await daemon.tug(args);

@@ -7,21 +7,19 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import {
+  BUSYBOX_IMAGE as BUSYBOX,
+  busyboxDaemon,
   ok,
   shimPids,
   showSuppressed,
-  startDaemon,
   tasks,
   type TestDaemon,
   waitFor,
 } from "./daemon.ts";
-import { pushFixture } from "./fixtures/mod.ts";
 import { ownCgroups, requires } from "./harness.ts";
 import { startRegistry, type TestRegistry } from "./registry.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox", "cgroup1");
-
-const BUSYBOX = "docker.io/library/busybox:latest";
 
 async function containerIds(daemon: TestDaemon): Promise<string[]> {
   return (await ok(daemon, ["containers", "list", "-q"])).split("\n").filter(Boolean);
@@ -43,9 +41,7 @@ async function withBusybox(
   fn: (registry: TestRegistry, daemon: TestDaemon) => Promise<void>,
 ): Promise<void> {
   await using registry = await startRegistry();
-  await pushFixture(registry, "busybox", { repo: "library/busybox" });
-  await using daemon = await startDaemon({ registry });
-  await ok(daemon, ["images", "pull", BUSYBOX]);
+  await using daemon = await busyboxDaemon(registry);
   await fn(registry, daemon);
 }
 
@@ -129,9 +125,7 @@ Deno.test({
   ignore,
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
-    await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    await using first = await startDaemon({ registry });
-    await ok(first, ["images", "pull", BUSYBOX]);
+    await using first = await busyboxDaemon(registry);
     // One task ends while the daemon is down, the other after the restart.
     const clis = [
       first.tug(["run", "--rm", BUSYBOX, "short", "sleep", "1"]),
@@ -159,9 +153,7 @@ Deno.test({
   ignore,
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
-    await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    await using first = await startDaemon({ registry });
-    await ok(first, ["images", "pull", BUSYBOX]);
+    await using first = await busyboxDaemon(registry);
     // An attached run and a run --rm: each has a wait in flight (the daemon stayed up until the
     // tasks exited, so systemd's stop would have timed out).
     const clis = [
@@ -187,9 +179,9 @@ Deno.test({
   ignore,
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
-    await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    await using daemon = await startDaemon({ registry, extraConfig: '[shim]\nidle_exit = "1s"\n' });
-    await ok(daemon, ["images", "pull", BUSYBOX]);
+    await using daemon = await busyboxDaemon(registry, {
+      extraConfig: '[shim]\nidle_exit = "1s"\n',
+    });
     // The daemon's connection kept every empty shim alive for the daemon's life.
     for (let round = 0; round < 2; round++) {
       const r = await daemon.tug(["run", "--rm", BUSYBOX, `c${round}`, "echo", "hi"]);
@@ -284,9 +276,7 @@ Deno.test({
   ignore,
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
-    await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    await using first = await startDaemon({ registry });
-    await ok(first, ["images", "pull", BUSYBOX]);
+    await using first = await busyboxDaemon(registry);
     await ok(first, [
       "run",
       "-d",

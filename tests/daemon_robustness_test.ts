@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { exists } from "../util/fs.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import {
+  BUSYBOX_IMAGE as BUSYBOX,
+  busyboxDaemon,
   killDuringPull,
   ok,
   reapContainers,
@@ -28,8 +30,6 @@ import { startProxy, startRegistry } from "./registry.ts";
 import { type TaskInfo, TugClient } from "../mod.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox", "cgroup1");
-
-const BUSYBOX = "docker.io/library/busybox:latest";
 
 function alive(pid: number): boolean {
   try {
@@ -58,9 +58,7 @@ Deno.test({
   ignore,
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
-    await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    await using daemon = await startDaemon({ registry });
-    await ok(daemon, ["images", "pull", BUSYBOX]);
+    await using daemon = await busyboxDaemon(registry);
     using client = new TugClient({ address: daemon.address });
     const ids = Array.from({ length: 50 }, (_, i) => `many-${i}`);
 
@@ -166,9 +164,7 @@ Deno.test({
   ignore,
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
-    await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    await using first = await startDaemon({ registry });
-    await ok(first, ["images", "pull", BUSYBOX]);
+    await using first = await busyboxDaemon(registry);
     const ids = Array.from({ length: 16 }, (_, i) => `boot-${i}`);
 
     // Killed once half the creates are done: creates, snapshots and starts in flight.
@@ -374,10 +370,8 @@ Deno.test({
   ignore,
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
-    await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    await using first = await startDaemon({ registry });
+    await using first = await busyboxDaemon(registry);
     const dir = first.dir;
-    await ok(first, ["images", "pull", BUSYBOX]);
     const loop = ["sh", "-c", "echo up; while true; do sleep 0.05; done"];
     await ok(first, ["run", "-d", "--restart", "always", BUSYBOX, "always", ...loop]);
     await ok(first, ["run", "-d", "--restart", "unless-stopped", BUSYBOX, "unless", ...loop]);
@@ -427,9 +421,7 @@ Deno.test({
   ignore,
   fn: showSuppressed(async () => {
     await using registry = await startRegistry();
-    await pushFixture(registry, "busybox", { repo: "library/busybox" });
-    await using daemon = await startDaemon({ registry });
-    await ok(daemon, ["images", "pull", BUSYBOX]);
+    await using daemon = await busyboxDaemon(registry);
     await ok(daemon, ["run", "-d", BUSYBOX, "keep", "sleep", "1000"]);
     const before = JSON.parse(await ok(daemon, ["containers", "info", "keep"]));
     const snapshotsBefore = await ok(daemon, ["snapshots", "ls", "--json"]);
