@@ -426,7 +426,9 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
   const devices: PlannedDevice[] = [];
   for (const [i, d] of (linux.devices ?? []).entries()) {
     const field = `linux.devices[${i}]`;
-    if (typeof d.path !== "string" || !d.path.startsWith("/dev/")) {
+    if (
+      typeof d.path !== "string" || !d.path.startsWith("/dev/") || d.path.split("/").includes("..")
+    ) {
       bad(`${field}.path`, `${JSON.stringify(d.path)} is not under /dev`);
     }
     const kinds: Record<string, number> = { c: 0o020000, u: 0o020000, b: 0o060000, p: 0o010000 };
