@@ -48,6 +48,7 @@ import {
   PR_SET_PDEATHSIG,
   S_IFCHR,
   S_IFDIR,
+  S_IFLNK,
   S_IFMT,
   S_IFREG,
   SIGNALS,
@@ -539,9 +540,24 @@ function remountRo(
 
 /**
  * Makes the mount point inside the root and returns an O_PATH fd of it: a
- * directory, or an empty file when a bind source is not a directory.
+ * directory, or an empty file when a bind source is not a directory. proc
+ * and sysfs go exactly where the spec says (as runc, CVE-2019-19921): a
+ * symlink there is refused, where following it would put them elsewhere.
  */
 function createMountpoint(sys: Syscall, root: Root, m: PlannedMount): number {
+  if (m.type === "proc" || m.type === "sysfs") {
+    const fd = mkdirAllInRoot(root, m.destination, { follow: false });
+    const type = sys.fstat(fd).mode & S_IFMT;
+    if (type !== S_IFDIR) {
+      sys.close(fd);
+      throw new Error(
+        `Cannot mount ${m.type} on ${JSON.stringify(m.destination)}: it is ${
+          type === S_IFLNK ? "a symlink" : "not a directory"
+        } in the container's root; filesystem "${m.type}" must be mounted on ordinary directory`,
+      );
+    }
+    return fd;
+  }
   const sourceType = m.bind ? fileType(sys, m.source) : S_IFDIR;
   if (sourceType === undefined) {
     throw new SyscallError(

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { requires } from "../harness.ts";
 import { editSpec } from "../bundle.ts";
 import { startSwapper } from "../racer.ts";
@@ -86,5 +86,46 @@ Deno.test({
       }
       assertEquals(names(host), [], "entries were made in the host directory");
       assertEquals(failures, [], "a create failed");
+    }),
+});
+
+Deno.test({
+  name: "proc and sysfs are refused on a destination that is a symlink in the rootfs",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["true"] }, async (t) => {
+      const rootfs = `${t.bundle}/rootfs`;
+      await Deno.mkdir(`${t.dir}/fake`);
+      await Deno.writeTextFile(`${t.dir}/fake/cpuinfo`, "fake\n");
+      await editSpec(t.bundle, (s) => {
+        s.mounts!.push({
+          destination: "/vol",
+          type: "bind",
+          source: `${t.dir}/fake`,
+          options: ["rbind"],
+        });
+      });
+      await Deno.mkdir(`${rootfs}/vol`);
+      await Deno.remove(`${rootfs}/proc`);
+      await Deno.symlink("/vol", `${rootfs}/proc`);
+      let r = await t.rt(["create", "c1"]);
+      assertEquals(r.code, 1, r.stderr);
+      assertMatch(
+        r.stderr,
+        /Cannot mount proc on "\/proc": it is a symlink in the container's root; filesystem "proc" must be mounted on ordinary directory/,
+      );
+      assertEquals((await t.rt(["list", "-q"])).stdout, "");
+      await Deno.remove(`${rootfs}/proc`);
+      await Deno.mkdir(`${rootfs}/proc`);
+      await Deno.remove(`${rootfs}/sys`);
+      await Deno.symlink("vol", `${rootfs}/sys`);
+      r = await t.rt(["create", "c1"]);
+      assertEquals(r.code, 1, r.stderr);
+      assertMatch(
+        r.stderr,
+        /Cannot mount sysfs on "\/sys": .*must be mounted on ordinary directory/,
+      );
+      assertEquals((await t.rt(["list", "-q"])).stdout, "");
+      assertEquals(names(`${t.dir}/fake`), ["cpuinfo"]);
     }),
 });
