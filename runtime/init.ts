@@ -810,9 +810,21 @@ export function attachTerminal(
   sys.close(slave);
 }
 
+/**
+ * Binds `path` onto itself read-only (after pivot_root). A path that does
+ * not exist is skipped, as runc does, a dangling symlink included.
+ */
 function readonlyPath(sys: Syscall, path: string): void {
-  if (!existsNoFollow(sys, path)) return;
-  sys.mount(path, path, null, MS_BIND | MS_REC, null);
+  try {
+    sys.mount(path, path, null, MS_BIND | MS_REC, null);
+  } catch (err) {
+    if (
+      err instanceof SyscallError && (err.errnoName === "ENOENT" || err.errnoName === "ENOTDIR")
+    ) {
+      return;
+    }
+    throw err;
+  }
   remountRo(sys, path, MS_REC);
 }
 

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { requires } from "../harness.ts";
 import { editSpec } from "../bundle.ts";
 import { startSwapper } from "../racer.ts";
@@ -127,5 +127,28 @@ Deno.test({
       );
       assertEquals((await t.rt(["list", "-q"])).stdout, "");
       assertEquals(names(`${t.dir}/fake`), ["cpuinfo"]);
+    }),
+});
+
+Deno.test({
+  name:
+    "a readonlyPaths entry that is a dangling symlink is skipped, one to a file makes it read-only",
+  ignore,
+  fn: () =>
+    withRuntime({
+      args: ["sh", "-c", "{ echo y > /etc/target; } 2>&1; echo rc=$?; cat /etc/target"],
+    }, async (t) => {
+      const rootfs = `${t.bundle}/rootfs`;
+      await Deno.symlink("/no/such/file", `${rootfs}/dangling`);
+      await Deno.symlink("../../x/../nowhere", `${rootfs}/etc/relative`);
+      await Deno.writeTextFile(`${rootfs}/etc/target`, "x\n");
+      await Deno.symlink("target", `${rootfs}/etc/link`);
+      await editSpec(t.bundle, (s) => {
+        s.root!.readonly = false;
+        s.linux!.readonlyPaths!.push("/dangling", "/etc/relative", "/etc/link");
+      });
+      const out = await t.ok(["run", "c1"]);
+      assertStringIncludes(out, "Read-only file system");
+      assertStringIncludes(out, "rc=1\nx\n");
     }),
 });
