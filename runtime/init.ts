@@ -16,6 +16,7 @@
 
 import {
   AF_INET,
+  AT_EMPTY_PATH,
   AT_SYMLINK_NOFOLLOW,
   CLONE_NEWCGROUP,
   CLONE_NEWNET,
@@ -37,7 +38,9 @@ import {
   O_CREAT,
   O_DIRECTORY,
   O_EXCL,
+  O_NOCTTY,
   O_NOFOLLOW,
+  O_NONBLOCK,
   O_PATH,
   O_RDONLY,
   O_RDWR,
@@ -57,7 +60,7 @@ import {
   SOCK_DGRAM,
   TIOCSCTTY,
 } from "../ffi/constants.ts";
-import { type Syscall, SyscallError } from "../ffi/syscall.ts";
+import { type FileStat, type Syscall, SyscallError } from "../ffi/syscall.ts";
 import { applyCapabilities, dropBoundingSet } from "./caps.ts";
 import { runHookSync } from "./hooks.ts";
 import { statfsToMountFlags } from "./mount_options.ts";
@@ -584,7 +587,16 @@ function mountOne(
     return;
   }
   const target = createMountpoint(sys, root, m);
+  // tmpcopyup: the directory the tmpfs is about to cover, still readable through this fd.
+  let covered: number | undefined;
   try {
+    if (m.type === "tmpfs" && m.extensions.includes("tmpcopyup")) {
+      try {
+        covered = sys.openat(target, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      } catch (err) {
+        throw named(err, "open", m.destination);
+      }
+    }
     if (m.bind) {
       mountAt(sys, m.source, target, m.destination, "bind", m.flags & (MS_BIND | MS_REC), null);
     } else if (m.type === "tmpfs") {
@@ -601,16 +613,26 @@ function mountOne(
     } else {
       mountAt(sys, m.source || m.type, target, m.destination, m.type, m.flags, m.data || null);
     }
+  } catch (err) {
+    if (covered !== undefined) sys.close(covered);
+    throw err;
   } finally {
     sys.close(target);
   }
   const bindFlags = m.bind ? m.flags & ~(MS_BIND | MS_REC) : 0;
   const remountBind = m.bind && (bindFlags !== 0 || m.cleared !== 0);
   const readonlyTmpfs = !m.bind && m.type === "tmpfs" && (m.flags & MS_RDONLY) !== 0;
-  if (!remountBind && !readonlyTmpfs && m.propagation.length === 0) return;
+  if (!remountBind && !readonlyTmpfs && covered === undefined && m.propagation.length === 0) return;
   // What follows acts on the new mount: the destination, looked up again, now leads to it.
-  const top = openInRoot(root, m.destination);
+  let top: number;
   try {
+    top = openInRoot(root, m.destination);
+  } catch (err) {
+    if (covered !== undefined) sys.close(covered);
+    throw err;
+  }
+  try {
+    if (covered !== undefined) copyUp(sys, covered, top, m);
     if (remountBind) {
       const keep = mountFlagsOf(sys, top, m.destination) & ~m.cleared;
       mountAt(sys, null, top, m.destination, null, MS_BIND | MS_REMOUNT | keep | bindFlags, null);
@@ -621,6 +643,98 @@ function mountOne(
     for (const flag of m.propagation) mountAt(sys, null, top, m.destination, null, flag, null);
   } finally {
     sys.close(top);
+  }
+}
+
+/**
+ * tmpcopyup: copies what the tmpfs now covers (`covered`, a directory fd
+ * opened before the mount) into it (`top`, an O_PATH fd of the new mount's
+ * root), keeping owners, modes, times, symlinks and special files; the
+ * tmpfs's root takes the covered directory's owner and mode unless the
+ * options set them. Closes `covered`.
+ */
+function copyUp(sys: Syscall, covered: number, top: number, m: PlannedMount): void {
+  let dst: number | undefined;
+  try {
+    dst = sys.openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    copyTree(sys, covered, dst, m.destination.replace(/\/+$/, ""));
+    const st = sys.fstat(covered);
+    const options = m.data.split(",").map((o) => o.split("=")[0]);
+    if (!options.includes("uid") && !options.includes("gid")) {
+      sys.fchownat(dst, "", st.uid, st.gid, AT_EMPTY_PATH);
+    }
+    if (!options.includes("mode")) sys.fchmod(dst, st.mode & 0o7777);
+  } catch (err) {
+    const what = `Cannot copy ${JSON.stringify(m.destination)} into its tmpfs (tmpcopyup)`;
+    throw new Error(`${what}: ${err instanceof Error ? err.message : err}`, { cause: err });
+  } finally {
+    sys.close(covered);
+    if (dst !== undefined) sys.close(dst);
+  }
+}
+
+/** Copies the entries of directory `from` into directory `to` (both open O_RDONLY), recursively; `where` names `from` in errors. */
+function copyTree(sys: Syscall, from: number, to: number, where: string): void {
+  for (const name of sys.readdir(from)) {
+    const path = `${where}/${name}`;
+    let dirs: [number, number?] | undefined;
+    let st: FileStat;
+    try {
+      st = sys.stat(name, false, from);
+      const type = st.mode & S_IFMT;
+      if (type === S_IFDIR) {
+        sys.mkdirat(to, name, 0o700);
+        dirs = [sys.openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)];
+        dirs[1] = sys.openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      } else if (type === S_IFREG) copyFile(sys, from, to, name);
+      else if (type === S_IFLNK) sys.symlinkat(sys.readlinkat(from, name), to, name);
+      else sys.mknodat(to, name, st.mode, st.rdevMajor, st.rdevMinor); // devices, fifos, sockets
+    } catch (err) {
+      if (dirs) dirs.forEach((fd) => fd !== undefined && sys.close(fd));
+      throw named(err, undefined, path);
+    }
+    if (dirs) {
+      try {
+        copyTree(sys, dirs[0], dirs[1]!, path);
+      } finally {
+        sys.close(dirs[0]);
+        sys.close(dirs[1]!);
+      }
+    }
+    try {
+      // Owner first: chown clears the set-id bits that chmod then sets.
+      sys.fchownat(to, name, st.uid, st.gid, AT_SYMLINK_NOFOLLOW);
+      if ((st.mode & S_IFMT) !== S_IFLNK) sys.fchmodat(to, name, st.mode & 0o7777);
+      sys.utimensat(to, name, st.atimeNs, st.mtimeNs, AT_SYMLINK_NOFOLLOW);
+    } catch (err) {
+      throw named(err, undefined, path);
+    }
+  }
+}
+
+/** Copies regular file `name` of directory `from` into directory `to`. */
+function copyFile(sys: Syscall, from: number, to: number, name: string): void {
+  // O_NONBLOCK: a fifo swapped in since the stat must not hang the init; the fstat below refuses it.
+  const src = sys.openat(from, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  try {
+    if ((sys.fstat(src).mode & S_IFMT) !== S_IFREG) {
+      throw new SyscallError(
+        "open",
+        ERRNO.EINVAL!,
+        `${JSON.stringify(name)}: no longer a regular file`,
+      );
+    }
+    const dst = sys.openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600);
+    try {
+      const buf = new Uint8Array(65536);
+      for (let n = sys.read(src, buf); n > 0; n = sys.read(src, buf)) {
+        for (let off = 0; off < n;) off += sys.write(dst, buf.subarray(off, n));
+      }
+    } finally {
+      sys.close(dst);
+    }
+  } finally {
+    sys.close(src);
   }
 }
 

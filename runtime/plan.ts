@@ -221,6 +221,14 @@ function planMount(m: Mount, i: number, bundle: string): PlannedMount {
       `Invalid ${field}: id-mapped mounts need user namespaces, which tug does not support yet`,
     );
   }
+  if (parsed.extensions.includes("tmpcopyup") && (bind || type !== "tmpfs")) {
+    bad(
+      `${field}.options`,
+      `"tmpcopyup" applies to tmpfs mounts only, and the mount on ${
+        JSON.stringify(destination)
+      } is of type ${JSON.stringify(bind ? "bind" : type)}`,
+    );
+  }
   let source = m.source ?? "";
   if (bind) {
     if (source === "") {
