@@ -441,6 +441,7 @@ export const NR: Readonly<Record<string, number>> = ARM64
     epoll_ctl: 21,
     pipe2: 59,
     waitid: 95,
+    getdents64: 61,
   }
   : {
     read: 0,
@@ -513,4 +514,5 @@ export const NR: Readonly<Record<string, number>> = ARM64
     epoll_ctl: 233,
     pipe2: 293,
     waitid: 247,
+    getdents64: 217,
   };

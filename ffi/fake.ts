@@ -14,7 +14,18 @@
  * @module
  */
 
-import { ERRNO, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "./constants.ts";
+import {
+  ERRNO,
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  O_PATH,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+} from "./constants.ts";
 import type { CapSets, FileStat, Syscall, WaitResult, WinSize } from "./syscall.ts";
 import { SyscallError } from "./syscall.ts";
 
@@ -22,6 +33,8 @@ import { SyscallError } from "./syscall.ts";
 export interface FakeCall {
   name: string;
   args: unknown[];
+  /** For a mount onto a `/proc/self/fd/N` path: the file the fake opened fd N on. */
+  target?: string;
 }
 
 interface FakeFile {
@@ -141,11 +154,13 @@ export class FakeSyscall implements Syscall {
     data: string | null,
   ): void {
     this.#record("mount", [source, target, fstype, flags, data], target);
-    this.mounts.push(target);
+    const resolved = this.#procFd(target);
+    if (resolved !== target) this.calls.at(-1)!.target = resolved;
+    this.mounts.push(resolved);
   }
   umount2(target: string, flags: number): void {
     this.#record("umount2", [target, flags], target);
-    const i = this.mounts.lastIndexOf(target);
+    const i = this.mounts.lastIndexOf(this.#procFd(target));
     if (i < 0) this.#fail("umount", "EINVAL", target);
     this.mounts.splice(i, 1);
   }
@@ -212,11 +227,33 @@ export class FakeSyscall implements Syscall {
         this.#create(path, "open", { mode: S_IFREG | mode, content: new Uint8Array() });
       } else this.#fail("open", "ENOENT", path);
     }
-    return this.#newFd();
+    const fd = this.#newFd();
+    this.#fdPaths.set(fd, path);
+    return fd;
   }
+  /**
+   * Opens `path` under `dirfd` in the model: O_CREAT (with O_EXCL) creates a
+   * file, O_DIRECTORY wants a directory, O_NOFOLLOW refuses a symlink unless
+   * O_PATH. Symlinks on the way are not followed.
+   */
   openat(dirfd: number, path: string, flags: number, mode = 0): number {
     this.#record("openat", [dirfd, path, flags, mode], path);
-    return this.#newFd();
+    const abs = this.#at(dirfd, path);
+    const f = this.files.get(abs);
+    if (!f) {
+      if (!(flags & 0o100 /* O_CREAT */)) this.#fail("openat", "ENOENT", path);
+      this.#create(abs, "openat", { mode: S_IFREG | mode, content: new Uint8Array() });
+    } else {
+      const type = f.mode & S_IFMT;
+      if (flags & 0o100 && flags & 0o200 /* O_EXCL */) this.#fail("openat", "EEXIST", path);
+      if (type === S_IFLNK && flags & O_NOFOLLOW && !(flags & O_PATH)) {
+        this.#fail("openat", "ELOOP", path);
+      }
+      if (flags & O_DIRECTORY && type !== S_IFDIR) this.#fail("openat", "ENOTDIR", path);
+    }
+    const fd = this.#newFd();
+    this.#fdPaths.set(fd, abs);
+    return fd;
   }
   close(fd: number): void {
     this.#record("close", [fd]);
@@ -304,8 +341,11 @@ export class FakeSyscall implements Syscall {
   }
   stat(path: string, followSymlinks = true, dirfd = -100): FileStat {
     this.#record("stat", [path, followSymlinks, dirfd], path);
-    const f = this.files.get(path);
+    const f = this.files.get(this.#at(dirfd, path));
     if (!f) this.#fail("stat", "ENOENT", path);
+    return this.#statOf(f);
+  }
+  #statOf(f: FakeFile): FileStat {
     return {
       mode: f.mode,
       uid: 0,
@@ -322,8 +362,11 @@ export class FakeSyscall implements Syscall {
       mtimeNs: f.times?.[1] ?? 0n,
     };
   }
+  /** The stat of the file `fd` was opened on (a regular file for fds the fake cannot place). */
   fstat(fd: number): FileStat {
     this.#record("fstat", [fd]);
+    const f = this.files.get(this.#fdPaths.get(fd) ?? "");
+    if (f) return this.#statOf(f);
     return {
       mode: S_IFREG,
       uid: 0,
@@ -476,8 +519,14 @@ export class FakeSyscall implements Syscall {
   #at(dirfd: number, path: string): string {
     if (path.startsWith("/")) return path;
     const base = dirfd === -100 ? "/" : this.#fdPaths.get(dirfd) ?? `/fd${dirfd}`;
-    if (path === "") return base;
+    if (path === "" || path === ".") return base;
     return base === "/" ? `/${path}` : `${base}/${path}`;
+  }
+
+  /** A `/proc/self/fd/N` path as the file the fake opened fd N on; other paths as they are. */
+  #procFd(path: string): string {
+    const m = /^\/proc\/self\/fd\/(\d+)$/.exec(path);
+    return (m && this.#fdPaths.get(Number(m[1]))) ?? path;
   }
 
   openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
@@ -592,6 +641,21 @@ export class FakeSyscall implements Syscall {
   }
   syncfs(fd: number): void {
     this.#record("syncfs", [fd]);
+  }
+  readlinkat(dirfd: number, path: string): string {
+    this.#record("readlinkat", [dirfd, path], path);
+    const f = this.files.get(this.#at(dirfd, path));
+    if (!f) this.#fail("readlinkat", "ENOENT", path);
+    if (f.target === undefined) this.#fail("readlinkat", "EINVAL", path);
+    return f.target;
+  }
+  readdir(fd: number): string[] {
+    this.#record("readdir", [fd]);
+    const dir = this.#fdPaths.get(fd) ?? `/fd${fd}`;
+    const prefix = dir === "/" ? "/" : `${dir}/`;
+    return [...this.files.keys()]
+      .filter((p) => p.startsWith(prefix) && p !== prefix && !p.slice(prefix.length).includes("/"))
+      .map((p) => p.slice(prefix.length));
   }
 }
 

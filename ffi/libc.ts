@@ -151,6 +151,8 @@ const SYMBOLS = {
   lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
   llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   syncfs: { parameters: ["i32"], result: "i32" },
+  readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -1018,6 +1020,29 @@ export class LibcSyscall implements Syscall {
   }
   syncfs(fd: number): void {
     check(libc().syncfs(fd), "syncfs", `fd ${fd}`);
+  }
+  readlinkat(dirfd: number, path: string): string {
+    const buf = new Uint8Array(4096);
+    const r = libc().readlinkat(dirfd, cString(path), buf, BigInt(buf.length));
+    const n = check(r, "readlinkat", path === "" ? `fd ${dirfd}` : quote(path));
+    return decoder.decode(buf.subarray(0, n));
+  }
+  readdir(fd: number): string[] {
+    const names: string[] = [];
+    const buf = new Uint8Array(32768);
+    const view = new DataView(buf.buffer);
+    for (;;) {
+      const n = check(libc().getdents64(fd, buf, BigInt(buf.length)), "getdents64", `fd ${fd}`);
+      if (n === 0) return names;
+      // struct linux_dirent64: u64 d_ino, s64 d_off, u16 d_reclen, u8 d_type, char d_name[]
+      for (let off = 0; off < n;) {
+        const reclen = view.getUint16(off + 16, true);
+        const start = off + 19;
+        const name = decoder.decode(buf.subarray(start, buf.indexOf(0, start)));
+        if (name !== "." && name !== "..") names.push(name);
+        off += reclen;
+      }
+    }
   }
 }
 

@@ -4,6 +4,9 @@ import {
   MAP_ANONYMOUS,
   MAP_PRIVATE,
   O_CLOEXEC,
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  O_PATH,
   O_RDONLY,
   PROT_READ,
   PROT_WRITE,
@@ -91,5 +94,31 @@ Deno.test("LibcSyscall.fork() forks from native code, and the child keeps a page
   } finally {
     lib.symbols.munmap(page, 4096n);
     lib.close();
+  }
+});
+
+Deno.test("LibcSyscall.readdir() lists a directory past one getdents64 buffer; readlinkat() reads a link", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tug-libc-" });
+  try {
+    const names = Array.from({ length: 1500 }, (_, i) => `entry-with-a-longish-name-${i}`);
+    for (const n of names) await Deno.writeTextFile(`${dir}/${n}`, "");
+    await Deno.symlink("../some/target", `${dir}/link`);
+    const fd = sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    try {
+      assertEquals(sys.readdir(fd).sort(), [...names, "link"].sort());
+      assertEquals(sys.readlinkat(fd, "link"), "../some/target");
+      const link = sys.openat(fd, "link", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      try {
+        assertEquals(sys.readlinkat(link, ""), "../some/target");
+      } finally {
+        sys.close(link);
+      }
+      const err = assertThrows(() => sys.readlinkat(fd, names[0]!), SyscallError);
+      assertEquals(err.message, `readlinkat "${names[0]}": EINVAL`);
+    } finally {
+      sys.close(fd);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

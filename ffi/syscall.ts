@@ -225,6 +225,10 @@ export interface Syscall {
   /** llistxattr(2): the attribute names of `path`. */
   llistxattr(path: string): string[];
   syncfs(fd: number): void;
+  /** readlinkat(2): the target of the symlink `path` under `dirfd` (`path` "" reads an O_PATH fd's own link). */
+  readlinkat(dirfd: number, path: string): string;
+  /** The names in the directory open at `fd` (O_RDONLY), without "." and "..", read with getdents64(2). */
+  readdir(fd: number): string[];
 }
 
 /** Decodes a wait status: the exit code, or 128 + signal for a killed process (shell convention). */

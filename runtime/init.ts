@@ -16,6 +16,8 @@
 
 import {
   AF_INET,
+  AT_EMPTY_PATH,
+  AT_SYMLINK_NOFOLLOW,
   CLONE_NEWCGROUP,
   CLONE_NEWNET,
   CLONE_NEWTIME,
@@ -35,6 +37,11 @@ import {
   O_CLOEXEC,
   O_CREAT,
   O_DIRECTORY,
+  O_EXCL,
+  O_NOCTTY,
+  O_NOFOLLOW,
+  O_NONBLOCK,
+  O_PATH,
   O_RDONLY,
   O_RDWR,
   O_WRONLY,
@@ -44,6 +51,7 @@ import {
   PR_SET_PDEATHSIG,
   S_IFCHR,
   S_IFDIR,
+  S_IFLNK,
   S_IFMT,
   S_IFREG,
   SIGNALS,
@@ -52,12 +60,25 @@ import {
   SOCK_DGRAM,
   TIOCSCTTY,
 } from "../ffi/constants.ts";
-import { type Syscall, SyscallError } from "../ffi/syscall.ts";
+import { type FileStat, type Syscall, SyscallError } from "../ffi/syscall.ts";
 import { applyCapabilities, dropBoundingSet } from "./caps.ts";
 import { runHookSync } from "./hooks.ts";
 import { statfsToMountFlags } from "./mount_options.ts";
-import { existsNoFollow, fileType, mkdirAllInRoot, resolveInRoot } from "./paths.ts";
-import { DEFAULT_DEVICES, type InitPlan, type PlannedMount } from "./plan.ts";
+import {
+  closeRoot,
+  createFileInRoot,
+  existsAt,
+  existsNoFollow,
+  fdPath,
+  fileType,
+  mkdirAllInRoot,
+  named,
+  openInRoot,
+  openRoot,
+  parentInRoot,
+  type Root,
+} from "./paths.ts";
+import { DEFAULT_DEVICES, type InitPlan, type PlannedDevice, type PlannedMount } from "./plan.ts";
 import type { State } from "./spec.ts";
 import { OCI_VERSION } from "../version.ts";
 import { trace } from "../trace.ts";
@@ -212,21 +233,28 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
 
   // With a cgroup namespace, a cgroup mount needs no host path: it can wait until after pivot_root,
   // so that the init's wait for its cgroup (an RCU grace period in the kernel) comes as late as
-  // possible. Not when another mount or path lies beneath it.
-  const deferred = plan.newMount && plan.newCgroupNs && ctx.cgroup === "parent"
+  // possible. Not when another mount or path lies beneath it, nor without the container's own
+  // /proc, through which mounts are made onto the fds of their targets.
+  const deferred = plan.newMount && plan.newCgroupNs && ctx.cgroup === "parent" &&
+      plan.mounts.some((m) => m.type === "proc" && m.destination.replace(/\/+$/, "") === "/proc")
     ? plan.mounts.filter((m) => m.type === "cgroup" && !nestedUnder(plan, m))
     : [];
   const oldUmask = sys.umask(0);
   if (plan.newMount) {
     prepareRoot(sys, plan);
     const remountReadonly: string[] = [];
-    for (const m of plan.mounts) {
-      if (deferred.includes(m)) continue;
-      if (m.type === "cgroup") awaitCgroup();
-      mountOne(sys, plan, ctx, m, remountReadonly);
+    const root = openRoot(sys, plan.rootfs);
+    try {
+      for (const m of plan.mounts) {
+        if (deferred.includes(m)) continue;
+        if (m.type === "cgroup") awaitCgroup();
+        mountOne(sys, root, plan, ctx, m, remountReadonly);
+      }
+      trace("init: mounted");
+      if (plan.setupDev) setupDev(sys, root, plan);
+    } finally {
+      closeRoot(root);
     }
-    trace("init: mounted");
-    if (plan.setupDev) setupDev(sys, plan);
     trace("init: dev");
     // Hooks and anything they start belong in the container's cgroup.
     if (ctx.parentHooks || plan.hooks.createContainer.length) awaitCgroup();
@@ -265,8 +293,12 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
   awaitCgroup();
   if (deferred.length) {
     const old = sys.umask(0);
-    const rootView = { ...plan, rootfs: "/" };
-    for (const m of deferred) mountCgroups(sys, rootView, ctx, m);
+    const root = openRoot(sys, "/");
+    try {
+      for (const m of deferred) mountCgroups(sys, root, plan, ctx, m);
+    } finally {
+      closeRoot(root);
+    }
     sys.umask(old);
   }
 
@@ -458,81 +490,310 @@ function makeParentMountPrivate(sys: Syscall, rootfs: string): void {
   if (best?.shared) sys.mount(null, best.point, null, MS_PRIVATE, null);
 }
 
-function remountRo(sys: Syscall, path: string, extra: number): void {
-  const keep = statfsToMountFlags(sys.statfsFlags(path));
-  sys.mount(null, path, null, MS_BIND | MS_REMOUNT | MS_RDONLY | keep | extra, null);
+/** Where a mount(2) acts: an fd (reached through its `/proc/self/fd` path) or, after pivot_root, a path. */
+type Target = number | string;
+
+function targetPath(target: Target): string {
+  return typeof target === "number" ? fdPath(target) : target;
 }
 
-/** Creates the mount point: a directory, or an empty file when a bind source is not a directory. */
-function createMountpoint(sys: Syscall, plan: InitPlan, m: PlannedMount): string {
-  const sourceIsDir = !m.bind || fileType(sys, m.source) === S_IFDIR;
-  if (m.bind && fileType(sys, m.source) === undefined) {
+/**
+ * mount(2) onto `target`. Through an fd's `/proc/self/fd` path the kernel does
+ * not walk the destination again, so nothing swapped in since it was looked up
+ * is followed. Errors name `destination`, the path in the container.
+ */
+function mountAt(
+  sys: Syscall,
+  source: string | null,
+  target: Target,
+  destination: string,
+  fstype: string | null,
+  flags: number,
+  data: string | null,
+): void {
+  try {
+    sys.mount(source, targetPath(target), fstype, flags, data);
+  } catch (err) {
+    const what = `${JSON.stringify(source ?? fstype ?? "none")} on ${JSON.stringify(destination)}`;
+    throw err instanceof SyscallError
+      ? new SyscallError("mount", err.errno, what, { cause: err })
+      : err;
+  }
+}
+
+/** The MS_* flags a bind remount of the mount at `target` must keep. */
+function mountFlagsOf(sys: Syscall, target: Target, destination: string): number {
+  try {
+    return statfsToMountFlags(sys.statfsFlags(targetPath(target)));
+  } catch (err) {
+    throw named(err, "statfs", destination);
+  }
+}
+
+/** Remounts the mount at `target` (its root) read-only, keeping its other flags. */
+function remountRo(
+  sys: Syscall,
+  target: Target,
+  extra: number,
+  destination = String(target),
+): void {
+  const flags = MS_BIND | MS_REMOUNT | MS_RDONLY | mountFlagsOf(sys, target, destination) | extra;
+  mountAt(sys, null, target, destination, null, flags, null);
+}
+
+/**
+ * Makes the mount point inside the root and returns an O_PATH fd of it: a
+ * directory, or an empty file when a bind source is not a directory. proc
+ * and sysfs go exactly where the spec says (as runc, CVE-2019-19921): a
+ * symlink there is refused, where following it would put them elsewhere.
+ */
+function createMountpoint(sys: Syscall, root: Root, m: PlannedMount): number {
+  if (m.type === "proc" || m.type === "sysfs") {
+    const fd = mkdirAllInRoot(root, m.destination, { follow: false });
+    const type = sys.fstat(fd).mode & S_IFMT;
+    if (type !== S_IFDIR) {
+      sys.close(fd);
+      throw new Error(
+        `Cannot mount ${m.type} on ${JSON.stringify(m.destination)}: it is ${
+          type === S_IFLNK ? "a symlink" : "not a directory"
+        } in the container's root; filesystem "${m.type}" must be mounted on ordinary directory`,
+      );
+    }
+    return fd;
+  }
+  const sourceType = m.bind ? fileType(sys, m.source) : S_IFDIR;
+  if (sourceType === undefined) {
     throw new SyscallError(
       "mount",
       ERRNO.ENOENT!,
       `source ${JSON.stringify(m.source)} of ${JSON.stringify(m.destination)}`,
     );
   }
-  if (sourceIsDir) return mkdirAllInRoot(sys, plan.rootfs, m.destination);
-  const parent = m.destination.slice(0, m.destination.lastIndexOf("/")) || "/";
-  mkdirAllInRoot(sys, plan.rootfs, parent);
-  const dest = resolveInRoot(sys, plan.rootfs, m.destination);
-  if (!existsNoFollow(sys, dest)) sys.close(sys.open(dest, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644));
-  return dest;
+  return sourceType === S_IFDIR
+    ? mkdirAllInRoot(root, m.destination)
+    : createFileInRoot(root, m.destination);
 }
 
 function mountOne(
   sys: Syscall,
+  root: Root,
   plan: InitPlan,
   ctx: InitContext,
   m: PlannedMount,
   remountReadonly: string[],
 ): void {
   if (m.type === "cgroup") {
-    mountCgroups(sys, plan, ctx, m);
+    mountCgroups(sys, root, plan, ctx, m);
     return;
   }
-  const dest = createMountpoint(sys, plan, m);
-  if (m.bind) {
-    sys.mount(m.source, dest, "bind", m.flags & (MS_BIND | MS_REC), null);
-    const extra = m.flags & ~(MS_BIND | MS_REC);
-    if (extra !== 0 || m.cleared !== 0) {
-      const keep = statfsToMountFlags(sys.statfsFlags(dest)) & ~m.cleared;
-      sys.mount(null, dest, null, MS_BIND | MS_REMOUNT | keep | extra, null);
+  const target = createMountpoint(sys, root, m);
+  // tmpcopyup: the directory the tmpfs is about to cover, still readable through this fd.
+  let covered: number | undefined;
+  try {
+    if (m.type === "tmpfs" && m.extensions.includes("tmpcopyup")) {
+      try {
+        covered = sys.openat(target, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      } catch (err) {
+        throw named(err, "open", m.destination);
+      }
     }
-  } else if (m.type === "tmpfs" && m.flags & MS_RDONLY) {
-    // A read-only tmpfs is mounted writable, then remounted read-only once filled (for /dev, after the devices).
-    sys.mount(m.source || "tmpfs", dest, "tmpfs", m.flags & ~MS_RDONLY, m.data || null);
-    if (m.destination === "/dev") remountReadonly.push("/dev");
-    else remountRo(sys, dest, 0);
-  } else {
-    sys.mount(m.source || m.type, dest, m.type, m.flags, m.data || null);
+    if (m.bind) {
+      mountAt(sys, m.source, target, m.destination, "bind", m.flags & (MS_BIND | MS_REC), null);
+    } else if (m.type === "tmpfs") {
+      // A read-only tmpfs is mounted writable, then remounted read-only once filled (for /dev, after the devices).
+      mountAt(
+        sys,
+        m.source || "tmpfs",
+        target,
+        m.destination,
+        "tmpfs",
+        m.flags & ~MS_RDONLY,
+        m.data || null,
+      );
+    } else {
+      mountAt(sys, m.source || m.type, target, m.destination, m.type, m.flags, m.data || null);
+    }
+  } catch (err) {
+    if (covered !== undefined) sys.close(covered);
+    throw err;
+  } finally {
+    sys.close(target);
   }
-  for (const flag of m.propagation) sys.mount(null, dest, null, flag, null);
+  const bindFlags = m.bind ? m.flags & ~(MS_BIND | MS_REC) : 0;
+  const remountBind = m.bind && (bindFlags !== 0 || m.cleared !== 0);
+  const readonlyTmpfs = !m.bind && m.type === "tmpfs" && (m.flags & MS_RDONLY) !== 0;
+  if (!remountBind && !readonlyTmpfs && covered === undefined && m.propagation.length === 0) return;
+  // What follows acts on the new mount: the destination, looked up again, now leads to it.
+  let top: number;
+  try {
+    top = openInRoot(root, m.destination);
+  } catch (err) {
+    if (covered !== undefined) sys.close(covered);
+    throw err;
+  }
+  try {
+    if (covered !== undefined) copyUp(sys, covered, top, m);
+    if (remountBind) {
+      const keep = mountFlagsOf(sys, top, m.destination) & ~m.cleared;
+      mountAt(sys, null, top, m.destination, null, MS_BIND | MS_REMOUNT | keep | bindFlags, null);
+    } else if (readonlyTmpfs) {
+      if (m.destination === "/dev") remountReadonly.push("/dev");
+      else remountRo(sys, top, 0, m.destination);
+    }
+    for (const flag of m.propagation) mountAt(sys, null, top, m.destination, null, flag, null);
+  } finally {
+    sys.close(top);
+  }
+}
+
+/**
+ * tmpcopyup: copies what the tmpfs now covers (`covered`, a directory fd
+ * opened before the mount) into it (`top`, an O_PATH fd of the new mount's
+ * root), keeping owners, modes, times, symlinks and special files; the
+ * tmpfs's root takes the covered directory's owner and mode unless the
+ * options set them. Closes `covered`.
+ */
+function copyUp(sys: Syscall, covered: number, top: number, m: PlannedMount): void {
+  let dst: number | undefined;
+  try {
+    dst = sys.openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    copyTree(sys, covered, dst, m.destination.replace(/\/+$/, ""));
+    const st = sys.fstat(covered);
+    const options = m.data.split(",").map((o) => o.split("=")[0]);
+    if (!options.includes("uid") && !options.includes("gid")) {
+      sys.fchownat(dst, "", st.uid, st.gid, AT_EMPTY_PATH);
+    }
+    if (!options.includes("mode")) sys.fchmod(dst, st.mode & 0o7777);
+  } catch (err) {
+    const what = `Cannot copy ${JSON.stringify(m.destination)} into its tmpfs (tmpcopyup)`;
+    throw new Error(`${what}: ${err instanceof Error ? err.message : err}`, { cause: err });
+  } finally {
+    sys.close(covered);
+    if (dst !== undefined) sys.close(dst);
+  }
+}
+
+/** Copies the entries of directory `from` into directory `to` (both open O_RDONLY), recursively; `where` names `from` in errors. */
+function copyTree(sys: Syscall, from: number, to: number, where: string): void {
+  for (const name of sys.readdir(from)) {
+    const path = `${where}/${name}`;
+    let dirs: [number, number?] | undefined;
+    let st: FileStat;
+    try {
+      st = sys.stat(name, false, from);
+      const type = st.mode & S_IFMT;
+      if (type === S_IFDIR) {
+        sys.mkdirat(to, name, 0o700);
+        dirs = [sys.openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)];
+        dirs[1] = sys.openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      } else if (type === S_IFREG) copyFile(sys, from, to, name);
+      else if (type === S_IFLNK) sys.symlinkat(sys.readlinkat(from, name), to, name);
+      else sys.mknodat(to, name, st.mode, st.rdevMajor, st.rdevMinor); // devices, fifos, sockets
+    } catch (err) {
+      if (dirs) dirs.forEach((fd) => fd !== undefined && sys.close(fd));
+      throw named(err, undefined, path);
+    }
+    if (dirs) {
+      try {
+        copyTree(sys, dirs[0], dirs[1]!, path);
+      } finally {
+        sys.close(dirs[0]);
+        sys.close(dirs[1]!);
+      }
+    }
+    try {
+      // Owner first: chown clears the set-id bits that chmod then sets.
+      sys.fchownat(to, name, st.uid, st.gid, AT_SYMLINK_NOFOLLOW);
+      if ((st.mode & S_IFMT) !== S_IFLNK) sys.fchmodat(to, name, st.mode & 0o7777);
+      sys.utimensat(to, name, st.atimeNs, st.mtimeNs, AT_SYMLINK_NOFOLLOW);
+    } catch (err) {
+      throw named(err, undefined, path);
+    }
+  }
+}
+
+/** Copies regular file `name` of directory `from` into directory `to`. */
+function copyFile(sys: Syscall, from: number, to: number, name: string): void {
+  // O_NONBLOCK: a fifo swapped in since the stat must not hang the init; the fstat below refuses it.
+  const src = sys.openat(from, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  try {
+    if ((sys.fstat(src).mode & S_IFMT) !== S_IFREG) {
+      throw new SyscallError(
+        "open",
+        ERRNO.EINVAL!,
+        `${JSON.stringify(name)}: no longer a regular file`,
+      );
+    }
+    const dst = sys.openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600);
+    try {
+      const buf = new Uint8Array(65536);
+      for (let n = sys.read(src, buf); n > 0; n = sys.read(src, buf)) {
+        for (let off = 0; off < n;) off += sys.write(dst, buf.subarray(off, n));
+      }
+    } finally {
+      sys.close(dst);
+    }
+  } finally {
+    sys.close(src);
+  }
 }
 
 /** A `cgroup` mount: the container's own cgroups (through a cgroup namespace, or bind mounts of its directories). */
-function mountCgroups(sys: Syscall, plan: InitPlan, ctx: InitContext, m: PlannedMount): void {
-  const dest = mkdirAllInRoot(sys, plan.rootfs, m.destination);
+function mountCgroups(
+  sys: Syscall,
+  root: Root,
+  plan: InitPlan,
+  ctx: InitContext,
+  m: PlannedMount,
+): void {
   const flags = (m.flags | MS_NOSUID | MS_NODEV | MS_NOEXEC) & ~MS_BIND;
   const v2 = ctx.cgroupMounts.find((c) => c.version === 2 && c.name === "");
-  if (v2) {
-    if (plan.newCgroupNs) sys.mount("cgroup2", dest, "cgroup2", flags, null);
-    else sys.mount(v2.hostPath, dest, "bind", MS_BIND | MS_REC, null);
-  } else {
-    sys.mount("tmpfs", dest, "tmpfs", flags & ~MS_RDONLY, "mode=755");
-    for (const c of ctx.cgroupMounts) {
-      const sub = `${dest}/${c.name}`;
-      sys.mkdir(sub, 0o755);
-      if (plan.newCgroupNs) sys.mount("cgroup", sub, "cgroup", flags, c.options);
-      else {
-        sys.mount(c.hostPath, sub, "bind", MS_BIND | MS_REC, null);
-        if (flags & MS_RDONLY) remountRo(sys, sub, 0);
-      }
-    }
-    if (flags & MS_RDONLY) remountRo(sys, dest, 0);
+  const target = mkdirAllInRoot(root, m.destination);
+  try {
+    if (!v2) mountAt(sys, "tmpfs", target, m.destination, "tmpfs", flags & ~MS_RDONLY, "mode=755");
+    else if (plan.newCgroupNs) {
+      mountAt(sys, "cgroup2", target, m.destination, "cgroup2", flags, null);
+    } else mountAt(sys, v2.hostPath, target, m.destination, "bind", MS_BIND | MS_REC, null);
+  } finally {
+    sys.close(target);
   }
-  for (const flag of m.propagation) sys.mount(null, dest, null, flag, null);
+  const top = openInRoot(root, m.destination);
+  try {
+    if (!v2) {
+      for (const c of ctx.cgroupMounts) {
+        const where = `${m.destination.replace(/\/+$/, "")}/${c.name}`;
+        const sub = subdirAt(sys, top, c.name, where, true);
+        try {
+          if (plan.newCgroupNs) mountAt(sys, "cgroup", sub, where, "cgroup", flags, c.options);
+          else mountAt(sys, c.hostPath, sub, where, "bind", MS_BIND | MS_REC, null);
+        } finally {
+          sys.close(sub);
+        }
+        if (!plan.newCgroupNs && flags & MS_RDONLY) {
+          const bound = subdirAt(sys, top, c.name, where, false);
+          try {
+            remountRo(sys, bound, 0, where);
+          } finally {
+            sys.close(bound);
+          }
+        }
+      }
+      if (flags & MS_RDONLY) remountRo(sys, top, 0, m.destination);
+    }
+    for (const flag of m.propagation) mountAt(sys, null, top, m.destination, null, flag, null);
+  } finally {
+    sys.close(top);
+  }
+}
+
+/** An O_PATH fd of directory `name` in `dirfd` (made first when `make`), never through a symlink. */
+function subdirAt(sys: Syscall, dirfd: number, name: string, where: string, make: boolean): number {
+  try {
+    if (make) sys.mkdirat(dirfd, name, 0o755);
+    return sys.openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  } catch (err) {
+    throw named(err, undefined, where);
+  }
 }
 
 /** True when another mount, masked or read-only path lies beneath mount `m`'s destination. */
@@ -544,42 +805,68 @@ function nestedUnder(plan: InitPlan, m: PlannedMount): boolean {
 }
 
 /** Device nodes, /dev/ptmx and the /dev symlinks, when /dev is not the host's. */
-function setupDev(sys: Syscall, plan: InitPlan): void {
+function setupDev(sys: Syscall, root: Root, plan: InitPlan): void {
   const nodes = [
     ...DEFAULT_DEVICES.map((d) => ({ ...d, kind: S_IFCHR, uid: 0, gid: 0 })),
     ...plan.devices,
   ];
   for (const d of nodes) {
-    const parent = d.path.slice(0, d.path.lastIndexOf("/"));
-    mkdirAllInRoot(sys, plan.rootfs, parent);
-    const dest = resolveInRoot(sys, plan.rootfs, d.path);
-    if (existsNoFollow(sys, dest)) {
-      if (plan.devices.includes(d as never)) sys.unlink(dest);
-      else continue;
-    }
+    const { dir, name } = parentInRoot(root, d.path);
     try {
-      sys.mknod(dest, d.kind | d.mode, d.major, d.minor);
-      sys.chown(dest, d.uid, d.gid);
+      if (existsAt(sys, dir, name)) {
+        if (!plan.devices.includes(d as never)) continue;
+        sys.unlinkat(dir, name, 0);
+      }
+      makeDevice(sys, dir, name, d);
     } catch (err) {
-      if (!(err instanceof SyscallError) || err.errnoName !== "EPERM") throw err;
-      // No mknod here (a user namespace, a nodev filesystem): bind the host's node instead.
-      sys.close(sys.open(dest, O_CREAT | O_WRONLY | O_CLOEXEC, 0o666));
-      sys.mount(d.path, dest, "bind", MS_BIND, null);
+      throw named(err, undefined, d.path);
+    } finally {
+      sys.close(dir);
     }
   }
-  const dev = resolveInRoot(sys, plan.rootfs, "/dev");
-  if (existsNoFollow(sys, `${dev}/ptmx`)) sys.unlink(`${dev}/ptmx`);
-  sys.symlink("pts/ptmx", `${dev}/ptmx`);
   const links: [string, string][] = [
+    ["pts/ptmx", "ptmx"],
     ["/proc/self/fd", "fd"],
     ["/proc/self/fd/0", "stdin"],
     ["/proc/self/fd/1", "stdout"],
     ["/proc/self/fd/2", "stderr"],
   ];
   if (existsNoFollow(sys, "/proc/kcore")) links.push(["/proc/kcore", "core"]);
-  for (const [target, name] of links) {
-    if (!existsNoFollow(sys, `${dev}/${name}`)) sys.symlink(target, `${dev}/${name}`);
+  const dev = openInRoot(root, "/dev", O_PATH | O_DIRECTORY);
+  try {
+    for (const [target, name] of links) {
+      try {
+        // ptmx replaces what is there (a device node of the rootfs); the other links are kept.
+        if (existsAt(sys, dev, name)) {
+          if (name !== "ptmx") continue;
+          sys.unlinkat(dev, name, 0);
+        }
+        sys.symlinkat(target, dev, name);
+      } catch (err) {
+        throw named(err, undefined, `/dev/${name}`);
+      }
+    }
+  } finally {
+    sys.close(dev);
   }
+}
+
+/** mknod of device `d` as `name` in `dir`; where mknod is refused (a nodev filesystem), a bind mount of the host's node. */
+function makeDevice(sys: Syscall, dir: number, name: string, d: PlannedDevice): void {
+  try {
+    sys.mknodat(dir, name, d.kind | d.mode, d.major, d.minor);
+  } catch (err) {
+    if (!(err instanceof SyscallError) || err.errnoName !== "EPERM") throw err;
+    sys.close(sys.openat(dir, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0o666));
+    const fd = sys.openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    try {
+      mountAt(sys, d.path, fd, d.path, "bind", MS_BIND, null);
+    } finally {
+      sys.close(fd);
+    }
+    return;
+  }
+  sys.fchownat(dir, name, d.uid, d.gid, AT_SYMLINK_NOFOLLOW);
 }
 
 /** runc's pivot_root dance: pivot onto "." and detach the old root, which stays slave so nothing propagates back. */
@@ -637,9 +924,21 @@ export function attachTerminal(
   sys.close(slave);
 }
 
+/**
+ * Binds `path` onto itself read-only (after pivot_root). A path that does
+ * not exist is skipped, as runc does, a dangling symlink included.
+ */
 function readonlyPath(sys: Syscall, path: string): void {
-  if (!existsNoFollow(sys, path)) return;
-  sys.mount(path, path, null, MS_BIND | MS_REC, null);
+  try {
+    sys.mount(path, path, null, MS_BIND | MS_REC, null);
+  } catch (err) {
+    if (
+      err instanceof SyscallError && (err.errnoName === "ENOENT" || err.errnoName === "ENOTDIR")
+    ) {
+      return;
+    }
+    throw err;
+  }
   remountRo(sys, path, MS_REC);
 }
 

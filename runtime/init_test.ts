@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../tests/assert.ts";
+import { assert, assertEquals, assertMatch } from "../tests/assert.ts";
 import {
   CLONE_NEWIPC,
   CLONE_NEWNET,
@@ -105,7 +105,8 @@ Deno.test("initContainer() sets up in runc's order and ends in execve", async ()
   const names = sys.names();
   const at = (name: string, arg0?: unknown) =>
     sys.calls.findIndex((c) =>
-      c.name === name && (arg0 === undefined || c.args[0] === arg0 || c.args[1] === arg0)
+      c.name === name &&
+      (arg0 === undefined || c.args[0] === arg0 || c.args[1] === arg0 || c.target === arg0)
     );
   // namespaces before mounts, mounts before pivot_root, pivot before hostname, credentials after paths, exec last
   const unshare = sys.calls.find((c) => c.name === "unshare")!;
@@ -114,7 +115,7 @@ Deno.test("initContainer() sets up in runc's order and ends in execve", async ()
     at("unshare"),
     at("mount", "/"),
     at("mount", `${ROOTFS}/proc`),
-    at("mknod"),
+    at("mknodat"),
     at("pivotRoot"),
     at("sethostname"),
     at("mount", "/proc/sys"),
@@ -137,6 +138,32 @@ Deno.test("initContainer() sets up in runc's order and ends in execve", async ()
   assertEquals(bind.args[3], MS_BIND | MS_REC);
   assertEquals(sys.calls.find((c) => c.name === "setgroups")!.args[0], [10]);
   assertEquals(sys.calls.findLast((c) => c.name === "closeRange")!.args.slice(0, 1), [3]);
+});
+
+Deno.test("initContainer() mounts onto fds of the destinations and makes nothing by path in the rootfs", async () => {
+  const sys = fakeWithRootfs();
+  sys.addFile("/host/file", 0o100644);
+  const s = spec();
+  s.mounts!.push({ destination: "/etc/f", type: "bind", source: "/host/file", options: ["ro"] });
+  const end = runInit(sys, await plan(s));
+  assert(end instanceof FakeExec, `expected execve, got ${end}`);
+  const pivot = sys.calls.findIndex((c) => c.name === "pivotRoot");
+  const before = sys.calls.slice(0, pivot);
+  // "/" made slave and the rootfs bound onto itself are by path; every mount inside the rootfs is onto an fd.
+  const mounts = before.filter((c) => c.name === "mount").slice(2);
+  for (const c of mounts) assertMatch(String(c.args[1]), /^\/proc\/self\/fd\/\d+$/);
+  assertEquals(mounts.map((c) => c.target), [
+    `${ROOTFS}/proc`,
+    `${ROOTFS}/dev`,
+    `${ROOTFS}/etc/f`,
+    `${ROOTFS}/etc/f`, // the read-only remount
+  ]);
+  const byPath = ["mkdir", "mknod", "symlink", "unlink", "chown", "open"];
+  const made = before.filter((c) =>
+    byPath.includes(c.name) && String(c.args[0]).startsWith(`${ROOTFS}/`)
+  );
+  assertEquals(made.map((c) => `${c.name} ${c.args[0]}`), []);
+  assertEquals(sys.files.get(`${ROOTFS}/etc/f`)?.mode, 0o100644);
 });
 
 Deno.test("initContainer() reports a failure at any call to its parent and exits 1", async () => {
@@ -236,4 +263,22 @@ Deno.test("planContainer() takes an rlimit of 18446744073709551615 (Docker's unl
     err = e as Error;
   }
   assert(err?.message.includes("process.rlimits[0].soft"), String(err));
+});
+
+Deno.test("planContainer() refuses a device path that leaves /dev with ..", async () => {
+  let err: Error | undefined;
+  try {
+    await plan(spec({
+      linux: {
+        ...spec().linux,
+        devices: [{ path: "/dev/../etc/passwd", type: "c", major: 1, minor: 3 }],
+      },
+    }));
+  } catch (e) {
+    err = e as Error;
+  }
+  assertEquals(
+    err?.message,
+    'Invalid linux.devices[0].path: "/dev/../etc/passwd" is not under /dev',
+  );
 });

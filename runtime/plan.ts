@@ -221,6 +221,14 @@ function planMount(m: Mount, i: number, bundle: string): PlannedMount {
       `Invalid ${field}: id-mapped mounts need user namespaces, which tug does not support yet`,
     );
   }
+  if (parsed.extensions.includes("tmpcopyup") && (bind || type !== "tmpfs")) {
+    bad(
+      `${field}.options`,
+      `"tmpcopyup" applies to tmpfs mounts only, and the mount on ${
+        JSON.stringify(destination)
+      } is of type ${JSON.stringify(bind ? "bind" : type)}`,
+    );
+  }
   let source = m.source ?? "";
   if (bind) {
     if (source === "") {
@@ -426,7 +434,9 @@ export function planContainer(spec: Spec, options: { id: string; bundle: string 
   const devices: PlannedDevice[] = [];
   for (const [i, d] of (linux.devices ?? []).entries()) {
     const field = `linux.devices[${i}]`;
-    if (typeof d.path !== "string" || !d.path.startsWith("/dev/")) {
+    if (
+      typeof d.path !== "string" || !d.path.startsWith("/dev/") || d.path.split("/").includes("..")
+    ) {
       bad(`${field}.path`, `${JSON.stringify(d.path)} is not under /dev`);
     }
     const kinds: Record<string, number> = { c: 0o020000, u: 0o020000, b: 0o060000, p: 0o010000 };

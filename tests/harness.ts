@@ -28,7 +28,8 @@ export type Feature =
   | "registry"
   | "skopeo"
   | "umoci"
-  | "promtool";
+  | "promtool"
+  | "python3";
 
 function commandExists(name: string): boolean {
   for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
@@ -61,6 +62,7 @@ const CHECKS: Record<Feature, () => boolean> = {
   skopeo: () => commandExists("skopeo"),
   umoci: () => commandExists("umoci"),
   promtool: () => commandExists("promtool"),
+  python3: () => exists("/usr/bin/python3"),
 };
 
 const reported = new Set<string>();

@@ -70,6 +70,18 @@ Deno.test({
         }),
       );
       await refused(t, /Cannot create container "bad": mount "x" on ".*\/data": ENODEV/);
+      await editSpec(t.bundle, (s) => {
+        s.mounts![s.mounts!.length - 1] = {
+          destination: "/data",
+          type: "bind",
+          source: t.dir,
+          options: ["rbind", "tmpcopyup"],
+        };
+      });
+      await refused(
+        t,
+        /Invalid mounts\[\d+\]\.options: "tmpcopyup" applies to tmpfs mounts only, and the mount on "\/data" is of type "bind"/,
+      );
     }),
 });
 

@@ -143,3 +143,56 @@ Deno.test({
       },
     ),
 });
+
+Deno.test({
+  name: "tmpcopyup fills the tmpfs with a copy of the directory it covers",
+  ignore,
+  fn: () =>
+    withRuntime({
+      args: [
+        "sh",
+        "-c",
+        "grep -E ' /(data|etc) ' /proc/self/mountinfo; cd /data; stat -c '%n %a %u %g %F %Y' . file sub sub/deep fifo null; readlink link; cat file sub/deep; head -n 1 /etc/passwd; echo new > new && echo wrote",
+      ],
+    }, async (t) => {
+      const data = `${t.bundle}/rootfs/data`;
+      await Deno.mkdir(`${data}/sub`, { recursive: true });
+      await Deno.writeTextFile(`${data}/file`, "hello\n");
+      await Deno.writeTextFile(`${data}/sub/deep`, "deep\n");
+      await Deno.symlink("file", `${data}/link`);
+      const mk = (args: string[]) => new Deno.Command(args[0]!, { args: args.slice(1) }).output();
+      await mk(["mkfifo", "-m", "0620", `${data}/fifo`]);
+      await mk(["mknod", "-m", "0600", `${data}/null`, "c", "1", "3"]);
+      // Owners before modes: chown clears the set-id bits.
+      await Deno.chown(`${data}/file`, 1000, 1000);
+      await Deno.chmod(`${data}/file`, 0o4755);
+      await Deno.utime(`${data}/file`, 1_000_000, 1_000_000);
+      await Deno.chown(`${data}/sub`, 1000, 65534);
+      await Deno.chmod(`${data}/sub`, 0o2755);
+      await Deno.chown(data, 65534, 65534);
+      await Deno.chmod(data, 0o1777);
+      await editSpec(t.bundle, (s) => {
+        s.mounts!.push(
+          {
+            destination: "/data",
+            type: "tmpfs",
+            source: "tmpfs",
+            options: ["tmpcopyup", "nosuid"],
+          },
+          { destination: "/etc", type: "tmpfs", source: "tmpfs", options: ["tmpcopyup", "ro"] },
+        );
+      });
+      const out = await t.ok(["run", "c1"]);
+      assertMatch(mountLine(out, "/data"), /nosuid.* - tmpfs /);
+      assertMatch(mountLine(out, "/etc"), / ro,.* - tmpfs /);
+      assertStringIncludes(out, ". 1777 65534 65534 directory");
+      assertStringIncludes(out, "file 4755 1000 1000 regular file 1000000\n");
+      assertStringIncludes(out, "sub 2755 1000 65534 directory");
+      assertStringIncludes(out, "sub/deep 644 0 0 regular file");
+      assertStringIncludes(out, "fifo 620 0 0 fifo");
+      assertStringIncludes(out, "null 600 0 0 character special file");
+      assertStringIncludes(out, "file\nhello\ndeep\nroot:x:0:0:root:/root:/bin/sh\nwrote\n");
+      // The copy is the tmpfs's: what the container writes stays out of the rootfs.
+      assertEquals(await Deno.stat(`${data}/new`).then(() => true, () => false), false);
+    }),
+});
