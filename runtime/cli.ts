@@ -181,7 +181,7 @@ const SUBCOMMANDS: Record<string, Sub> = {
       if (args.positionals.length > 2) {
         throw new InvalidArgument(`kill takes ID [SIGNAL], got ${args.positionals.join(" ")}`);
       }
-      const signal = parseSignal(args.positionals[1] ?? "TERM");
+      const signal = parseSignal(args.positionals[1] ?? "TERM", { zero: true });
       killContainer(args.positionals[0]!, signal, { ...options, all: boolFlag(args, "all") });
       return 0;
     },

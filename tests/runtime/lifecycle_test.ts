@@ -138,6 +138,24 @@ Deno.test({
 });
 
 Deno.test({
+  name: "runtime kill ID 0 succeeds while the container runs and says when it is not running",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["sleep", "1000"] }, async (t) => {
+      await t.ok(["create", "c1"]);
+      await t.ok(["kill", "c1", "0"]); // created: the init exists
+      await t.ok(["start", "c1"]);
+      await t.ok(["kill", "c1", "0"]);
+      assertEquals(await statusOf(t, "c1"), "running"); // signal 0 is only a check
+      await t.ok(["kill", "c1", "KILL"]);
+      await eventually(async () => (await statusOf(t, "c1")) === "stopped", 5000, "stopped");
+      const stopped = await t.rt(["kill", "c1", "0"]);
+      assertEquals(stopped.code, 1);
+      assertMatch(stopped.stderr, /Cannot kill container "c1": it is not running/);
+    }),
+});
+
+Deno.test({
   name: "runtime pause freezes the container and resume thaws it",
   ignore,
   fn: () =>
