@@ -435,7 +435,14 @@ async function runContainer(args: ParsedArgs, options: RuntimeOptions): Promise<
 
   const code = await waitForeground(pid, master);
   reportOom(containerId, options);
-  if (!boolFlag(args, "keep")) await deleteContainer(containerId, { ...options, force: true });
+  if (!boolFlag(args, "keep")) {
+    // As runc: the exit code is the container's even when the removal fails, which is said.
+    try {
+      await deleteContainer(containerId, { ...options, force: true });
+    } catch (err) {
+      console.error(`tug runtime: ${errorMessage(err)}`);
+    }
+  }
   return code;
 }
 

@@ -372,6 +372,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
       owner: Deno.uid() ?? 0,
       terminal: plan.process.terminal,
+      ownPidNs: plan.newPid,
     };
     if (spec.annotations) record.annotations = spec.annotations;
     if (plan.hooks.poststart.length) record.poststart = plan.hooks.poststart;
@@ -638,8 +639,14 @@ export function killContainer(
 ): void {
   const sys = options.sys ?? libcSyscall();
   const { record, status } = inspect(id, options);
-  checkTransition(id, status, "kill");
   const cgroup = cgroupFor(record, sys);
+  // As runc: --all also reaches what a stopped container left in its cgroup (one without its own
+  // PID namespace keeps its other processes when its init exits); with nothing left, nothing to do.
+  if (options.all && status === "stopped") {
+    if (cgroup.pids().length > 0) cgroup.signalAll(signal);
+    return;
+  }
+  checkTransition(id, status, "kill");
   if (options.all) cgroup.signalAll(signal);
   else sys.kill(record.pid, signal);
   // A frozen process only acts on SIGKILL once thawed.
@@ -662,11 +669,10 @@ export function resumeContainer(id: string, options: RuntimeOptions): void {
   cgroupFor(record, sys).thaw();
 }
 
-/** Pids of every process in the container's cgroup. */
+/** Pids of every process in the container's cgroup (a stopped one's too: see {@link killContainer}). */
 export function containerPids(id: string, options: RuntimeOptions): number[] {
   const sys = options.sys ?? libcSyscall();
-  const { record, status } = inspect(id, options);
-  if (status === "stopped") return [];
+  const { record } = inspect(id, options);
   return cgroupFor(record, sys).pids();
 }
 
@@ -699,7 +705,9 @@ export async function deleteContainer(
   }
   if (!options.force) checkTransition(id, status, "delete");
   const cgroup = cgroupFor(record, sys);
-  if (status !== "stopped") {
+  // The processes a stopped container without its own PID namespace left go too, as with runc
+  // (with its own, the kernel killed them with its init).
+  if (status !== "stopped" || (record.ownPidNs !== true && cgroup.pids().length > 0)) {
     try {
       cgroup.signalAll(SIGNALS.SIGKILL!);
     } catch {

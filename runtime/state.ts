@@ -34,6 +34,11 @@ export interface ContainerRecord {
   owner: number;
   /** Whether the process got a terminal. */
   terminal: boolean;
+  /**
+   * True when the container made its own PID namespace (absent in records of
+   * older versions): without one, its other processes outlive its init.
+   */
+  ownPidNs?: boolean;
 }
 
 /** Default state directory, like runc's /run/runc. */
