@@ -176,13 +176,16 @@ const SUBCOMMANDS: Record<string, Sub> = {
     }, ...HELP],
     usage: "kill [--all] ID [SIGNAL]",
     summary: "send a signal (default TERM) to the container",
-    run: (args, options) => {
+    run: async (args, options) => {
       if (args.positionals.length < 1) throw new InvalidArgument("kill needs a container id");
       if (args.positionals.length > 2) {
         throw new InvalidArgument(`kill takes ID [SIGNAL], got ${args.positionals.join(" ")}`);
       }
       const signal = parseSignal(args.positionals[1] ?? "TERM", { zero: true });
-      killContainer(args.positionals[0]!, signal, { ...options, all: boolFlag(args, "all") });
+      await killContainer(args.positionals[0]!, signal, {
+        ...options,
+        all: boolFlag(args, "all"),
+      });
       return 0;
     },
   },

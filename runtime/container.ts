@@ -49,17 +49,21 @@ import { trace } from "../trace.ts";
 import {
   checkTransition,
   containerDir,
+  type ContainerLock,
   type ContainerRecord,
   currentStatus,
   fifoPath,
   initAlive,
   listIds,
   load,
+  loadCreating,
+  lockContainer,
   ociState,
   processStat,
   remove,
   reserve,
   save,
+  saveCreating,
 } from "./state.ts";
 
 /** Options every operation takes. */
@@ -234,7 +238,10 @@ export async function createContainer(id: string, options: CreateOptions): Promi
   };
   let pid = 0;
   let armed: Promise<void> = Promise.resolve();
+  let lock: ContainerLock | undefined;
   try {
+    // Held until the record is written, or what was made is removed: see lockContainer.
+    lock = await lockContainer(options.root, id);
     reserve(options.root, id);
     cleanups.push(() => remove(options.root, id));
     const fifo = fifoPath(options.root, id);
@@ -324,6 +331,11 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     try {
       cgroup.create();
       trace("create: cgroup created");
+      // From here on a killed create leaves a cgroup that delete may empty and remove.
+      saveCreating(options.root, id, {
+        cgroupPaths: cgroup.paths(),
+        ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
+      });
       cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
       for (const dir of Object.values(cgroup.paths())) {
         sys.writeFile(`${dir}/cgroup.procs`, String(pid));
@@ -388,6 +400,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     throw err;
   } finally {
     seccomp?.release();
+    lock?.release();
   }
 }
 
@@ -577,8 +590,31 @@ export function containerState(id: string, options: RuntimeOptions): State {
 
 /** Lets a created container run: opens the exec fifo so the init execs the process, then runs poststart hooks. */
 export async function startContainer(id: string, options: RuntimeOptions): Promise<void> {
-  const sys = options.sys ?? libcSyscall();
   const warn = options.warn ?? defaultWarn;
+  const lock = await lockContainer(options.root, id);
+  let record: ContainerRecord;
+  try {
+    record = startLocked(id, options);
+  } finally {
+    lock.release();
+  }
+  trace("start: started");
+  if (record.poststart?.length) {
+    try {
+      await (options.runHooks ?? runHooks)(
+        "poststart",
+        record.poststart,
+        ociState(record, "running"),
+      );
+    } catch (err) {
+      warn((err as Error).message);
+    }
+  }
+}
+
+/** The part of {@link startContainer} done under the container's lock: lets the init exec. */
+function startLocked(id: string, options: RuntimeOptions): ContainerRecord {
+  const sys = options.sys ?? libcSyscall();
   const { record, status } = inspect(id, options);
   checkTransition(id, status, "start");
   const fifo = fifoPath(options.root, id);
@@ -617,26 +653,24 @@ export async function startContainer(id: string, options: RuntimeOptions): Promi
     sys.close(fd);
   }
   Deno.removeSync(fifo);
-  trace("start: started");
-  if (record.poststart?.length) {
-    try {
-      await (options.runHooks ?? runHooks)(
-        "poststart",
-        record.poststart,
-        ociState(record, "running"),
-      );
-    } catch (err) {
-      warn((err as Error).message);
-    }
-  }
+  return record;
 }
 
 /** Sends a signal to the container's init, or with `all` to every process in its cgroup. */
-export function killContainer(
+export async function killContainer(
   id: string,
   signal: number,
   options: RuntimeOptions & { all?: boolean },
-): void {
+): Promise<void> {
+  const lock = await lockContainer(options.root, id);
+  try {
+    killLocked(id, signal, options);
+  } finally {
+    lock.release();
+  }
+}
+
+function killLocked(id: string, signal: number, options: RuntimeOptions & { all?: boolean }): void {
   const sys = options.sys ?? libcSyscall();
   const { record, status } = inspect(id, options);
   const cgroup = cgroupFor(record, sys);
@@ -676,31 +710,58 @@ export function containerPids(id: string, options: RuntimeOptions): number[] {
   return cgroupFor(record, sys).pids();
 }
 
+/** Options of {@link deleteContainer}. */
+export interface DeleteOptions extends RuntimeOptions {
+  /** Kill a running or paused container first; an unknown id is no error. */
+  force?: boolean;
+  /** The bundle's config: names the cgroup of a cut-short create that recorded none (removeAbandoned). */
+  spec?: Spec;
+}
+
 /**
  * Deletes a container: a stopped or created one always, a running or paused
  * one only with `force` (killed first). Removes its cgroup and state, then
- * runs poststop hooks. With `force`, an unknown id is not an error.
+ * runs poststop hooks. With `force`, an unknown id is not an error. It waits
+ * for a `create` of the same id in progress (see lockContainer), and removes
+ * what a killed one left.
  */
-export async function deleteContainer(
-  id: string,
-  options: RuntimeOptions & { force?: boolean },
-): Promise<void> {
-  const sys = options.sys ?? libcSyscall();
+export async function deleteContainer(id: string, options: DeleteOptions): Promise<void> {
   const warn = options.warn ?? defaultWarn;
+  const lock = await lockContainer(options.root, id);
+  let record: ContainerRecord | undefined;
+  try {
+    record = await deleteLocked(id, options);
+  } finally {
+    lock.release();
+  }
+  if (record?.poststop?.length) {
+    try {
+      await (options.runHooks ?? runHooks)(
+        "poststop",
+        record.poststop,
+        ociState(record, "stopped"),
+      );
+    } catch (err) {
+      warn((err as Error).message);
+    }
+  }
+}
+
+/** The part of {@link deleteContainer} done under the container's lock; returns the record removed, if any. */
+async function deleteLocked(
+  id: string,
+  options: DeleteOptions,
+): Promise<ContainerRecord | undefined> {
+  const sys = options.sys ?? libcSyscall();
   let record: ContainerRecord, status: Status;
   try {
     ({ record, status } = inspect(id, options));
   } catch (err) {
-    if (err instanceof NotFound) {
-      // A create that was killed before it wrote the record leaves the directory alone (runc
-      // removes it here too).
-      try {
-        Deno.removeSync(containerDir(options.root, id), { recursive: true });
-      } catch {
-        // there is none
-      }
-      if (options.force) return;
-    }
+    if (!(err instanceof NotFound)) throw err;
+    // Holding the lock, a directory without a record is what a killed create left (runc removes
+    // it here too).
+    await removeAbandoned(id, options);
+    if (options.force) return undefined;
     throw err;
   }
   if (!options.force) checkTransition(id, status, "delete");
@@ -734,47 +795,33 @@ export async function deleteContainer(
   }
   remove(options.root, id);
   trace("delete: removed");
-  if (record.poststop?.length) {
-    try {
-      await (options.runHooks ?? runHooks)(
-        "poststop",
-        record.poststop,
-        ociState(record, "stopped"),
-      );
-    } catch (err) {
-      warn((err as Error).message);
-    }
-  }
+  return record;
 }
 
 /**
- * Removes what a create that was cut short left of container `id` (the
- * process creating it was killed: its cleanup never ran). With a state
- * record this is a forced delete. Without one, the init may still exist,
- * waiting for `start` on the exec fifo (it no longer dies with its parent once
- * it is ready): whatever is in the container's cgroup is killed, then the
- * cgroup and the state directory go. `spec` is the bundle's config, for its
- * cgroups path. Returns false when nothing of `id` was there.
+ * Removes what a create that was cut short left of container `id`, under its
+ * lock: no record, and the init may still exist, waiting for `start` on the
+ * exec fifo (it no longer dies with its parent once it is ready). Whatever is
+ * in the cgroup the create recorded as its own (saveCreating) is killed, then
+ * the cgroup and the state directory go. Without that record, `spec` (the
+ * bundle's config) names the cgroup, else no cgroup was made.
  */
-export async function removeIncomplete(
-  id: string,
-  options: RuntimeOptions & { spec?: Spec },
-): Promise<boolean> {
-  const dir = containerDir(options.root, id);
-  if (!exists(dir)) return false;
-  if (exists(join(dir, "state.json"))) {
-    await deleteContainer(id, { ...options, force: true });
-    return true;
-  }
+async function removeAbandoned(id: string, options: DeleteOptions): Promise<void> {
+  if (!exists(containerDir(options.root, id))) return;
   const sys = options.sys ?? libcSyscall();
-  const cgroupsPath = options.spec?.linux?.cgroupsPath;
-  const cgroup = cgroupManager({
-    id,
-    sys,
-    warn: options.warn ?? defaultWarn,
-    ...(cgroupsPath ? { cgroupsPath } : {}),
-  });
-  if (cgroupExists(cgroup)) {
+  const warn = options.warn ?? defaultWarn;
+  const creating = loadCreating(options.root, id);
+  const cgroupsPath = creating ? creating.cgroupsPath : options.spec?.linux?.cgroupsPath;
+  const cgroup = creating || options.spec
+    ? cgroupManager({
+      id,
+      sys,
+      warn,
+      ...(creating ? { paths: creating.cgroupPaths } : {}),
+      ...(cgroupsPath ? { cgroupsPath } : {}),
+    })
+    : undefined;
+  if (cgroup && cgroupExists(cgroup)) {
     try {
       cgroup.signalAll(SIGNALS.SIGKILL!);
     } catch {
@@ -784,6 +831,21 @@ export async function removeIncomplete(
     cgroup.destroy();
   }
   remove(options.root, id);
+}
+
+/**
+ * Removes what a create that was cut short left of container `id` (the
+ * process creating it was killed: its cleanup never ran). With a state
+ * record this is a forced delete; without one, see removeAbandoned. `spec` is
+ * the bundle's config, for its cgroups path. Returns false when nothing of
+ * `id` was there.
+ */
+export async function removeIncomplete(
+  id: string,
+  options: RuntimeOptions & { spec?: Spec },
+): Promise<boolean> {
+  if (!exists(containerDir(options.root, id))) return false;
+  await deleteContainer(id, { ...options, force: true });
   return true;
 }
 

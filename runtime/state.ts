@@ -7,7 +7,8 @@
  * @module
  */
 
-import { join } from "../util/path.ts";
+import { dirname, join } from "../util/path.ts";
+import { exists, lockExclusive } from "../util/fs.ts";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../errors.ts";
 import type { Hook, State, Status } from "./spec.ts";
 import { OCI_VERSION } from "../version.ts";
@@ -65,10 +66,14 @@ export function fifoPath(root: string, id: string): string {
   return join(root, id, "exec.fifo");
 }
 
+function makeRoot(root: string): void {
+  Deno.mkdirSync(root, { recursive: true, mode: 0o711 });
+}
+
 /** Creates the container's directory; AlreadyExists when the id is taken. */
 export function reserve(root: string, id: string): string {
   validateId(id);
-  Deno.mkdirSync(root, { recursive: true, mode: 0o711 });
+  makeRoot(root);
   const dir = containerDir(root, id);
   try {
     Deno.mkdirSync(dir, { mode: 0o711 });
@@ -79,6 +84,83 @@ export function reserve(root: string, id: string): string {
     throw err;
   }
   return dir;
+}
+
+/** Where the locks of {@link lockContainer} live: "@" is not allowed in an id, so no container's directory has this name. */
+const LOCKS = "@locks";
+
+/** A lock taken with {@link lockContainer}. */
+export interface ContainerLock {
+  /** Lets the next operation on the container in; removes the lock file when the container is gone. */
+  release(): void;
+}
+
+/**
+ * Takes the lock of container `id`: an exclusive flock(2) on
+ * `<root>/@locks/<id>`, waiting while another process (or another request of
+ * this one) holds it. `create` holds it from before the container's
+ * directory exists until its record is written (or, on failure, removed),
+ * and `start`, `kill` and `delete` while they act, so that none of them sees
+ * another half done: a `delete` waits for the `create` it races, two
+ * `start`s or `delete`s run one after the other. The kernel releases it when
+ * its holder dies: a container directory without a record whose lock is free
+ * is what a killed `create` left.
+ */
+export async function lockContainer(root: string, id: string): Promise<ContainerLock> {
+  validateId(id);
+  const path = join(root, LOCKS, id);
+  const open = () => Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+  const file = await lockExclusive(path, () => {
+    for (;;) {
+      try {
+        return open();
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+      // No lock directory (the last lock file's holder removed it): make it.
+      makeRoot(root);
+      try {
+        Deno.mkdirSync(dirname(path), { mode: 0o700 });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      }
+    }
+  });
+  return {
+    release() {
+      // Only a lock holder makes the container's directory: without one now, the container is gone,
+      // and so go its lock file and, when it was the last one, the lock directory.
+      if (!exists(containerDir(root, id))) {
+        try {
+          Deno.removeSync(path);
+          Deno.removeSync(dirname(path));
+        } catch {
+          // other locks remain (a lock file left is harmless: the next holder uses it)
+        }
+      }
+      file.close();
+    },
+  };
+}
+
+/** The cgroup a create has made its own, written before its init joins it (file `cgroup.json`). */
+export interface CreatingCgroup {
+  cgroupPaths: Record<string, string>;
+  cgroupsPath?: string;
+}
+
+/** Records the cgroup of a container being created, so that what a killed create left can be removed. */
+export function saveCreating(root: string, id: string, cgroup: CreatingCgroup): void {
+  Deno.writeTextFileSync(join(containerDir(root, id), "cgroup.json"), JSON.stringify(cgroup));
+}
+
+/** What {@link saveCreating} wrote, if it did. */
+export function loadCreating(root: string, id: string): CreatingCgroup | undefined {
+  try {
+    return JSON.parse(Deno.readTextFileSync(join(containerDir(root, id), "cgroup.json")));
+  } catch {
+    return undefined;
+  }
 }
 
 /** Writes state.json atomically. */
@@ -124,9 +206,13 @@ export function listIds(root: string): string[] {
   return ids.sort();
 }
 
-/** Removes a container's directory. */
+/** Removes a container's directory (gone already is fine). */
 export function remove(root: string, id: string): void {
-  Deno.removeSync(containerDir(root, id), { recursive: true });
+  try {
+    Deno.removeSync(containerDir(root, id), { recursive: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
 }
 
 /** Start time (clock ticks since boot) and state letter of a process, or undefined when it does not exist. */

@@ -1,0 +1,180 @@
+/**
+ * Commands on one container that run at once: each waits for the lock of the
+ * container (`<root>/@locks/<id>`, see runtime/state.ts lockContainer) and
+ * then sees the other's work whole. The races are made deterministic by a
+ * prestart hook that holds `create` open, or by the test holding the lock.
+ */
+
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { requires, TUG } from "../harness.ts";
+import { editSpec } from "../bundle.ts";
+import { eventually, type RuntimeTest, statusOf, withRuntime } from "./_helpers.ts";
+
+const ignore = requires("root", "busybox", "tug", "cgroup1");
+
+/** A prestart hook that writes its pid to `started` and then sleeps `seconds`, holding create open. */
+function slowPrestart(started: string, seconds: number) {
+  return { path: "/bin/sh", args: ["sh", "-c", `echo $$ > ${started}; exec sleep ${seconds}`] };
+}
+
+/** True once `pid` has exited (or is a zombie its reaper has yet to collect). */
+async function exited(pid: number): Promise<boolean> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
+
+/** Kills the processes of a test (hooks, inits) that are still there, so that a failing test cleans up. */
+function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // gone, as it should be
+    }
+  }
+}
+
+/** Takes the lock the runtime takes for container `id`, as another runtime command would hold it. */
+async function holdLock(t: RuntimeTest, id: string): Promise<Deno.FsFile> {
+  await Deno.mkdir(`${t.root}/@locks`, { recursive: true });
+  const file = await Deno.open(`${t.root}/@locks/${id}`, { read: true, write: true, create: true });
+  await file.lock(true);
+  return file;
+}
+
+/** Waits until `n` processes wait for the flock on `path` (blocked locks are listed in /proc/locks with "->"). */
+async function waitersReach(path: string, n: number): Promise<void> {
+  const { ino } = await Deno.stat(path);
+  const count = async () =>
+    (await Deno.readTextFile("/proc/locks")).split("\n")
+      .filter((l) => l.includes("-> FLOCK") && l.includes(`:${ino} `)).length;
+  await eventually(async () => (await count()) === n, 10_000, `${n} waiters on ${path}`);
+}
+
+/** Runs `tug runtime` commands at once; tells which have ended. */
+function concurrently(t: RuntimeTest, commands: string[][]) {
+  const ended = commands.map(() => false);
+  const results = Promise.all(commands.map((args, i) =>
+    t.rt(args).then((r) => {
+      ended[i] = true;
+      return r;
+    })
+  ));
+  return { ended, results };
+}
+
+Deno.test({
+  name: "runtime delete --force waits for the create it races, then removes the container whole",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["sleep", "1000"] }, async (t) => {
+      const started = `${t.dir}/hook-started`;
+      await editSpec(t.bundle, (s) => (s.hooks = { prestart: [slowPrestart(started, 1)] }));
+      const pids: number[] = [];
+      try {
+        const create = t.rt(["create", "--pid-file", `${t.dir}/pid`, "c1"]);
+        await eventually(
+          () => Deno.stat(started).then(() => true, () => false),
+          10_000,
+          "the hook",
+        );
+        pids.push(Number(await Deno.readTextFile(started)));
+        // create is in its prestart hook: its state directory exists, its record does not yet.
+        const del = await t.rt(["delete", "--force", "c1"]);
+        const created = await create;
+        assertEquals([created.code, created.stderr], [0, ""]);
+        assertEquals([del.code, del.stderr], [0, ""]);
+        pids.push(Number(await Deno.readTextFile(`${t.dir}/pid`)));
+        // The delete came after the create: the init it made is gone with its record and cgroup
+        // (before, the delete removed the directory under the create, which then failed).
+        assert(await exited(pids[1]!), "the container's init outlived its delete");
+        assertEquals((await t.rt(["list", "-q"])).stdout, "");
+        // Nothing of c1 is left in the state directory, its lock file included.
+        assertEquals([...Deno.readDirSync(t.root)], []);
+      } finally {
+        killAll(pids);
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "runtime delete --force removes what a create killed in its prestart hook left, cgroup included",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["sleep", "1000"] }, async (t) => {
+      const started = `${t.dir}/hook-started`;
+      await editSpec(t.bundle, (s) => (s.hooks = { prestart: [slowPrestart(started, 30)] }));
+      const pids: number[] = [];
+      try {
+        const create = new Deno.Command(TUG, {
+          args: ["runtime", "--root", t.root, "create", "c1"],
+          cwd: t.bundle,
+          stdin: "null",
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        await eventually(
+          () => Deno.stat(started).then(() => true, () => false),
+          10_000,
+          "the hook",
+        );
+        pids.push(Number(await Deno.readTextFile(started)));
+        create.kill("SIGKILL");
+        await create.status;
+        const state = await t.rt(["state", "c1"]);
+        assertMatch(state.stderr, /Container "c1" does not exist/);
+        // The cgroup the create made (its init joined it before the hook): teardown checks it is gone.
+        await t.ok(["delete", "--force", "c1"]);
+        assertEquals(await Deno.stat(`${t.root}/c1`).then(() => true, () => false), false);
+      } finally {
+        killAll(pids);
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "runtime start and delete wait while another command holds the container; the second gets the error a later call would",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["sleep", "1000"] }, async (t) => {
+      await t.ok(["create", "c1"]);
+      let held = await holdLock(t, "c1");
+      const starts = concurrently(t, [["start", "c1"], ["start", "c1"]]);
+      await waitersReach(`${t.root}/@locks/c1`, 2);
+      assertEquals(starts.ended, [false, false]);
+      held.close();
+      const started = await starts.results;
+      assertEquals(started.map((r) => r.code).sort(), [0, 1]);
+      const loser = started.find((r) => r.code === 1)!;
+      assertMatch(
+        loser.stderr,
+        /^tug runtime: Cannot start container "c1": it is running, not created\n$/,
+      );
+      assertEquals(await statusOf(t, "c1"), "running");
+
+      held = await holdLock(t, "c1");
+      const deletes = concurrently(t, [["delete", "--force", "c1"], ["delete", "--force", "c1"], [
+        "delete",
+        "c1",
+      ]]);
+      await waitersReach(`${t.root}/@locks/c1`, 3);
+      assertEquals(deletes.ended, [false, false, false]);
+      held.close();
+      const deleted = await deletes.results;
+      // Both forced deletes succeed (as runc's do); the plain one either refuses the running
+      // container or, after a forced one, finds none.
+      assertEquals(deleted.slice(0, 2).map((r) => [r.code, r.stderr]), [[0, ""], [0, ""]]);
+      assertEquals(deleted[2]!.code, 1);
+      assertMatch(
+        deleted[2]!.stderr,
+        /Cannot delete container "c1": it is running; stop it first or use --force|Container "c1" does not exist/,
+      );
+      assertEquals((await t.rt(["list", "-q"])).stdout, "");
+    }),
+});
