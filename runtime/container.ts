@@ -11,7 +11,7 @@
  * @module
  */
 
-import { exists } from "../util/fs.ts";
+import { exists, lockExclusive } from "../util/fs.ts";
 import { basename, join, resolve } from "../util/path.ts";
 import {
   CLONE_NEWPID,
@@ -164,6 +164,36 @@ function cgroupExists(cgroup: CgroupManager): boolean {
   }
 }
 
+/** Refuses a cgroup that holds processes already: another container's (the caller holds its lock, or checks early). */
+function refuseSquatters(id: string, cgroup: CgroupManager): void {
+  const squatters = cgroup.pids();
+  if (squatters.length === 0) return;
+  throw new FailedPrecondition(
+    `Cannot create container ${JSON.stringify(id)}: its cgroup ${
+      Object.values(cgroup.paths())[0]
+    } already holds ${squatters.length} process(es); another container uses that cgroups path`,
+  );
+}
+
+/**
+ * Locks the container's cgroup directory (in its first hierarchy) with
+ * flock(2), made again when a failed create removed it meanwhile: a create
+ * holds it from its check that the cgroup is empty until its init is in it,
+ * so that two containers never share one (runc only warns).
+ */
+function lockCgroup(cgroup: CgroupManager): Promise<Deno.FsFile> {
+  const dir = Object.values(cgroup.paths())[0]!;
+  return lockExclusive(dir, () => {
+    try {
+      return Deno.openSync(dir, { read: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    cgroup.create();
+    return Deno.openSync(dir, { read: true });
+  });
+}
+
 /** Signals this process ignores (SigIgn in /proc/self/status); a forked init inherits them. */
 function ignoredSignals(): number[] {
   try {
@@ -257,16 +287,14 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       layout,
       ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
     });
-    const squatters = cgroupExists(cgroup) ? cgroup.pids() : [];
-    if (squatters.length > 0) {
-      throw new FailedPrecondition(
-        `Cannot create container ${JSON.stringify(id)}: its cgroup ${
-          Object.values(cgroup.paths())[0]
-        } already holds ${squatters.length} process(es); another container uses that cgroups path`,
-      );
-    }
-    // Registered before the init's kill, so that cleanup (last in, first out) kills first.
-    cleanups.push(() => cgroup.destroy());
+    // Early, before an init exists, for the common case; checked again under the cgroup's lock.
+    if (cgroupExists(cgroup)) refuseSquatters(id, cgroup);
+    // Registered before the init's kill, so that cleanup (last in, first out) kills first. Not
+    // when another container turned out to use the cgroup.
+    let cgroupOurs = true;
+    cleanups.push(() => {
+      if (cgroupOurs) cgroup.destroy();
+    });
     // Start the kernel's slow path for attaches now: it holds the cgroup mutex for a grace period,
     // during which we fork the init, which sets itself up while we make its cgroup.
     armed = options.cgroupArmed ?? armCgroupAttach();
@@ -331,14 +359,25 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     try {
       cgroup.create();
       trace("create: cgroup created");
-      // From here on a killed create leaves a cgroup that delete may empty and remove.
-      saveCreating(options.root, id, {
-        cgroupPaths: cgroup.paths(),
-        ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
-      });
-      cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
-      for (const dir of Object.values(cgroup.paths())) {
-        sys.writeFile(`${dir}/cgroup.procs`, String(pid));
+      const cgroupLock = await lockCgroup(cgroup);
+      try {
+        try {
+          refuseSquatters(id, cgroup);
+        } catch (err) {
+          cgroupOurs = false;
+          throw err;
+        }
+        // From here on a killed create leaves a cgroup that delete may empty and remove.
+        saveCreating(options.root, id, {
+          cgroupPaths: cgroup.paths(),
+          ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
+        });
+        cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
+        for (const dir of Object.values(cgroup.paths())) {
+          sys.writeFile(`${dir}/cgroup.procs`, String(pid));
+        }
+      } finally {
+        cgroupLock.close();
       }
       trace("create: init in cgroup");
       sendSync(sys, syncParent, { t: "joined" });

@@ -178,3 +178,42 @@ Deno.test({
       assertEquals((await t.rt(["list", "-q"])).stdout, "");
     }),
 });
+
+Deno.test({
+  name:
+    "runtime create refuses a cgroup that another create fills at the same time (the check and the join are one step)",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["sleep", "1000"] }, async (t) => {
+      // Every container of a test has the same cgroups path. Where is its cgroup (first hierarchy)?
+      await t.ok(["create", "c0"]);
+      const paths = JSON.parse(await Deno.readTextFile(`${t.root}/c0/state.json`)).cgroupPaths;
+      const first = Object.values(paths)[0] as string;
+      await t.ok(["delete", "c0"]);
+      // Hold its lock as a create between its check that the cgroup is empty and its init's join.
+      await Deno.mkdir(first, { recursive: true });
+      const held = await Deno.open(first, { read: true });
+      let holding = true;
+      try {
+        await held.lock(true);
+        const creates = concurrently(t, [["create", "sa"], ["create", "sb"]]);
+        await waitersReach(first, 2);
+        held.close();
+        holding = false;
+        const results = await creates.results;
+        assertEquals(results.map((r) => r.code).sort(), [0, 1]);
+        const [winner, loser] = results[0]!.code === 0 ? ["sa", results[1]!] : ["sb", results[0]!];
+        assertMatch(
+          loser.stderr,
+          /Cannot create container "s[ab]": its cgroup .* already holds 1 process\(es\); another container uses that cgroups path/,
+        );
+        assertEquals((await t.rt(["list", "-q"])).stdout, `${winner}\n`);
+        assertEquals(await statusOf(t, winner), "created");
+        // The loser left the winner's cgroup alone: its init is still in it.
+        const pid = JSON.parse(await t.ok(["state", winner])).pid;
+        assertEquals(JSON.parse(await t.ok(["ps", "--format", "json", winner])), [pid]);
+      } finally {
+        if (holding) held.close();
+      }
+    }),
+});
