@@ -245,6 +245,9 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
     // Propagation for the new "/" itself: pivot_root needs it private or slave until now.
     if (plan.rootPropagation & MS_SHARED) sys.mount(null, "/", null, plan.rootPropagation, null);
     trace("init: pivoted");
+    // A missing cwd is made, as runc does, before the root may turn read-only; "/" is the
+    // container's root by now.
+    if (fileType(sys, plan.process.cwd) === undefined) mkdirAllInRoot(sys, "/", plan.process.cwd);
     if (plan.process.terminal) setupConsole(sys, plan, ctx);
     for (const dest of remountReadonly) remountRo(sys, dest, 0);
     if (plan.readonlyRoot) remountRo(sys, "/", 0);
