@@ -35,6 +35,7 @@ import {
   resumeContainer,
   type RuntimeOptions,
   startContainer,
+  writePidFile,
 } from "./container.ts";
 import { defaultSpec } from "./default_spec.ts";
 import { features } from "./features.ts";
@@ -521,7 +522,7 @@ async function execCommand(args: ParsedArgs, options: RuntimeOptions): Promise<n
     throw err;
   }
   const pidFile = stringFlag(args, "pid-file");
-  if (pidFile) Deno.writeTextFileSync(resolve(pidFile), String(pid));
+  if (pidFile) await writePidFile(resolve(pidFile), pid);
   let master: number | undefined;
   if (relay) {
     master = sys.recvFds(relay[0], 256).fds[0];

@@ -15,6 +15,7 @@ import { exists, lockExclusive } from "../util/fs.ts";
 import { basename, join, resolve } from "../util/path.ts";
 import {
   CLONE_NEWPID,
+  NAMESPACES,
   O_CLOEXEC,
   O_NONBLOCK,
   O_RDONLY,
@@ -27,7 +28,13 @@ import {
 import { libcSyscall } from "../ffi/libc.ts";
 import { exitCodeOf, signalOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
 import { signalName } from "./signals.ts";
-import { FailedPrecondition, Internal, InvalidArgument, NotFound } from "../errors.ts";
+import {
+  errorMessage,
+  FailedPrecondition,
+  Internal,
+  InvalidArgument,
+  NotFound,
+} from "../errors.ts";
 import {
   type CgroupLayout,
   type CgroupManager,
@@ -207,10 +214,43 @@ function ignoredSignals(): number[] {
   }
 }
 
-async function writePidFile(path: string, pid: number): Promise<void> {
+/** Writes `pid` to the file at `path` (runc's --pid-file), atomically. */
+export async function writePidFile(path: string, pid: number): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, String(pid));
-  await Deno.rename(tmp, path);
+  try {
+    await Deno.writeTextFile(tmp, String(pid));
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new InvalidArgument(
+      `Write pid file ${path}: ${
+        err instanceof Deno.errors.NotFound ? "its directory does not exist" : errorMessage(err)
+      }`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * Throws InvalidArgument unless `fd` (opened from a linux.namespaces path) is
+ * a namespace of `type`: setns(2) would only say EINVAL, from the init.
+ */
+function checkNamespaceFd(fd: number, type: string, path: string): void {
+  let link: string;
+  try {
+    link = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return; // no such fd here (a fake syscall layer): setns will tell
+  }
+  const file = NAMESPACES[type]?.file;
+  const kind = /^(\w+):\[\d+\]$/.exec(link)?.[1];
+  if (kind === file) return;
+  const actual = Object.entries(NAMESPACES).find(([, ns]) => ns.file === kind)?.[0];
+  throw new InvalidArgument(
+    `Invalid linux.namespaces path ${path}: not a ${type} namespace (${
+      actual ? `it is a ${actual} namespace` : "not a namespace file"
+    })`,
+  );
 }
 
 /**
@@ -301,6 +341,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     const joinFds = plan.join.map((j) => {
       const fd = sys.open(j.path, O_RDONLY | O_CLOEXEC);
       fds.push(fd);
+      checkNamespaceFd(fd, j.type, j.path);
       return fd;
     });
     let consoleSocketFd = options.consoleSocketFd;
@@ -459,7 +500,13 @@ function forkInit(sys: Syscall, plan: InitPlan, ctx: InitContext, syncParent: nu
       if (plan.pidPath) {
         const fd = sys.open(plan.pidPath, O_RDONLY | O_CLOEXEC);
         try {
+          checkNamespaceFd(fd, "pid", plan.pidPath);
           sys.setns(fd, CLONE_NEWPID);
+        } catch (err) {
+          if (!(err instanceof SyscallError)) throw err;
+          throw new SyscallError("setns", err.errno, `${plan.pidPath} (pid namespace)`, {
+            cause: err,
+          });
         } finally {
           sys.close(fd);
         }

@@ -201,7 +201,12 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
   const joins = plan.join.map((j, i) => ({ ...j, fd: ctx.joinFds[i]! }))
     .sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
   for (const j of joins) {
-    sys.setns(j.fd, j.flag);
+    try {
+      sys.setns(j.fd, j.flag);
+    } catch (err) {
+      if (!(err instanceof SyscallError)) throw err;
+      throw new SyscallError("setns", err.errno, `${j.path} (${j.type} namespace)`, { cause: err });
+    }
     sys.close(j.fd);
   }
   const early = plan.unshareFlags & ~CLONE_NEWCGROUP;
@@ -631,7 +636,12 @@ export function attachTerminal(
   const { master, slavePath } = sys.openPty("/dev/ptmx");
   if (size) sys.setWinsize(master, size);
   beforeSend?.(slavePath);
-  sys.sendFds(consoleSocketFd, encoder.encode(slavePath), [master]);
+  try {
+    sys.sendFds(consoleSocketFd, encoder.encode(slavePath), [master]);
+  } catch (err) {
+    if (!(err instanceof SyscallError) || err.errnoName !== "EPIPE") throw err;
+    throw new Error("send the pty master to the console socket: EPIPE (its other end was closed)");
+  }
   sys.close(master);
   sys.close(consoleSocketFd);
   const slave = sys.open(slavePath, O_RDWR | O_CLOEXEC);

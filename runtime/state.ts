@@ -66,8 +66,23 @@ export function fifoPath(root: string, id: string): string {
   return join(root, id, "exec.fifo");
 }
 
+/** What a state directory (`--root`) that is a file, or under one, gives: an error that says so. */
+function rootError(root: string, err: unknown): unknown {
+  if (err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.AlreadyExists) {
+    return new InvalidArgument(
+      `Cannot use the state directory ${root}: it, or a directory above it, is not a directory`,
+      { cause: err },
+    );
+  }
+  return err;
+}
+
 function makeRoot(root: string): void {
-  Deno.mkdirSync(root, { recursive: true, mode: 0o711 });
+  try {
+    Deno.mkdirSync(root, { recursive: true, mode: 0o711 });
+  } catch (err) {
+    throw rootError(root, err);
+  }
 }
 
 /** Creates the container's directory; AlreadyExists when the id is taken. */
@@ -115,7 +130,7 @@ export async function lockContainer(root: string, id: string): Promise<Container
       try {
         return open();
       } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
+        if (!(err instanceof Deno.errors.NotFound)) throw rootError(root, err);
       }
       // No lock directory (the last lock file's holder removed it): make it.
       makeRoot(root);
@@ -181,7 +196,7 @@ export function load(root: string, id: string): ContainerRecord {
     if (err instanceof Deno.errors.NotFound) {
       throw new NotFound(`Container ${JSON.stringify(id)} does not exist`);
     }
-    throw err;
+    throw rootError(root, err);
   }
   return JSON.parse(text) as ContainerRecord;
 }
@@ -201,7 +216,7 @@ export function listIds(root: string): string[] {
       }
     }
   } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    if (!(err instanceof Deno.errors.NotFound)) throw rootError(root, err);
   }
   return ids.sort();
 }
