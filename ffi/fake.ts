@@ -322,6 +322,9 @@ export class FakeSyscall implements Syscall {
       mtimeNs: f.times?.[1] ?? 0n,
     };
   }
+  flock(fd: number, operation: number): void {
+    this.#record("flock", [fd, operation]);
+  }
   fstat(fd: number): FileStat {
     this.#record("fstat", [fd]);
     return {

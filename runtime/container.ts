@@ -11,12 +11,13 @@
  * @module
  */
 
-import { exists, lockExclusive } from "../util/fs.ts";
+import { exists } from "../util/fs.ts";
 import { basename, join, resolve } from "../util/path.ts";
 import {
   CLONE_NEWPID,
   NAMESPACES,
   O_CLOEXEC,
+  O_DIRECTORY,
   O_NONBLOCK,
   O_RDONLY,
   O_RDWR,
@@ -43,6 +44,7 @@ import {
 } from "./cgroups/mod.ts";
 import { armCgroupAttach } from "./cgroups/arm.ts";
 import { runHooks } from "./hooks.ts";
+import { type HeldLock, lockExclusive } from "./lock.ts";
 import {
   type CgroupMountInfo,
   initContainer,
@@ -58,6 +60,8 @@ import {
   containerDir,
   type ContainerLock,
   type ContainerRecord,
+  type CreatingCgroup,
+  creatingPath,
   currentStatus,
   fifoPath,
   initAlive,
@@ -70,7 +74,6 @@ import {
   remove,
   reserve,
   save,
-  saveCreating,
 } from "./state.ts";
 
 /** Options every operation takes. */
@@ -171,14 +174,13 @@ function cgroupExists(cgroup: CgroupManager): boolean {
   }
 }
 
-/** Refuses a cgroup that holds processes already: another container's (the caller holds its lock, or checks early). */
-function refuseSquatters(id: string, cgroup: CgroupManager): void {
-  const squatters = cgroup.pids();
-  if (squatters.length === 0) return;
+/** Refuses a cgroup that holds `squatters` already: another container's processes. */
+function refuseSquatters(id: string, cgroup: CgroupManager, squatters: number): void {
+  if (squatters === 0) return;
   throw new FailedPrecondition(
     `Cannot create container ${JSON.stringify(id)}: its cgroup ${
       Object.values(cgroup.paths())[0]
-    } already holds ${squatters.length} process(es); another container uses that cgroups path`,
+    } already holds ${squatters} process(es); another container uses that cgroups path`,
   );
 }
 
@@ -186,19 +188,31 @@ function refuseSquatters(id: string, cgroup: CgroupManager): void {
  * Locks the container's cgroup directory (in its first hierarchy) with
  * flock(2), made again when a failed create removed it meanwhile: a create
  * holds it from its check that the cgroup is empty until its init is in it,
- * so that two containers never share one (runc only warns).
+ * so that two containers never share one (runc only warns). Returns the lock
+ * and the number of processes in that directory: a create that joined while
+ * we waited put its init there.
  */
-function lockCgroup(cgroup: CgroupManager): Promise<Deno.FsFile> {
+async function lockCgroup(
+  sys: Syscall,
+  cgroup: CgroupManager,
+): Promise<{ lock: HeldLock; squatters: number }> {
   const dir = Object.values(cgroup.paths())[0]!;
-  return lockExclusive(dir, () => {
+  const lock = await lockExclusive(sys, dir, () => {
     try {
-      return Deno.openSync(dir, { read: true });
+      return sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      if (!(err instanceof SyscallError) || err.errnoName !== "ENOENT") throw err;
     }
     cgroup.create();
-    return Deno.openSync(dir, { read: true });
+    return sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   });
+  try {
+    const procs = new TextDecoder().decode(sys.readFile(`${dir}/cgroup.procs`));
+    return { lock, squatters: procs.split("\n").filter(Boolean).length };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
 }
 
 /** Signals this process ignores (SigIgn in /proc/self/status); a forked init inherits them. */
@@ -311,7 +325,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
   let lock: ContainerLock | undefined;
   try {
     // Held until the record is written, or what was made is removed: see lockContainer.
-    lock = await lockContainer(options.root, id);
+    lock = await lockContainer(options.root, id, options);
     reserve(options.root, id);
     cleanups.push(() => remove(options.root, id));
     const fifo = fifoPath(options.root, id);
@@ -328,7 +342,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
     });
     // Early, before an init exists, for the common case; checked again under the cgroup's lock.
-    if (cgroupExists(cgroup)) refuseSquatters(id, cgroup);
+    if (cgroupExists(cgroup)) refuseSquatters(id, cgroup, cgroup.pids().length);
     // Registered before the init's kill, so that cleanup (last in, first out) kills first. Not
     // when another container turned out to use the cgroup.
     let cgroupOurs = true;
@@ -400,25 +414,25 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     try {
       cgroup.create();
       trace("create: cgroup created");
-      const cgroupLock = await lockCgroup(cgroup);
+      const { lock: cgroupLock, squatters } = await lockCgroup(sys, cgroup);
       try {
-        try {
-          refuseSquatters(id, cgroup);
-        } catch (err) {
-          cgroupOurs = false;
-          throw err;
-        }
+        if (squatters > 0) cgroupOurs = false;
+        refuseSquatters(id, cgroup, squatters);
         // From here on a killed create leaves a cgroup that delete may empty and remove.
-        saveCreating(options.root, id, {
+        const creating: CreatingCgroup = {
           cgroupPaths: cgroup.paths(),
           ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
+        };
+        sys.writeFile(creatingPath(options.root, id), JSON.stringify(creating), {
+          create: true,
+          mode: 0o600,
         });
         cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
         for (const dir of Object.values(cgroup.paths())) {
           sys.writeFile(`${dir}/cgroup.procs`, String(pid));
         }
       } finally {
-        cgroupLock.close();
+        cgroupLock.release();
       }
       trace("create: init in cgroup");
       sendSync(sys, syncParent, { t: "joined" });
@@ -677,7 +691,7 @@ export function containerState(id: string, options: RuntimeOptions): State {
 /** Lets a created container run: opens the exec fifo so the init execs the process, then runs poststart hooks. */
 export async function startContainer(id: string, options: RuntimeOptions): Promise<void> {
   const warn = options.warn ?? defaultWarn;
-  const lock = await lockContainer(options.root, id);
+  const lock = await lockContainer(options.root, id, options);
   let record: ContainerRecord;
   try {
     record = startLocked(id, options);
@@ -748,7 +762,7 @@ export async function killContainer(
   signal: number,
   options: RuntimeOptions & { all?: boolean },
 ): Promise<void> {
-  const lock = await lockContainer(options.root, id);
+  const lock = await lockContainer(options.root, id, options);
   try {
     killLocked(id, signal, options);
   } finally {
@@ -813,7 +827,7 @@ export interface DeleteOptions extends RuntimeOptions {
  */
 export async function deleteContainer(id: string, options: DeleteOptions): Promise<void> {
   const warn = options.warn ?? defaultWarn;
-  const lock = await lockContainer(options.root, id);
+  const lock = await lockContainer(options.root, id, options);
   let record: ContainerRecord | undefined;
   try {
     record = await deleteLocked(id, options);

@@ -8,7 +8,10 @@
  */
 
 import { dirname, join } from "../util/path.ts";
-import { exists, lockExclusive } from "../util/fs.ts";
+import { O_CLOEXEC, O_CREAT, O_RDWR } from "../ffi/constants.ts";
+import { libcSyscall } from "../ffi/libc.ts";
+import { type Syscall, SyscallError } from "../ffi/syscall.ts";
+import { lockExclusive } from "./lock.ts";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../errors.ts";
 import type { Hook, State, Status } from "./spec.ts";
 import { OCI_VERSION } from "../version.ts";
@@ -68,7 +71,10 @@ export function fifoPath(root: string, id: string): string {
 
 /** What a state directory (`--root`) that is a file, or under one, gives: an error that says so. */
 function rootError(root: string, err: unknown): unknown {
-  if (err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.AlreadyExists) {
+  if (
+    err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.AlreadyExists ||
+    isErrno(err, "ENOTDIR")
+  ) {
     return new InvalidArgument(
       `Cannot use the state directory ${root}: it, or a directory above it, is not a directory`,
       { cause: err },
@@ -121,41 +127,59 @@ export interface ContainerLock {
  * its holder dies: a container directory without a record whose lock is free
  * is what a killed `create` left.
  */
-export async function lockContainer(root: string, id: string): Promise<ContainerLock> {
+export async function lockContainer(
+  root: string,
+  id: string,
+  options: { sys?: Syscall } = {},
+): Promise<ContainerLock> {
   validateId(id);
+  const sys = options.sys ?? libcSyscall();
   const path = join(root, LOCKS, id);
-  const open = () => Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
-  const file = await lockExclusive(path, () => {
+  const held = await lockExclusive(sys, path, () => {
     for (;;) {
       try {
-        return open();
+        return sys.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
       } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw rootError(root, err);
+        if (!isErrno(err, "ENOENT")) throw rootError(root, err);
       }
-      // No lock directory (the last lock file's holder removed it): make it.
+      // No lock directory yet: make it.
       makeRoot(root);
       try {
-        Deno.mkdirSync(dirname(path), { mode: 0o700 });
+        sys.mkdir(dirname(path), 0o700);
       } catch (err) {
-        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+        if (!isErrno(err, "EEXIST")) throw rootError(root, err);
       }
     }
   });
   return {
     release() {
       // Only a lock holder makes the container's directory: without one now, the container is gone,
-      // and so go its lock file and, when it was the last one, the lock directory.
-      if (!exists(containerDir(root, id))) {
+      // and so goes its lock file. (The lock directory stays: the next create needs it.)
+      if (!existsAt(sys, containerDir(root, id))) {
         try {
-          Deno.removeSync(path);
-          Deno.removeSync(dirname(path));
+          sys.unlink(path);
         } catch {
-          // other locks remain (a lock file left is harmless: the next holder uses it)
+          // a lock file left is harmless: the next holder uses it
         }
       }
-      file.close();
+      held.release();
     },
   };
+}
+
+function isErrno(err: unknown, name: string): boolean {
+  return err instanceof SyscallError && err.errnoName === name;
+}
+
+/** Whether `path` exists, asked through the system-call layer (cheaper than Deno's errors). */
+function existsAt(sys: Syscall, path: string): boolean {
+  try {
+    sys.stat(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return false;
+    throw err;
+  }
 }
 
 /** The cgroup a create has made its own, written before its init joins it (file `cgroup.json`). */
@@ -164,15 +188,18 @@ export interface CreatingCgroup {
   cgroupsPath?: string;
 }
 
-/** Records the cgroup of a container being created, so that what a killed create left can be removed. */
-export function saveCreating(root: string, id: string, cgroup: CreatingCgroup): void {
-  Deno.writeTextFileSync(join(containerDir(root, id), "cgroup.json"), JSON.stringify(cgroup));
+/**
+ * Where a create records its container's cgroup (a {@link CreatingCgroup}),
+ * so that what a killed create left can be removed.
+ */
+export function creatingPath(root: string, id: string): string {
+  return join(containerDir(root, id), "cgroup.json");
 }
 
-/** What {@link saveCreating} wrote, if it did. */
+/** What a create recorded at {@link creatingPath}, if it did. */
 export function loadCreating(root: string, id: string): CreatingCgroup | undefined {
   try {
-    return JSON.parse(Deno.readTextFileSync(join(containerDir(root, id), "cgroup.json")));
+    return JSON.parse(Deno.readTextFileSync(creatingPath(root, id)));
   } catch {
     return undefined;
   }

@@ -94,7 +94,8 @@ Deno.test({
         assert(await exited(pids[1]!), "the container's init outlived its delete");
         assertEquals((await t.rt(["list", "-q"])).stdout, "");
         // Nothing of c1 is left in the state directory, its lock file included.
-        assertEquals([...Deno.readDirSync(t.root)], []);
+        assertEquals([...Deno.readDirSync(t.root)].map((e) => e.name), ["@locks"]);
+        assertEquals([...Deno.readDirSync(`${t.root}/@locks`)], []);
       } finally {
         killAll(pids);
       }
