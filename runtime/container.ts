@@ -12,7 +12,7 @@
  */
 
 import { exists } from "../util/fs.ts";
-import { basename, join, resolve } from "../util/path.ts";
+import { basename, resolve } from "../util/path.ts";
 import {
   CLONE_NEWPID,
   NAMESPACES,
@@ -690,7 +690,6 @@ export function containerState(id: string, options: RuntimeOptions): State {
 
 /** Lets a created container run: opens the exec fifo so the init execs the process, then runs poststart hooks. */
 export async function startContainer(id: string, options: RuntimeOptions): Promise<void> {
-  const warn = options.warn ?? defaultWarn;
   const lock = await lockContainer(options.root, id, options);
   let record: ContainerRecord;
   try {
@@ -699,16 +698,21 @@ export async function startContainer(id: string, options: RuntimeOptions): Promi
     lock.release();
   }
   trace("start: started");
-  if (record.poststart?.length) {
-    try {
-      await (options.runHooks ?? runHooks)(
-        "poststart",
-        record.poststart,
-        ociState(record, "running"),
-      );
-    } catch (err) {
-      warn((err as Error).message);
-    }
+  await runLateHooks("poststart", record.poststart, ociState(record, "running"), options);
+}
+
+/** Runs poststart or poststop hooks: the container's state has changed already, so a failure is a warning. */
+async function runLateHooks(
+  kind: "poststart" | "poststop",
+  hooks: readonly Hook[] | undefined,
+  state: State,
+  options: RuntimeOptions,
+): Promise<void> {
+  if (!hooks?.length) return;
+  try {
+    await (options.runHooks ?? runHooks)(kind, hooks, state);
+  } catch (err) {
+    (options.warn ?? defaultWarn)((err as Error).message);
   }
 }
 
@@ -826,7 +830,6 @@ export interface DeleteOptions extends RuntimeOptions {
  * what a killed one left.
  */
 export async function deleteContainer(id: string, options: DeleteOptions): Promise<void> {
-  const warn = options.warn ?? defaultWarn;
   const lock = await lockContainer(options.root, id, options);
   let record: ContainerRecord | undefined;
   try {
@@ -834,17 +837,7 @@ export async function deleteContainer(id: string, options: DeleteOptions): Promi
   } finally {
     lock.release();
   }
-  if (record?.poststop?.length) {
-    try {
-      await (options.runHooks ?? runHooks)(
-        "poststop",
-        record.poststop,
-        ociState(record, "stopped"),
-      );
-    } catch (err) {
-      warn((err as Error).message);
-    }
-  }
+  if (record) await runLateHooks("poststop", record.poststop, ociState(record, "stopped"), options);
 }
 
 /** The part of {@link deleteContainer} done under the container's lock; returns the record removed, if any. */
