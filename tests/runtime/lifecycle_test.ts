@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { requires, runDetached, TUG } from "../harness.ts";
-import { eventually, statusOf, withRuntime } from "./_helpers.ts";
+import { eventually, exited, killAll, statusOf, withRuntime } from "./_helpers.ts";
 
 const ignore = requires("root", "busybox", "tug", "cgroup1");
 
@@ -214,27 +214,6 @@ Deno.test({
     }),
 });
 
-/** True once `pid` has exited (a zombie has: its reaper, outside the test, may not have reaped it yet). */
-async function exited(pid: number): Promise<boolean> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return true;
-  }
-}
-
-/** Kills the processes a test's container left (when the runtime did not), so that a failing test cleans up after itself. */
-function killLeftovers(pids: number[]): void {
-  for (const pid of pids) {
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch {
-      // gone, as it should be
-    }
-  }
-}
-
 Deno.test({
   name:
     "runtime ps, kill --all and delete reach what the init of a container without its own PID namespace left",
@@ -276,7 +255,7 @@ Deno.test({
         assert(await exited(second), "delete left the leftover running");
         assertEquals((await t.rt(["list", "-q"])).stdout, "");
       } finally {
-        killLeftovers(started);
+        killAll(started);
       }
     }),
 });
@@ -306,7 +285,7 @@ Deno.test({
         assert(await exited(pid), "run left the leftover running");
       } finally {
         const pid = await Deno.readTextFile(leftover).then(Number, () => 0);
-        if (pid > 0) killLeftovers([pid]);
+        if (pid > 0) killAll([pid]);
       }
     }),
 });

@@ -8,34 +8,32 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { requires, TUG } from "../harness.ts";
 import { editSpec } from "../bundle.ts";
-import { eventually, type RuntimeTest, statusOf, withRuntime } from "./_helpers.ts";
+import {
+  eventually,
+  exited,
+  killAll,
+  type RuntimeTest,
+  statusOf,
+  withRuntime,
+} from "./_helpers.ts";
 
 const ignore = requires("root", "busybox", "tug", "cgroup1");
 
-/** A prestart hook that writes its pid to `started` and then sleeps `seconds`, holding create open. */
-function slowPrestart(started: string, seconds: number) {
-  return { path: "/bin/sh", args: ["sh", "-c", `echo $$ > ${started}; exec sleep ${seconds}`] };
-}
-
-/** True once `pid` has exited (or is a zombie its reaper has yet to collect). */
-async function exited(pid: number): Promise<boolean> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return true;
-  }
-}
-
-/** Kills the processes of a test (hooks, inits) that are still there, so that a failing test cleans up. */
-function killAll(pids: number[]): void {
-  for (const pid of pids) {
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch {
-      // gone, as it should be
-    }
-  }
+/**
+ * Gives the bundle a prestart hook that sleeps `seconds`, holding create
+ * open; returns a function that waits until the hook runs and gives its pid.
+ */
+async function slowPrestart(t: RuntimeTest, seconds: number): Promise<() => Promise<number>> {
+  const started = `${t.dir}/hook-started`;
+  const hook = {
+    path: "/bin/sh",
+    args: ["sh", "-c", `echo $$ > ${started}; exec sleep ${seconds}`],
+  };
+  await editSpec(t.bundle, (s) => (s.hooks = { prestart: [hook] }));
+  return async () => {
+    await eventually(() => Deno.stat(started).then(() => true, () => false), 10_000, "the hook");
+    return Number(await Deno.readTextFile(started));
+  };
 }
 
 /** Takes the lock the runtime takes for container `id`, as another runtime command would hold it. */
@@ -72,17 +70,11 @@ Deno.test({
   ignore,
   fn: () =>
     withRuntime({ args: ["sleep", "1000"] }, async (t) => {
-      const started = `${t.dir}/hook-started`;
-      await editSpec(t.bundle, (s) => (s.hooks = { prestart: [slowPrestart(started, 1)] }));
+      const hookRuns = await slowPrestart(t, 1);
       const pids: number[] = [];
       try {
         const create = t.rt(["create", "--pid-file", `${t.dir}/pid`, "c1"]);
-        await eventually(
-          () => Deno.stat(started).then(() => true, () => false),
-          10_000,
-          "the hook",
-        );
-        pids.push(Number(await Deno.readTextFile(started)));
+        pids.push(await hookRuns());
         // create is in its prestart hook: its state directory exists, its record does not yet.
         const del = await t.rt(["delete", "--force", "c1"]);
         const created = await create;
@@ -108,8 +100,7 @@ Deno.test({
   ignore,
   fn: () =>
     withRuntime({ args: ["sleep", "1000"] }, async (t) => {
-      const started = `${t.dir}/hook-started`;
-      await editSpec(t.bundle, (s) => (s.hooks = { prestart: [slowPrestart(started, 30)] }));
+      const hookRuns = await slowPrestart(t, 30);
       const pids: number[] = [];
       try {
         const create = new Deno.Command(TUG, {
@@ -119,12 +110,7 @@ Deno.test({
           stdout: "null",
           stderr: "null",
         }).spawn();
-        await eventually(
-          () => Deno.stat(started).then(() => true, () => false),
-          10_000,
-          "the hook",
-        );
-        pids.push(Number(await Deno.readTextFile(started)));
+        pids.push(await hookRuns());
         create.kill("SIGKILL");
         await create.status;
         const state = await t.rt(["state", "c1"]);
