@@ -243,6 +243,10 @@ export const MSG_CMSG_CLOEXEC = 0x40000000;
 // close_range(2) flags.
 export const CLOSE_RANGE_CLOEXEC = 4;
 
+// flock(2) operations.
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+
 // mmap(2), mprotect(2), madvise(2).
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
@@ -427,6 +431,7 @@ export const NR: Readonly<Record<string, number>> = ARM64
     prlimit64: 261,
     statx: 291,
     close_range: 436,
+    flock: 32,
     nanosleep: 101,
     utimensat: 88,
     lsetxattr: 6,
@@ -500,6 +505,7 @@ export const NR: Readonly<Record<string, number>> = ARM64
     prlimit64: 302,
     statx: 332,
     close_range: 436,
+    flock: 73,
     nanosleep: 35,
     utimensat: 280,
     lsetxattr: 189,

@@ -362,6 +362,9 @@ export class FakeSyscall implements Syscall {
       mtimeNs: f.times?.[1] ?? 0n,
     };
   }
+  flock(fd: number, operation: number): void {
+    this.#record("flock", [fd, operation]);
+  }
   /** The stat of the file `fd` was opened on (a regular file for fds the fake cannot place). */
   fstat(fd: number): FileStat {
     this.#record("fstat", [fd]);

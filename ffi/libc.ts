@@ -83,6 +83,7 @@ const SYMBOLS = {
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   close_range: { parameters: ["u32", "u32", "i32"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   dup2: { parameters: ["i32", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
@@ -640,6 +641,9 @@ export class LibcSyscall implements Syscall {
     const flags = followSymlinks ? 0 : AT_SYMLINK_NOFOLLOW;
     check(libc().statx(dirfd, cString(path), flags, STATX_BASIC_STATS, buf), "stat", quote(path));
     return parseStatx(buf);
+  }
+  flock(fd: number, operation: number): void {
+    check(libc().flock(fd, operation), "flock", `fd ${fd}`);
   }
   fstat(fd: number): FileStat {
     const buf = new Uint8Array(256);

@@ -144,6 +144,8 @@ export interface Syscall {
   stat(path: string, followSymlinks?: boolean, dirfd?: number): FileStat;
   /** statx(2) of an open fd (AT_EMPTY_PATH). */
   fstat(fd: number): FileStat;
+  /** flock(2): `operation` is LOCK_EX, LOCK_NB…; a lock held elsewhere with LOCK_NB is EAGAIN (EWOULDBLOCK). */
+  flock(fd: number, operation: number): void;
   /** Writes the whole of `data` to `path` (opened O_WRONLY|O_TRUNC, created when `create`). */
   writeFile(
     path: string,

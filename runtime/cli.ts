@@ -35,6 +35,7 @@ import {
   resumeContainer,
   type RuntimeOptions,
   startContainer,
+  writePidFile,
 } from "./container.ts";
 import { defaultSpec } from "./default_spec.ts";
 import { features } from "./features.ts";
@@ -176,13 +177,16 @@ const SUBCOMMANDS: Record<string, Sub> = {
     }, ...HELP],
     usage: "kill [--all] ID [SIGNAL]",
     summary: "send a signal (default TERM) to the container",
-    run: (args, options) => {
+    run: async (args, options) => {
       if (args.positionals.length < 1) throw new InvalidArgument("kill needs a container id");
       if (args.positionals.length > 2) {
         throw new InvalidArgument(`kill takes ID [SIGNAL], got ${args.positionals.join(" ")}`);
       }
-      const signal = parseSignal(args.positionals[1] ?? "TERM");
-      killContainer(args.positionals[0]!, signal, { ...options, all: boolFlag(args, "all") });
+      const signal = parseSignal(args.positionals[1] ?? "TERM", { zero: true });
+      await killContainer(args.positionals[0]!, signal, {
+        ...options,
+        all: boolFlag(args, "all"),
+      });
       return 0;
     },
   },
@@ -435,7 +439,14 @@ async function runContainer(args: ParsedArgs, options: RuntimeOptions): Promise<
 
   const code = await waitForeground(pid, master);
   reportOom(containerId, options);
-  if (!boolFlag(args, "keep")) await deleteContainer(containerId, { ...options, force: true });
+  if (!boolFlag(args, "keep")) {
+    // As runc: the exit code is the container's even when the removal fails, which is said.
+    try {
+      await deleteContainer(containerId, { ...options, force: true });
+    } catch (err) {
+      console.error(`tug runtime: ${errorMessage(err)}`);
+    }
+  }
   return code;
 }
 
@@ -511,7 +522,7 @@ async function execCommand(args: ParsedArgs, options: RuntimeOptions): Promise<n
     throw err;
   }
   const pidFile = stringFlag(args, "pid-file");
-  if (pidFile) Deno.writeTextFileSync(resolve(pidFile), String(pid));
+  if (pidFile) await writePidFile(resolve(pidFile), pid);
   let master: number | undefined;
   if (relay) {
     master = sys.recvFds(relay[0], 256).fds[0];

@@ -12,10 +12,12 @@
  */
 
 import { exists } from "../util/fs.ts";
-import { basename, join, resolve } from "../util/path.ts";
+import { basename, resolve } from "../util/path.ts";
 import {
   CLONE_NEWPID,
+  NAMESPACES,
   O_CLOEXEC,
+  O_DIRECTORY,
   O_NONBLOCK,
   O_RDONLY,
   O_RDWR,
@@ -27,7 +29,13 @@ import {
 import { libcSyscall } from "../ffi/libc.ts";
 import { exitCodeOf, signalOf, type Syscall, SyscallError } from "../ffi/syscall.ts";
 import { signalName } from "./signals.ts";
-import { FailedPrecondition, Internal, InvalidArgument, NotFound } from "../errors.ts";
+import {
+  errorMessage,
+  FailedPrecondition,
+  Internal,
+  InvalidArgument,
+  NotFound,
+} from "../errors.ts";
 import {
   type CgroupLayout,
   type CgroupManager,
@@ -36,6 +44,7 @@ import {
 } from "./cgroups/mod.ts";
 import { armCgroupAttach } from "./cgroups/arm.ts";
 import { runHooks } from "./hooks.ts";
+import { type HeldLock, lockExclusive } from "./lock.ts";
 import {
   type CgroupMountInfo,
   initContainer,
@@ -49,12 +58,17 @@ import { trace } from "../trace.ts";
 import {
   checkTransition,
   containerDir,
+  type ContainerLock,
   type ContainerRecord,
+  type CreatingCgroup,
+  creatingPath,
   currentStatus,
   fifoPath,
   initAlive,
   listIds,
   load,
+  loadCreating,
+  lockContainer,
   ociState,
   processStat,
   remove,
@@ -160,6 +174,47 @@ function cgroupExists(cgroup: CgroupManager): boolean {
   }
 }
 
+/** Refuses a cgroup that holds `squatters` already: another container's processes. */
+function refuseSquatters(id: string, cgroup: CgroupManager, squatters: number): void {
+  if (squatters === 0) return;
+  throw new FailedPrecondition(
+    `Cannot create container ${JSON.stringify(id)}: its cgroup ${
+      Object.values(cgroup.paths())[0]
+    } already holds ${squatters} process(es); another container uses that cgroups path`,
+  );
+}
+
+/**
+ * Locks the container's cgroup directory (in its first hierarchy) with
+ * flock(2), made again when a failed create removed it meanwhile: a create
+ * holds it from its check that the cgroup is empty until its init is in it,
+ * so that two containers never share one (runc only warns). Returns the lock
+ * and the number of processes in that directory: a create that joined while
+ * we waited put its init there.
+ */
+async function lockCgroup(
+  sys: Syscall,
+  cgroup: CgroupManager,
+): Promise<{ lock: HeldLock; squatters: number }> {
+  const dir = Object.values(cgroup.paths())[0]!;
+  const lock = await lockExclusive(sys, dir, () => {
+    try {
+      return sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    } catch (err) {
+      if (!(err instanceof SyscallError) || err.errnoName !== "ENOENT") throw err;
+    }
+    cgroup.create();
+    return sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  });
+  try {
+    const procs = new TextDecoder().decode(sys.readFile(`${dir}/cgroup.procs`));
+    return { lock, squatters: procs.split("\n").filter(Boolean).length };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
 /** Signals this process ignores (SigIgn in /proc/self/status); a forked init inherits them. */
 function ignoredSignals(): number[] {
   try {
@@ -173,10 +228,43 @@ function ignoredSignals(): number[] {
   }
 }
 
-async function writePidFile(path: string, pid: number): Promise<void> {
+/** Writes `pid` to the file at `path` (runc's --pid-file), atomically. */
+export async function writePidFile(path: string, pid: number): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, String(pid));
-  await Deno.rename(tmp, path);
+  try {
+    await Deno.writeTextFile(tmp, String(pid));
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new InvalidArgument(
+      `Write pid file ${path}: ${
+        err instanceof Deno.errors.NotFound ? "its directory does not exist" : errorMessage(err)
+      }`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * Throws InvalidArgument unless `fd` (opened from a linux.namespaces path) is
+ * a namespace of `type`: setns(2) would only say EINVAL, from the init.
+ */
+function checkNamespaceFd(fd: number, type: string, path: string): void {
+  let link: string;
+  try {
+    link = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return; // no such fd here (a fake syscall layer): setns will tell
+  }
+  const file = NAMESPACES[type]?.file;
+  const kind = /^(\w+):\[\d+\]$/.exec(link)?.[1];
+  if (kind === file) return;
+  const actual = Object.entries(NAMESPACES).find(([, ns]) => ns.file === kind)?.[0];
+  throw new InvalidArgument(
+    `Invalid linux.namespaces path ${path}: not a ${type} namespace (${
+      actual ? `it is a ${actual} namespace` : "not a namespace file"
+    })`,
+  );
 }
 
 /**
@@ -234,7 +322,10 @@ export async function createContainer(id: string, options: CreateOptions): Promi
   };
   let pid = 0;
   let armed: Promise<void> = Promise.resolve();
+  let lock: ContainerLock | undefined;
   try {
+    // Held until the record is written, or what was made is removed: see lockContainer.
+    lock = await lockContainer(options.root, id, options);
     reserve(options.root, id);
     cleanups.push(() => remove(options.root, id));
     const fifo = fifoPath(options.root, id);
@@ -250,22 +341,21 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       layout,
       ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
     });
-    const squatters = cgroupExists(cgroup) ? cgroup.pids() : [];
-    if (squatters.length > 0) {
-      throw new FailedPrecondition(
-        `Cannot create container ${JSON.stringify(id)}: its cgroup ${
-          Object.values(cgroup.paths())[0]
-        } already holds ${squatters.length} process(es); another container uses that cgroups path`,
-      );
-    }
-    // Registered before the init's kill, so that cleanup (last in, first out) kills first.
-    cleanups.push(() => cgroup.destroy());
+    // Early, before an init exists, for the common case; checked again under the cgroup's lock.
+    if (cgroupExists(cgroup)) refuseSquatters(id, cgroup, cgroup.pids().length);
+    // Registered before the init's kill, so that cleanup (last in, first out) kills first. Not
+    // when another container turned out to use the cgroup.
+    let cgroupOurs = true;
+    cleanups.push(() => {
+      if (cgroupOurs) cgroup.destroy();
+    });
     // Start the kernel's slow path for attaches now: it holds the cgroup mutex for a grace period,
     // during which we fork the init, which sets itself up while we make its cgroup.
     armed = options.cgroupArmed ?? armCgroupAttach();
     const joinFds = plan.join.map((j) => {
       const fd = sys.open(j.path, O_RDONLY | O_CLOEXEC);
       fds.push(fd);
+      checkNamespaceFd(fd, j.type, j.path);
       return fd;
     });
     let consoleSocketFd = options.consoleSocketFd;
@@ -324,9 +414,25 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     try {
       cgroup.create();
       trace("create: cgroup created");
-      cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
-      for (const dir of Object.values(cgroup.paths())) {
-        sys.writeFile(`${dir}/cgroup.procs`, String(pid));
+      const { lock: cgroupLock, squatters } = await lockCgroup(sys, cgroup);
+      try {
+        if (squatters > 0) cgroupOurs = false;
+        refuseSquatters(id, cgroup, squatters);
+        // From here on a killed create leaves a cgroup that delete may empty and remove.
+        const creating: CreatingCgroup = {
+          cgroupPaths: cgroup.paths(),
+          ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
+        };
+        sys.writeFile(creatingPath(options.root, id), JSON.stringify(creating), {
+          create: true,
+          mode: 0o600,
+        });
+        cgroup.apply({ ...spec.linux?.resources, devices: plan.deviceRules });
+        for (const dir of Object.values(cgroup.paths())) {
+          sys.writeFile(`${dir}/cgroup.procs`, String(pid));
+        }
+      } finally {
+        cgroupLock.release();
       }
       trace("create: init in cgroup");
       sendSync(sys, syncParent, { t: "joined" });
@@ -372,6 +478,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
       ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
       owner: Deno.uid() ?? 0,
       terminal: plan.process.terminal,
+      ownPidNs: plan.newPid,
     };
     if (spec.annotations) record.annotations = spec.annotations;
     if (plan.hooks.poststart.length) record.poststart = plan.hooks.poststart;
@@ -387,6 +494,7 @@ export async function createContainer(id: string, options: CreateOptions): Promi
     throw err;
   } finally {
     seccomp?.release();
+    lock?.release();
   }
 }
 
@@ -406,7 +514,13 @@ function forkInit(sys: Syscall, plan: InitPlan, ctx: InitContext, syncParent: nu
       if (plan.pidPath) {
         const fd = sys.open(plan.pidPath, O_RDONLY | O_CLOEXEC);
         try {
+          checkNamespaceFd(fd, "pid", plan.pidPath);
           sys.setns(fd, CLONE_NEWPID);
+        } catch (err) {
+          if (!(err instanceof SyscallError)) throw err;
+          throw new SyscallError("setns", err.errno, `${plan.pidPath} (pid namespace)`, {
+            cause: err,
+          });
         } finally {
           sys.close(fd);
         }
@@ -576,8 +690,35 @@ export function containerState(id: string, options: RuntimeOptions): State {
 
 /** Lets a created container run: opens the exec fifo so the init execs the process, then runs poststart hooks. */
 export async function startContainer(id: string, options: RuntimeOptions): Promise<void> {
+  const lock = await lockContainer(options.root, id, options);
+  let record: ContainerRecord;
+  try {
+    record = startLocked(id, options);
+  } finally {
+    lock.release();
+  }
+  trace("start: started");
+  await runLateHooks("poststart", record.poststart, ociState(record, "running"), options);
+}
+
+/** Runs poststart or poststop hooks: the container's state has changed already, so a failure is a warning. */
+async function runLateHooks(
+  kind: "poststart" | "poststop",
+  hooks: readonly Hook[] | undefined,
+  state: State,
+  options: RuntimeOptions,
+): Promise<void> {
+  if (!hooks?.length) return;
+  try {
+    await (options.runHooks ?? runHooks)(kind, hooks, state);
+  } catch (err) {
+    (options.warn ?? defaultWarn)((err as Error).message);
+  }
+}
+
+/** The part of {@link startContainer} done under the container's lock: lets the init exec. */
+function startLocked(id: string, options: RuntimeOptions): ContainerRecord {
   const sys = options.sys ?? libcSyscall();
-  const warn = options.warn ?? defaultWarn;
   const { record, status } = inspect(id, options);
   checkTransition(id, status, "start");
   const fifo = fifoPath(options.root, id);
@@ -616,30 +757,34 @@ export async function startContainer(id: string, options: RuntimeOptions): Promi
     sys.close(fd);
   }
   Deno.removeSync(fifo);
-  trace("start: started");
-  if (record.poststart?.length) {
-    try {
-      await (options.runHooks ?? runHooks)(
-        "poststart",
-        record.poststart,
-        ociState(record, "running"),
-      );
-    } catch (err) {
-      warn((err as Error).message);
-    }
-  }
+  return record;
 }
 
 /** Sends a signal to the container's init, or with `all` to every process in its cgroup. */
-export function killContainer(
+export async function killContainer(
   id: string,
   signal: number,
   options: RuntimeOptions & { all?: boolean },
-): void {
+): Promise<void> {
+  const lock = await lockContainer(options.root, id, options);
+  try {
+    killLocked(id, signal, options);
+  } finally {
+    lock.release();
+  }
+}
+
+function killLocked(id: string, signal: number, options: RuntimeOptions & { all?: boolean }): void {
   const sys = options.sys ?? libcSyscall();
   const { record, status } = inspect(id, options);
-  checkTransition(id, status, "kill");
   const cgroup = cgroupFor(record, sys);
+  // As runc: --all also reaches what a stopped container left in its cgroup (one without its own
+  // PID namespace keeps its other processes when its init exits); with nothing left, nothing to do.
+  if (options.all && status === "stopped") {
+    if (cgroup.pids().length > 0) cgroup.signalAll(signal);
+    return;
+  }
+  checkTransition(id, status, "kill");
   if (options.all) cgroup.signalAll(signal);
   else sys.kill(record.pid, signal);
   // A frozen process only acts on SIGKILL once thawed.
@@ -662,44 +807,61 @@ export function resumeContainer(id: string, options: RuntimeOptions): void {
   cgroupFor(record, sys).thaw();
 }
 
-/** Pids of every process in the container's cgroup. */
+/** Pids of every process in the container's cgroup (a stopped one's too: see {@link killContainer}). */
 export function containerPids(id: string, options: RuntimeOptions): number[] {
   const sys = options.sys ?? libcSyscall();
-  const { record, status } = inspect(id, options);
-  if (status === "stopped") return [];
+  const { record } = inspect(id, options);
   return cgroupFor(record, sys).pids();
+}
+
+/** Options of {@link deleteContainer}. */
+export interface DeleteOptions extends RuntimeOptions {
+  /** Kill a running or paused container first; an unknown id is no error. */
+  force?: boolean;
+  /** The bundle's config: names the cgroup of a cut-short create that recorded none (removeAbandoned). */
+  spec?: Spec;
 }
 
 /**
  * Deletes a container: a stopped or created one always, a running or paused
  * one only with `force` (killed first). Removes its cgroup and state, then
- * runs poststop hooks. With `force`, an unknown id is not an error.
+ * runs poststop hooks. With `force`, an unknown id is not an error. It waits
+ * for a `create` of the same id in progress (see lockContainer), and removes
+ * what a killed one left.
  */
-export async function deleteContainer(
+export async function deleteContainer(id: string, options: DeleteOptions): Promise<void> {
+  const lock = await lockContainer(options.root, id, options);
+  let record: ContainerRecord | undefined;
+  try {
+    record = await deleteLocked(id, options);
+  } finally {
+    lock.release();
+  }
+  if (record) await runLateHooks("poststop", record.poststop, ociState(record, "stopped"), options);
+}
+
+/** The part of {@link deleteContainer} done under the container's lock; returns the record removed, if any. */
+async function deleteLocked(
   id: string,
-  options: RuntimeOptions & { force?: boolean },
-): Promise<void> {
+  options: DeleteOptions,
+): Promise<ContainerRecord | undefined> {
   const sys = options.sys ?? libcSyscall();
-  const warn = options.warn ?? defaultWarn;
   let record: ContainerRecord, status: Status;
   try {
     ({ record, status } = inspect(id, options));
   } catch (err) {
-    if (err instanceof NotFound) {
-      // A create that was killed before it wrote the record leaves the directory alone (runc
-      // removes it here too).
-      try {
-        Deno.removeSync(containerDir(options.root, id), { recursive: true });
-      } catch {
-        // there is none
-      }
-      if (options.force) return;
-    }
+    if (!(err instanceof NotFound)) throw err;
+    // Holding the lock, a directory without a record is what a killed create left (runc removes
+    // it here too).
+    await removeAbandoned(id, options);
+    if (options.force) return undefined;
     throw err;
   }
   if (!options.force) checkTransition(id, status, "delete");
   const cgroup = cgroupFor(record, sys);
-  if (status !== "stopped") {
+  // The processes a stopped container without its own PID namespace left go too, as with runc
+  // (with its own, the kernel killed them with its init).
+  if (status !== "stopped" || (record.ownPidNs !== true && cgroup.pids().length > 0)) {
     try {
       cgroup.signalAll(SIGNALS.SIGKILL!);
     } catch {
@@ -726,47 +888,33 @@ export async function deleteContainer(
   }
   remove(options.root, id);
   trace("delete: removed");
-  if (record.poststop?.length) {
-    try {
-      await (options.runHooks ?? runHooks)(
-        "poststop",
-        record.poststop,
-        ociState(record, "stopped"),
-      );
-    } catch (err) {
-      warn((err as Error).message);
-    }
-  }
+  return record;
 }
 
 /**
- * Removes what a create that was cut short left of container `id` (the
- * process creating it was killed: its cleanup never ran). With a state
- * record this is a forced delete. Without one, the init may still exist,
- * waiting for `start` on the exec fifo (it no longer dies with its parent once
- * it is ready): whatever is in the container's cgroup is killed, then the
- * cgroup and the state directory go. `spec` is the bundle's config, for its
- * cgroups path. Returns false when nothing of `id` was there.
+ * Removes what a create that was cut short left of container `id`, under its
+ * lock: no record, and the init may still exist, waiting for `start` on the
+ * exec fifo (it no longer dies with its parent once it is ready). Whatever is
+ * in the cgroup the create recorded as its own (saveCreating) is killed, then
+ * the cgroup and the state directory go. Without that record, `spec` (the
+ * bundle's config) names the cgroup, else no cgroup was made.
  */
-export async function removeIncomplete(
-  id: string,
-  options: RuntimeOptions & { spec?: Spec },
-): Promise<boolean> {
-  const dir = containerDir(options.root, id);
-  if (!exists(dir)) return false;
-  if (exists(join(dir, "state.json"))) {
-    await deleteContainer(id, { ...options, force: true });
-    return true;
-  }
+async function removeAbandoned(id: string, options: DeleteOptions): Promise<void> {
+  if (!exists(containerDir(options.root, id))) return;
   const sys = options.sys ?? libcSyscall();
-  const cgroupsPath = options.spec?.linux?.cgroupsPath;
-  const cgroup = cgroupManager({
-    id,
-    sys,
-    warn: options.warn ?? defaultWarn,
-    ...(cgroupsPath ? { cgroupsPath } : {}),
-  });
-  if (cgroupExists(cgroup)) {
+  const warn = options.warn ?? defaultWarn;
+  const creating = loadCreating(options.root, id);
+  const cgroupsPath = creating ? creating.cgroupsPath : options.spec?.linux?.cgroupsPath;
+  const cgroup = creating || options.spec
+    ? cgroupManager({
+      id,
+      sys,
+      warn,
+      ...(creating ? { paths: creating.cgroupPaths } : {}),
+      ...(cgroupsPath ? { cgroupsPath } : {}),
+    })
+    : undefined;
+  if (cgroup && cgroupExists(cgroup)) {
     try {
       cgroup.signalAll(SIGNALS.SIGKILL!);
     } catch {
@@ -776,6 +924,21 @@ export async function removeIncomplete(
     cgroup.destroy();
   }
   remove(options.root, id);
+}
+
+/**
+ * Removes what a create that was cut short left of container `id` (the
+ * process creating it was killed: its cleanup never ran). With a state
+ * record this is a forced delete; without one, see removeAbandoned. `spec` is
+ * the bundle's config, for its cgroups path. Returns false when nothing of
+ * `id` was there.
+ */
+export async function removeIncomplete(
+  id: string,
+  options: RuntimeOptions & { spec?: Spec },
+): Promise<boolean> {
+  if (!exists(containerDir(options.root, id))) return false;
+  await deleteContainer(id, { ...options, force: true });
   return true;
 }
 

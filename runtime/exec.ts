@@ -28,7 +28,7 @@ import type { RuntimeOptions } from "./container.ts";
 import { inspect } from "./container.ts";
 import { attachTerminal, closeOtherFds, prepareProcess, readSync, sendSync } from "./init.ts";
 import { loadSpec, planProcess } from "./plan.ts";
-import type { Process } from "./spec.ts";
+import type { Capabilities, Process } from "./spec.ts";
 
 /** Options of {@link execInContainer}. */
 export interface ExecOptions extends RuntimeOptions {
@@ -73,8 +73,12 @@ export function execProcess(base: Process | undefined, overrides: {
   if (overrides.user) process.user = { ...overrides.user };
   if (overrides.noNewPrivileges) process.noNewPrivileges = true;
   if (overrides.capabilities?.length) {
+    // As runc since 1.1.2 (CVE-2022-29162): never into the inheritable set, and into the ambient
+    // one only when the container's process has an inheritable set, which ambient needs.
     const caps = { ...process.capabilities };
-    for (const set of ["bounding", "effective", "permitted", "inheritable", "ambient"] as const) {
+    const sets: (keyof Capabilities)[] = ["bounding", "effective", "permitted"];
+    if (caps.inheritable !== undefined) sets.push("ambient");
+    for (const set of sets) {
       caps[set] = [...new Set([...(caps[set] ?? []), ...overrides.capabilities])];
     }
     process.capabilities = caps;

@@ -222,7 +222,12 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
   const joins = plan.join.map((j, i) => ({ ...j, fd: ctx.joinFds[i]! }))
     .sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
   for (const j of joins) {
-    sys.setns(j.fd, j.flag);
+    try {
+      sys.setns(j.fd, j.flag);
+    } catch (err) {
+      if (!(err instanceof SyscallError)) throw err;
+      throw new SyscallError("setns", err.errno, `${j.path} (${j.type} namespace)`, { cause: err });
+    }
     sys.close(j.fd);
   }
   const early = plan.unshareFlags & ~CLONE_NEWCGROUP;
@@ -273,6 +278,16 @@ function runInit(plan: InitPlan, ctx: InitContext, closedSync: () => void): void
     // Propagation for the new "/" itself: pivot_root needs it private or slave until now.
     if (plan.rootPropagation & MS_SHARED) sys.mount(null, "/", null, plan.rootPropagation, null);
     trace("init: pivoted");
+    // A missing cwd is made, as runc does, before the root may turn read-only; "/" is the
+    // container's root by now.
+    if (fileType(sys, plan.process.cwd) === undefined) {
+      const root = openRoot(sys, "/");
+      try {
+        sys.close(mkdirAllInRoot(root, plan.process.cwd));
+      } finally {
+        closeRoot(root);
+      }
+    }
     if (plan.process.terminal) setupConsole(sys, plan, ctx);
     for (const dest of remountReadonly) remountRo(sys, dest, 0);
     if (plan.readonlyRoot) remountRo(sys, "/", 0);
@@ -915,7 +930,12 @@ export function attachTerminal(
   const { master, slavePath } = sys.openPty("/dev/ptmx");
   if (size) sys.setWinsize(master, size);
   beforeSend?.(slavePath);
-  sys.sendFds(consoleSocketFd, encoder.encode(slavePath), [master]);
+  try {
+    sys.sendFds(consoleSocketFd, encoder.encode(slavePath), [master]);
+  } catch (err) {
+    if (!(err instanceof SyscallError) || err.errnoName !== "EPIPE") throw err;
+    throw new Error("send the pty master to the console socket: EPIPE (its other end was closed)");
+  }
   sys.close(master);
   sys.close(consoleSocketFd);
   const slave = sys.open(slavePath, O_RDWR | O_CLOEXEC);

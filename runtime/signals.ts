@@ -7,12 +7,16 @@
 import { SIGNALS, SIGRTMAX, SIGRTMIN } from "../ffi/constants.ts";
 import { InvalidArgument } from "../errors.ts";
 
-/** Parses a signal name or number; an unknown one is an InvalidArgument naming it. */
-export function parseSignal(value: string): number {
+/**
+ * Parses a signal name or number; an unknown one is an InvalidArgument naming
+ * it. With `zero`, 0 is taken too: kill(2) then only checks that the process
+ * exists (`runc kill ID 0`, a liveness probe).
+ */
+export function parseSignal(value: string, options: { zero?: boolean } = {}): number {
   const v = value.trim();
   if (/^\d+$/.test(v)) {
     const n = Number(v);
-    if (n >= 1 && n <= SIGRTMAX) return n;
+    if ((n >= 1 || (n === 0 && options.zero)) && n <= SIGRTMAX) return n;
     throw new InvalidArgument(`Invalid signal: ${JSON.stringify(value)} is out of range`);
   }
   const upper = v.toUpperCase();

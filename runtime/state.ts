@@ -7,7 +7,11 @@
  * @module
  */
 
-import { join } from "../util/path.ts";
+import { dirname, join } from "../util/path.ts";
+import { O_CLOEXEC, O_CREAT, O_RDWR } from "../ffi/constants.ts";
+import { libcSyscall } from "../ffi/libc.ts";
+import { type Syscall, SyscallError } from "../ffi/syscall.ts";
+import { lockExclusive } from "./lock.ts";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../errors.ts";
 import type { Hook, State, Status } from "./spec.ts";
 import { OCI_VERSION } from "../version.ts";
@@ -34,6 +38,11 @@ export interface ContainerRecord {
   owner: number;
   /** Whether the process got a terminal. */
   terminal: boolean;
+  /**
+   * True when the container made its own PID namespace (absent in records of
+   * older versions): without one, its other processes outlive its init.
+   */
+  ownPidNs?: boolean;
 }
 
 /** Default state directory, like runc's /run/runc. */
@@ -60,10 +69,32 @@ export function fifoPath(root: string, id: string): string {
   return join(root, id, "exec.fifo");
 }
 
+/** What a state directory (`--root`) that is a file, or under one, gives: an error that says so. */
+function rootError(root: string, err: unknown): unknown {
+  if (
+    err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.AlreadyExists ||
+    isErrno(err, "ENOTDIR")
+  ) {
+    return new InvalidArgument(
+      `Cannot use the state directory ${root}: it, or a directory above it, is not a directory`,
+      { cause: err },
+    );
+  }
+  return err;
+}
+
+function makeRoot(root: string): void {
+  try {
+    Deno.mkdirSync(root, { recursive: true, mode: 0o711 });
+  } catch (err) {
+    throw rootError(root, err);
+  }
+}
+
 /** Creates the container's directory; AlreadyExists when the id is taken. */
 export function reserve(root: string, id: string): string {
   validateId(id);
-  Deno.mkdirSync(root, { recursive: true, mode: 0o711 });
+  makeRoot(root);
   const dir = containerDir(root, id);
   try {
     Deno.mkdirSync(dir, { mode: 0o711 });
@@ -74,6 +105,104 @@ export function reserve(root: string, id: string): string {
     throw err;
   }
   return dir;
+}
+
+/** Where the locks of {@link lockContainer} live: "@" is not allowed in an id, so no container's directory has this name. */
+const LOCKS = "@locks";
+
+/** A lock taken with {@link lockContainer}. */
+export interface ContainerLock {
+  /** Lets the next operation on the container in; removes the lock file when the container is gone. */
+  release(): void;
+}
+
+/**
+ * Takes the lock of container `id`: an exclusive flock(2) on
+ * `<root>/@locks/<id>`, waiting while another process (or another request of
+ * this one) holds it. `create` holds it from before the container's
+ * directory exists until its record is written (or, on failure, removed),
+ * and `start`, `kill` and `delete` while they act, so that none of them sees
+ * another half done: a `delete` waits for the `create` it races, two
+ * `start`s or `delete`s run one after the other. The kernel releases it when
+ * its holder dies: a container directory without a record whose lock is free
+ * is what a killed `create` left.
+ */
+export async function lockContainer(
+  root: string,
+  id: string,
+  options: { sys?: Syscall } = {},
+): Promise<ContainerLock> {
+  validateId(id);
+  const sys = options.sys ?? libcSyscall();
+  const path = join(root, LOCKS, id);
+  const held = await lockExclusive(sys, path, () => {
+    for (;;) {
+      try {
+        return sys.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
+      } catch (err) {
+        if (!isErrno(err, "ENOENT")) throw rootError(root, err);
+      }
+      // No lock directory yet: make it.
+      makeRoot(root);
+      try {
+        sys.mkdir(dirname(path), 0o700);
+      } catch (err) {
+        if (!isErrno(err, "EEXIST")) throw rootError(root, err);
+      }
+    }
+  });
+  return {
+    release() {
+      // Only a lock holder makes the container's directory: without one now, the container is gone,
+      // and so goes its lock file. (The lock directory stays: the next create needs it.)
+      if (!existsAt(sys, containerDir(root, id))) {
+        try {
+          sys.unlink(path);
+        } catch {
+          // a lock file left is harmless: the next holder uses it
+        }
+      }
+      held.release();
+    },
+  };
+}
+
+function isErrno(err: unknown, name: string): boolean {
+  return err instanceof SyscallError && err.errnoName === name;
+}
+
+/** Whether `path` exists, asked through the system-call layer (cheaper than Deno's errors). */
+function existsAt(sys: Syscall, path: string): boolean {
+  try {
+    sys.stat(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return false;
+    throw err;
+  }
+}
+
+/** The cgroup a create has made its own, written before its init joins it (file `cgroup.json`). */
+export interface CreatingCgroup {
+  cgroupPaths: Record<string, string>;
+  cgroupsPath?: string;
+}
+
+/**
+ * Where a create records its container's cgroup (a {@link CreatingCgroup}),
+ * so that what a killed create left can be removed.
+ */
+export function creatingPath(root: string, id: string): string {
+  return join(containerDir(root, id), "cgroup.json");
+}
+
+/** What a create recorded at {@link creatingPath}, if it did. */
+export function loadCreating(root: string, id: string): CreatingCgroup | undefined {
+  try {
+    return JSON.parse(Deno.readTextFileSync(creatingPath(root, id)));
+  } catch {
+    return undefined;
+  }
 }
 
 /** Writes state.json atomically. */
@@ -94,7 +223,7 @@ export function load(root: string, id: string): ContainerRecord {
     if (err instanceof Deno.errors.NotFound) {
       throw new NotFound(`Container ${JSON.stringify(id)} does not exist`);
     }
-    throw err;
+    throw rootError(root, err);
   }
   return JSON.parse(text) as ContainerRecord;
 }
@@ -114,14 +243,18 @@ export function listIds(root: string): string[] {
       }
     }
   } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    if (!(err instanceof Deno.errors.NotFound)) throw rootError(root, err);
   }
   return ids.sort();
 }
 
-/** Removes a container's directory. */
+/** Removes a container's directory (gone already is fine). */
 export function remove(root: string, id: string): void {
-  Deno.removeSync(containerDir(root, id), { recursive: true });
+  try {
+    Deno.removeSync(containerDir(root, id), { recursive: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
 }
 
 /** Start time (clock ticks since boot) and state letter of a process, or undefined when it does not exist. */

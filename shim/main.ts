@@ -145,7 +145,7 @@ export async function main(argv: string[]): Promise<number> {
           throw new InvalidArgument("Invalid shim request: signal must be a number");
         }
         const execId = optStr(p, "execId");
-        return service.kill(str(p, "namespace"), str(p, "id"), signal, {
+        return await service.kill(str(p, "namespace"), str(p, "id"), signal, {
           all: p.all === true,
           ...(execId ? { execId } : {}),
         });

@@ -578,12 +578,12 @@ export class ShimService {
   }
 
   /** Sends a signal to the container's init (or every process with `all`), or to an exec'd process. */
-  kill(
+  async kill(
     namespace: string,
     id: string,
     signal: number,
     options: { all?: boolean; execId?: string } = {},
-  ): void {
+  ): Promise<void> {
     const live = this.#get(namespace, id);
     if (options.execId) {
       const exec = live.execs.get(options.execId);
@@ -612,7 +612,7 @@ export class ShimService {
         `Cannot kill container ${JSON.stringify(id)}: it is not running`,
       );
     }
-    killContainer(this.#runtimeId(namespace, id), signal, {
+    await killContainer(this.#runtimeId(namespace, id), signal, {
       ...this.#runtime(),
       all: options.all === true,
     });

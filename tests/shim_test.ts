@@ -357,7 +357,9 @@ Deno.test({
         await waitFor(() => gone(pid), 5000, `init ${pid} to be gone`);
       }
       assertEquals(mountsUnder(`${group}/bundles`), []);
-      assertEquals([...Deno.readDirSync(`${group}/runtime`)], []);
+      // The runtime's lock directory stays (runtime/state.ts lockContainer), empty.
+      assertEquals([...Deno.readDirSync(`${group}/runtime`)].map((e) => e.name), ["@locks"]);
+      assertEquals([...Deno.readDirSync(`${group}/runtime/@locks`)], []);
       assertEquals([...Deno.readDirSync(`${group}/bundles/default`)], []);
       assertEquals(await t.client.call("list", {}), []);
 

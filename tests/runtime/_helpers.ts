@@ -96,3 +96,24 @@ export async function eventually(
 export async function statusOf(t: RuntimeTest, id: string): Promise<string> {
   return JSON.parse(await t.ok(["state", id])).status;
 }
+
+/** True once `pid` has exited (a zombie has: its reaper, outside the test, may not have reaped it yet). */
+export async function exited(pid: number): Promise<boolean> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
+
+/** Kills what a test started and the runtime should have ended (hooks, inits, leftovers), so that a failing test cleans up after itself. */
+export function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // gone, as it should be
+    }
+  }
+}

@@ -112,3 +112,53 @@ Deno.test({
       await refused(t, /executable file not found in \$PATH/);
     }),
 });
+
+Deno.test({
+  name: "runtime create names a namespace path that is not a namespace of its type",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["true"] }, async (t) => {
+      const join = (type: string, path: string) =>
+        editSpec(t.bundle, (s) => {
+          s.linux!.namespaces = s.linux!.namespaces!.map((
+            n,
+          ) => (n.type === type ? { type, path } : n));
+        });
+      // A file that is no namespace: setns said only "setns fd 23: EINVAL".
+      await join("network", "/etc/hostname");
+      await refused(
+        t,
+        /Invalid linux\.namespaces path \/etc\/hostname: not a network namespace \(not a namespace file\)/,
+      );
+      await join("network", "/proc/self/ns/uts");
+      await refused(
+        t,
+        /path \/proc\/self\/ns\/uts: not a network namespace \(it is a uts namespace\)/,
+      );
+      await join("network", "/proc/self/ns/net");
+      await join("pid", "/etc/hostname");
+      await refused(t, /path \/etc\/hostname: not a pid namespace \(not a namespace file\)/);
+    }),
+});
+
+Deno.test({
+  name: "runtime create names a --pid-file whose directory is missing, and a --root that is a file",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["true"] }, async (t) => {
+      const pidFile = await t.rt(["create", "--pid-file", `${t.dir}/nodir/pid`, "c1"]);
+      assertEquals(pidFile.code, 1);
+      assertMatch(pidFile.stderr, /Write pid file .*\/nodir\/pid: its directory does not exist\n$/);
+      assertEquals((await t.rt(["list", "-q"])).stdout, "");
+      // --root naming a file: every command says so (it said "File exists (os error 17): mkdir").
+      await Deno.writeTextFile(`${t.dir}/rootfile`, "");
+      for (const args of [["create", "c1"], ["state", "c1"], ["delete", "c1"], ["list"]]) {
+        const r = await t.rt(["--root", `${t.dir}/rootfile`, ...args]);
+        assertEquals(r.code, 1, args.join(" "));
+        assertMatch(
+          r.stderr,
+          /Cannot use the state directory .*\/rootfile: it, or a directory above it, is not a directory/,
+        );
+      }
+    }),
+});

@@ -79,6 +79,30 @@ Deno.test({
 });
 
 Deno.test({
+  name: "create names a console socket whose other end closed before the pty master was sent",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["true"], terminal: true }, async (t) => {
+      const sock = `${t.dir}/console.sock`;
+      const listener = Deno.listen({ transport: "unix", path: sock });
+      try {
+        const closer = (async () => (await listener.accept()).close())();
+        const r = await t.rt(["create", "--console-socket", sock, "c1"]);
+        await closer;
+        assertEquals(r.code, 1);
+        // It said "sendmsg fd 23: EPIPE".
+        assertMatch(
+          r.stderr,
+          /Cannot create container "c1": send the pty master to the console socket: EPIPE \(its other end was closed\)/,
+        );
+        assertEquals((await t.rt(["list", "-q"])).stdout, "");
+      } finally {
+        listener.close();
+      }
+    }),
+});
+
+Deno.test({
   name: "run relays a terminal process through its own pty when it has no console socket",
   ignore,
   fn: () =>

@@ -64,6 +64,32 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "runtime exec --cap raises the capability without putting it in the inheritable or ambient set (CVE-2022-29162)",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["sleep", "1000"] }, async (t) => {
+      await t.ok(["run", "-d", "c1"]);
+      const caps = async (user: string[], cap: string) =>
+        Object.fromEntries(
+          (await t.ok(["exec", ...user, "--cap", cap, "c1", "grep", "^Cap", "/proc/self/status"]))
+            .trim().split("\n").map((line) => line.split(/:\s+/) as [string, string]),
+        );
+      // As runc >= 1.1.2: a non-root process keeps no capability across its execve.
+      const user = await caps(["--user", "1000:1000"], "CAP_NET_RAW");
+      assertEquals([user.CapInh, user.CapEff, user.CapAmb], [
+        "0".repeat(16),
+        "0".repeat(16),
+        "0".repeat(16),
+      ]);
+      // Root gets it effective (bit 21), still not inheritable or ambient.
+      const root = await caps([], "CAP_SYS_ADMIN");
+      assertEquals(BigInt(`0x${root.CapEff}`) & (1n << 21n), 1n << 21n);
+      assertEquals([root.CapInh, root.CapAmb], ["0".repeat(16), "0".repeat(16)]);
+    }),
+});
+
+Deno.test({
   name: "runtime exec -d returns at once and writes the pid file",
   ignore,
   fn: () =>

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
-import { requires } from "../harness.ts";
-import { eventually, statusOf, withRuntime } from "./_helpers.ts";
+import { requires, runDetached, TUG } from "../harness.ts";
+import { eventually, exited, killAll, statusOf, withRuntime } from "./_helpers.ts";
 
 const ignore = requires("root", "busybox", "tug", "cgroup1");
 
@@ -138,6 +138,24 @@ Deno.test({
 });
 
 Deno.test({
+  name: "runtime kill ID 0 succeeds while the container runs and says when it is not running",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["sleep", "1000"] }, async (t) => {
+      await t.ok(["create", "c1"]);
+      await t.ok(["kill", "c1", "0"]); // created: the init exists
+      await t.ok(["start", "c1"]);
+      await t.ok(["kill", "c1", "0"]);
+      assertEquals(await statusOf(t, "c1"), "running"); // signal 0 is only a check
+      await t.ok(["kill", "c1", "KILL"]);
+      await eventually(async () => (await statusOf(t, "c1")) === "stopped", 5000, "stopped");
+      const stopped = await t.rt(["kill", "c1", "0"]);
+      assertEquals(stopped.code, 1);
+      assertMatch(stopped.stderr, /Cannot kill container "c1": it is not running/);
+    }),
+});
+
+Deno.test({
   name: "runtime pause freezes the container and resume thaws it",
   ignore,
   fn: () =>
@@ -193,5 +211,81 @@ Deno.test({
       await t.ok(["kill", "--all", "c1", "KILL"]);
       await eventually(async () => (await statusOf(t, "c1")) === "stopped", 5000, "stopped");
       assertEquals(JSON.parse(await t.ok(["ps", "--format", "json", "c1"])), []);
+    }),
+});
+
+Deno.test({
+  name:
+    "runtime ps, kill --all and delete reach what the init of a container without its own PID namespace left",
+  ignore,
+  fn: () =>
+    withRuntime({
+      args: ["sh", "-c", "sleep 1000 & exit 0"],
+      modify: (s) => (s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== "pid")),
+    }, async (t) => {
+      const started: number[] = [];
+      const leftover = async (id: string) => {
+        await eventually(async () => (await statusOf(t, id)) === "stopped", 5000, "stopped");
+        const pids: number[] = JSON.parse(await t.ok(["ps", "--format", "json", id]));
+        const cgroup = JSON.parse(await Deno.readTextFile(`${t.root}/${id}/state.json`))
+          .cgroupPaths.pids;
+        started.push(
+          ...(await Deno.readTextFile(`${cgroup}/cgroup.procs`)).split("\n").filter(Boolean).map(
+            Number,
+          ),
+        );
+        assertEquals(pids.length, 1);
+        assertStringIncludes(await Deno.readTextFile(`/proc/${pids[0]}/cmdline`), "sleep");
+        return pids[0]!;
+      };
+      try {
+        // As runc: ps lists it, kill --all signals it although the container is stopped.
+        await t.ok(["run", "-d", "c1"]);
+        const first = await leftover("c1");
+        assertStringIncludes(await t.ok(["ps", "c1"]), "sleep 1000");
+        await t.ok(["kill", "--all", "c1", "KILL"]);
+        await eventually(() => exited(first), 5000, "leftover killed");
+        assertEquals(JSON.parse(await t.ok(["ps", "--format", "json", "c1"])), []);
+        await t.ok(["kill", "--all", "c1", "KILL"]); // nothing left to signal: still fine, as runc
+        await t.ok(["delete", "c1"]);
+        // delete (without --force: the container is stopped) kills what is left, as runc's does.
+        await t.ok(["run", "-d", "c2"]);
+        const second = await leftover("c2");
+        await t.ok(["delete", "c2"]);
+        assert(await exited(second), "delete left the leftover running");
+        assertEquals((await t.rt(["list", "-q"])).stdout, "");
+      } finally {
+        killAll(started);
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "runtime run of a container without its own PID namespace returns its init's exit code and removes what it left",
+  ignore,
+  fn: () =>
+    withRuntime({
+      args: ["sh", "-c", "sleep 1000 & echo $! > /leftover; exit 3"],
+      modify: (s) => {
+        s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== "pid");
+        s.root!.readonly = false;
+      },
+    }, async (t) => {
+      const leftover = `${t.bundle}/rootfs/leftover`;
+      try {
+        // The leftover holds run's stdout: wait for run's exit, not for the end of its output.
+        const r = await runDetached(TUG, ["runtime", "--root", t.root, "run", "c1"], {
+          cwd: t.bundle,
+          timeout: 20_000,
+        });
+        assertEquals([r.code, r.stderr], [3, ""]);
+        assertEquals((await t.rt(["list", "-q"])).stdout, "");
+        const pid = Number(await Deno.readTextFile(leftover));
+        assert(await exited(pid), "run left the leftover running");
+      } finally {
+        const pid = await Deno.readTextFile(leftover).then(Number, () => 0);
+        if (pid > 0) killAll([pid]);
+      }
     }),
 });

@@ -39,6 +39,27 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "a missing cwd is made inside the container's root, before it turns read-only, also through a symlink",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["pwd"] }, async (t) => {
+      const outside = `${t.dir}/outside`;
+      await Deno.mkdir(outside);
+      // An absolute symlink to a host path: inside the container it leads to <rootfs>/<that path>.
+      await Deno.symlink(outside, `${t.bundle}/rootfs/link`);
+      await editSpec(t.bundle, (s) => (s.process!.cwd = "/work/dir"));
+      assertEquals(await t.ok(["run", "c1"]), "/work/dir\n");
+      assert((await Deno.stat(`${t.bundle}/rootfs/work/dir`)).isDirectory);
+      await editSpec(t.bundle, (s) => (s.process!.cwd = "/link/sub"));
+      // pwd prints the path with the link resolved: the same string as the host's, in the rootfs.
+      assertEquals(await t.ok(["run", "c1"]), `${outside}/sub\n`);
+      assert((await Deno.stat(`${t.bundle}/rootfs${outside}/sub`)).isDirectory);
+      assertEquals([...Deno.readDirSync(outside)], []);
+    }),
+});
+
+Deno.test({
   name: "the process runs with the spec's uid, gid, groups, umask and cwd",
   ignore,
   fn: () =>
