@@ -328,8 +328,8 @@ const SUBCOMMANDS: Record<string, Sub> = {
     flags: HELP,
     usage: "pause ID",
     summary: "freeze every process of the container",
-    run: (args, options) => {
-      pauseContainer(id(args, "pause"), options);
+    run: async (args, options) => {
+      await pauseContainer(id(args, "pause"), options);
       return 0;
     },
   },
@@ -337,8 +337,8 @@ const SUBCOMMANDS: Record<string, Sub> = {
     flags: HELP,
     usage: "resume ID",
     summary: "thaw a paused container",
-    run: (args, options) => {
-      resumeContainer(id(args, "resume"), options);
+    run: async (args, options) => {
+      await resumeContainer(id(args, "resume"), options);
       return 0;
     },
   },

@@ -791,20 +791,32 @@ function killLocked(id: string, signal: number, options: RuntimeOptions & { all?
   if (status === "paused" && signal === SIGNALS.SIGKILL) cgroup.thaw();
 }
 
-/** Freezes every process of a running container. */
-export function pauseContainer(id: string, options: RuntimeOptions): void {
-  const sys = options.sys ?? libcSyscall();
-  const { record, status } = inspect(id, options);
-  checkTransition(id, status, "pause");
-  cgroupFor(record, sys).freeze();
+/** Freezes every process of a running container, under its lock (a racing delete goes first or after). */
+export async function pauseContainer(id: string, options: RuntimeOptions): Promise<void> {
+  await freezeLocked(id, "pause", options);
 }
 
-/** Thaws a paused container. */
-export function resumeContainer(id: string, options: RuntimeOptions): void {
-  const sys = options.sys ?? libcSyscall();
-  const { record, status } = inspect(id, options);
-  checkTransition(id, status, "resume");
-  cgroupFor(record, sys).thaw();
+/** Thaws a paused container, under its lock. */
+export async function resumeContainer(id: string, options: RuntimeOptions): Promise<void> {
+  await freezeLocked(id, "resume", options);
+}
+
+async function freezeLocked(
+  id: string,
+  operation: "pause" | "resume",
+  options: RuntimeOptions,
+): Promise<void> {
+  const lock = await lockContainer(options.root, id, options);
+  try {
+    const sys = options.sys ?? libcSyscall();
+    const { record, status } = inspect(id, options);
+    checkTransition(id, status, operation);
+    const cgroup = cgroupFor(record, sys);
+    if (operation === "pause") cgroup.freeze();
+    else cgroup.thaw();
+  } finally {
+    lock.release();
+  }
 }
 
 /** Pids of every process in the container's cgroup (a stopped one's too: see {@link killContainer}). */

@@ -151,9 +151,9 @@ export async function main(argv: string[]): Promise<number> {
         });
       }
       case "pause":
-        return service.pause(str(p, "namespace"), str(p, "id"));
+        return await service.pause(str(p, "namespace"), str(p, "id"));
       case "resume":
-        return service.resume(str(p, "namespace"), str(p, "id"));
+        return await service.resume(str(p, "namespace"), str(p, "id"));
       case "ps":
         return service.ps(str(p, "namespace"), str(p, "id"));
       case "stats":

@@ -618,17 +618,17 @@ export class ShimService {
     });
   }
 
-  pause(namespace: string, id: string): void {
+  async pause(namespace: string, id: string): Promise<void> {
     const live = this.#get(namespace, id);
-    pauseContainer(this.#runtimeId(namespace, id), this.#runtime());
+    await pauseContainer(this.#runtimeId(namespace, id), this.#runtime());
     live.record.status = "paused";
     this.#save(live.record);
     this.#publish({ topic: "/tasks/paused", namespace, id });
   }
 
-  resume(namespace: string, id: string): void {
+  async resume(namespace: string, id: string): Promise<void> {
     const live = this.#get(namespace, id);
-    resumeContainer(this.#runtimeId(namespace, id), this.#runtime());
+    await resumeContainer(this.#runtimeId(namespace, id), this.#runtime());
     live.record.status = "running";
     this.#save(live.record);
     this.#publish({ topic: "/tasks/resumed", namespace, id });

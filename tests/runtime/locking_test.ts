@@ -204,3 +204,44 @@ Deno.test({
       }
     }),
 });
+
+/**
+ * Runs `command` and a `delete --force` of c1 while the test holds its lock: both wait. Once it is
+ * released the delete always succeeds; `command` comes before it or after it. Returns `command`'s
+ * result.
+ */
+async function raceDelete(t: RuntimeTest, command: string[]) {
+  const held = await holdLock(t, "c1");
+  const both = concurrently(t, [command, ["delete", "--force", "c1"]]);
+  try {
+    await waitersReach(`${t.root}/@locks/c1`, 2);
+    assertEquals(both.ended, [false, false]);
+  } finally {
+    held.close();
+  }
+  const [r, del] = await both.results;
+  assertEquals([del!.code, del!.stderr], [0, ""]);
+  assertEquals((await t.rt(["list", "-q"])).stdout, "");
+  return r!;
+}
+
+/** The error of a command that came after the delete: what a later call gets. */
+const GONE = /^tug runtime: Container "c1" does not exist\n$/;
+
+Deno.test({
+  name:
+    "runtime pause and resume wait while another command holds the container; racing a delete, they act before it or find no container",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["sleep", "1000"] }, async (t) => {
+      // Before, they took no lock: a pause could freeze the cgroup the delete was removing (a
+      // freezer ENOENT), or leave state saying "paused" of a container being killed.
+      await t.ok(["run", "-d", "c1"]);
+      let r = await raceDelete(t, ["pause", "c1"]);
+      if (r.code !== 0) assertMatch(r.stderr, GONE);
+      await t.ok(["run", "-d", "c1"]);
+      await t.ok(["pause", "c1"]);
+      r = await raceDelete(t, ["resume", "c1"]);
+      if (r.code !== 0) assertMatch(r.stderr, GONE);
+    }),
+});
