@@ -28,6 +28,7 @@ import type { RuntimeOptions } from "./container.ts";
 import { inspect } from "./container.ts";
 import { attachTerminal, closeOtherFds, prepareProcess, readSync, sendSync } from "./init.ts";
 import { loadSpec, planProcess } from "./plan.ts";
+import { initAlive, lockContainer } from "./state.ts";
 import type { Capabilities, Process } from "./spec.ts";
 
 /** Options of {@link execInContainer}. */
@@ -92,6 +93,27 @@ export function execProcess(base: Process | undefined, overrides: {
  * pid, a child of the caller; errors in the set-up reject with their cause.
  */
 export async function execInContainer(id: string, options: ExecOptions): Promise<{ pid: number }> {
+  // Held until the exec stage is in the container's cgroup (or has failed): a delete racing it
+  // goes first (then this finds no container) or after (then it kills the stage or the process with
+  // the rest). runc takes no lock here, and its exec can land in a cgroup its delete is removing.
+  const lock = await lockContainer(options.root, id, options);
+  let held = true;
+  const release = () => {
+    if (held) lock.release();
+    held = false;
+  };
+  try {
+    return await execLocked(id, options, release);
+  } finally {
+    release();
+  }
+}
+
+async function execLocked(
+  id: string,
+  options: ExecOptions,
+  joined: () => void,
+): Promise<{ pid: number }> {
   const sys = options.sys ?? libcSyscall();
   const warn = options.warn ?? ((m: string) => console.error(`tug runtime: warning: ${m}`));
   const { record, status } = inspect(id, options);
@@ -119,17 +141,27 @@ export async function execInContainer(id: string, options: ExecOptions): Promise
     const joins: { type: string; flag: number; fd: number }[] = [];
     for (const type of JOIN_ORDER) {
       const file = NAMESPACES[type]!.file;
-      let theirs: string;
+      let ours: string;
       try {
-        theirs = Deno.readLinkSync(`/proc/${record.pid}/ns/${file}`);
+        ours = Deno.readLinkSync(`/proc/self/ns/${file}`);
       } catch {
         continue; // a namespace type this kernel lacks
       }
-      if (theirs === Deno.readLinkSync(`/proc/self/ns/${file}`)) continue;
-      const fd = sys.open(`/proc/${record.pid}/ns/${file}`, O_RDONLY | O_CLOEXEC);
+      // The init may exit meanwhile: then it has no namespaces to read (this joined none of them
+      // and ran the process in ours) and its pid may be another process's.
+      let theirs: string, fd: number;
+      try {
+        theirs = Deno.readLinkSync(`/proc/${record.pid}/ns/${file}`);
+        if (theirs === ours) continue;
+        fd = sys.open(`/proc/${record.pid}/ns/${file}`, O_RDONLY | O_CLOEXEC);
+      } catch {
+        throw stopped(id);
+      }
       fds.push(fd);
       joins.push({ type, flag: NAMESPACES[type]!.flag, fd });
     }
+    // The fds hold the namespaces: they are the init's if it is still the same process.
+    if (!initAlive(record)) throw stopped(id);
     let consoleSocketFd = options.consoleSocketFd;
     if (consoleSocketFd === undefined && options.consoleSocket) {
       consoleSocketFd = sys.connectUnix(options.consoleSocket);
@@ -175,6 +207,7 @@ export async function execInContainer(id: string, options: ExecOptions): Promise
     for (;;) {
       const msg = readSync(sys, syncParent);
       if (msg === undefined) break;
+      if (msg.t === "joined") joined();
       if (msg.t === "warn") warn(msg.m);
       if (msg.t === "error") {
         try {
@@ -193,6 +226,10 @@ export async function execInContainer(id: string, options: ExecOptions): Promise
   }
 }
 
+function stopped(id: string): FailedPrecondition {
+  return new FailedPrecondition(`Cannot exec in container ${JSON.stringify(id)}: it is stopped`);
+}
+
 interface StageTask {
   cgroupPaths: string[];
   joins: { type: string; flag: number; fd: number }[];
@@ -209,6 +246,7 @@ function execStage(sys: Syscall, ctx: Parameters<typeof closeOtherFds>[1], task:
     // Before anything of ours enters the container: no /proc/<pid>/mem or exe for its processes.
     sys.prctl(PR_SET_DUMPABLE, 0);
     for (const dir of task.cgroupPaths) sys.writeFile(`${dir}/cgroup.procs`, "0");
+    sendSync(sys, ctx.syncFd, { t: "joined" });
     for (const j of task.joins) {
       sys.setns(j.fd, j.flag);
       sys.close(j.fd);

@@ -121,9 +121,10 @@ export interface ContainerLock {
  * `<root>/@locks/<id>`, waiting while another process (or another request of
  * this one) holds it. `create` holds it from before the container's
  * directory exists until its record is written (or, on failure, removed),
- * and `start`, `kill` and `delete` while they act, so that none of them sees
- * another half done: a `delete` waits for the `create` it races, two
- * `start`s or `delete`s run one after the other. The kernel releases it when
+ * and `start`, `kill`, `pause`, `resume`, `delete` and an `exec`'s set-up
+ * while they act, so that none of them sees another half done: a `delete`
+ * waits for the `create` it races, two `start`s or `delete`s run one after
+ * the other. `state`, `ps` and `list` only read, without it. The kernel releases it when
  * its holder dies: a container directory without a record whose lock is free
  * is what a killed `create` left.
  */

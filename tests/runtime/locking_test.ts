@@ -245,3 +245,23 @@ Deno.test({
       if (r.code !== 0) assertMatch(r.stderr, GONE);
     }),
 });
+
+Deno.test({
+  name:
+    "runtime exec waits while another command holds the container; racing a delete, its process dies with the container or it finds none",
+  ignore,
+  fn: () =>
+    withRuntime({ args: ["sleep", "1000"] }, async (t) => {
+      await t.ok(["run", "-d", "c1"]);
+      const pidFile = `${t.dir}/exec.pid`;
+      const r = await raceDelete(t, ["exec", "--pid-file", pidFile, "c1", "sleep", "1000"]);
+      const ran = await Deno.stat(pidFile).then(() => true, () => false);
+      if (ran) {
+        // exec came first: its process was in the cgroup, and the delete killed it with the rest.
+        assertEquals(r.code, 137);
+        assert(await exited(Number(await Deno.readTextFile(pidFile))), "the exec'd process lives");
+      } else {
+        assertMatch(r.stderr, GONE);
+      }
+    }),
+});
