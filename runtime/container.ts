@@ -74,6 +74,7 @@ import {
   remove,
   reserve,
   save,
+  withContainerLock,
 } from "./state.ts";
 
 /** Options every operation takes. */
@@ -690,13 +691,7 @@ export function containerState(id: string, options: RuntimeOptions): State {
 
 /** Lets a created container run: opens the exec fifo so the init execs the process, then runs poststart hooks. */
 export async function startContainer(id: string, options: RuntimeOptions): Promise<void> {
-  const lock = await lockContainer(options.root, id, options);
-  let record: ContainerRecord;
-  try {
-    record = startLocked(id, options);
-  } finally {
-    lock.release();
-  }
+  const record = await withContainerLock(options.root, id, options, () => startLocked(id, options));
   trace("start: started");
   await runLateHooks("poststart", record.poststart, ociState(record, "running"), options);
 }
@@ -766,12 +761,7 @@ export async function killContainer(
   signal: number,
   options: RuntimeOptions & { all?: boolean },
 ): Promise<void> {
-  const lock = await lockContainer(options.root, id, options);
-  try {
-    killLocked(id, signal, options);
-  } finally {
-    lock.release();
-  }
+  await withContainerLock(options.root, id, options, () => killLocked(id, signal, options));
 }
 
 function killLocked(id: string, signal: number, options: RuntimeOptions & { all?: boolean }): void {
@@ -806,17 +796,14 @@ async function freezeLocked(
   operation: "pause" | "resume",
   options: RuntimeOptions,
 ): Promise<void> {
-  const lock = await lockContainer(options.root, id, options);
-  try {
+  await withContainerLock(options.root, id, options, () => {
     const sys = options.sys ?? libcSyscall();
     const { record, status } = inspect(id, options);
     checkTransition(id, status, operation);
     const cgroup = cgroupFor(record, sys);
     if (operation === "pause") cgroup.freeze();
     else cgroup.thaw();
-  } finally {
-    lock.release();
-  }
+  });
 }
 
 /** Pids of every process in the container's cgroup (a stopped one's too: see {@link killContainer}). */
@@ -842,13 +829,12 @@ export interface DeleteOptions extends RuntimeOptions {
  * what a killed one left.
  */
 export async function deleteContainer(id: string, options: DeleteOptions): Promise<void> {
-  const lock = await lockContainer(options.root, id, options);
-  let record: ContainerRecord | undefined;
-  try {
-    record = await deleteLocked(id, options);
-  } finally {
-    lock.release();
-  }
+  const record = await withContainerLock(
+    options.root,
+    id,
+    options,
+    () => deleteLocked(id, options),
+  );
   if (record) await runLateHooks("poststop", record.poststop, ociState(record, "stopped"), options);
 }
 

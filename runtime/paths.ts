@@ -287,7 +287,9 @@ function walk(
         if (++links > MAX_SYMLINKS) {
           throw new SyscallError("open", ERRNO.ELOOP!, JSON.stringify(path));
         }
-        if (target.startsWith("/")) { while (stack.length > 0) sys.close(stack.pop()!); }
+        if (target.startsWith("/")) {
+          while (stack.length > 0) sys.close(stack.pop()!);
+        }
         pending.unshift(...components(target));
         continue;
       }
@@ -313,10 +315,13 @@ function makeAt(
   path: string,
 ): void {
   try {
-    if (kind === "dir") sys.mkdirat(dirfd, name, mode);
-    else {sys.close(
+    if (kind === "dir") {
+      sys.mkdirat(dirfd, name, mode);
+    } else {
+      sys.close(
         sys.openat(dirfd, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, mode),
-      );}
+      );
+    }
   } catch (err) {
     if (errnoOf(err) !== "EEXIST") throw named(err, kind === "dir" ? "mkdir" : "create", path);
   }

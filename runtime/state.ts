@@ -12,6 +12,7 @@ import { O_CLOEXEC, O_CREAT, O_RDWR } from "../ffi/constants.ts";
 import { libcSyscall } from "../ffi/libc.ts";
 import { type Syscall, SyscallError } from "../ffi/syscall.ts";
 import { lockExclusive } from "./lock.ts";
+import { existsNoFollow } from "./paths.ts";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "../errors.ts";
 import type { Hook, State, Status } from "./spec.ts";
 import { OCI_VERSION } from "../version.ts";
@@ -156,7 +157,7 @@ export async function lockContainer(
     release() {
       // Only a lock holder makes the container's directory: without one now, the container is gone,
       // and so goes its lock file. (The lock directory stays: the next create needs it.)
-      if (!existsAt(sys, containerDir(root, id))) {
+      if (!existsNoFollow(sys, containerDir(root, id))) {
         try {
           sys.unlink(path);
         } catch {
@@ -168,19 +169,23 @@ export async function lockContainer(
   };
 }
 
-function isErrno(err: unknown, name: string): boolean {
-  return err instanceof SyscallError && err.errnoName === name;
+/** Runs `fn` holding the lock of container `id` (see {@link lockContainer}); releases it however `fn` ends. */
+export async function withContainerLock<T>(
+  root: string,
+  id: string,
+  options: { sys?: Syscall },
+  fn: () => T | Promise<T>,
+): Promise<T> {
+  const lock = await lockContainer(root, id, options);
+  try {
+    return await fn();
+  } finally {
+    lock.release();
+  }
 }
 
-/** Whether `path` exists, asked through the system-call layer (cheaper than Deno's errors). */
-function existsAt(sys: Syscall, path: string): boolean {
-  try {
-    sys.stat(path);
-    return true;
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return false;
-    throw err;
-  }
+function isErrno(err: unknown, name: string): boolean {
+  return err instanceof SyscallError && err.errnoName === name;
 }
 
 /** The cgroup a create has made its own, written before its init joins it (file `cgroup.json`). */
