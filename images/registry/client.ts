@@ -43,6 +43,7 @@ import {
 } from "./reference.ts";
 import { Transport } from "./transport.ts";
 import { concat } from "../../util/bytes.ts";
+import { sleep } from "../../util/sleep.ts";
 
 /** The largest manifest tug reads (containerd's limit). */
 export const MAX_MANIFEST_SIZE = 4 << 20;
@@ -421,7 +422,7 @@ export class RegistryClient {
       if (retriable && attempt < 2 && (!spec.body || spec.method !== "PATCH")) {
         await response.body?.cancel();
         const after = Number(response.headers.get("retry-after"));
-        await delay(
+        await sleep(
           Number.isFinite(after) && after > 0 ? Math.min(after * 1000, 5000) : 250 * (attempt + 1),
           spec.signal,
         );
@@ -733,14 +734,4 @@ export function verifyBytes(bytes: Uint8Array, desc: Descriptor, what: string): 
       `verify ${what} failed: digest mismatch: expected ${desc.digest}, got ${actual}`,
     );
   }
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      reject(signal.reason ?? new DOMException("aborted", "AbortError"));
-    }, { once: true });
-  });
 }

@@ -55,6 +55,7 @@ import {
   platformMatcher,
 } from "./platforms.ts";
 import { giveBuffer, takeBuffer } from "../_buffers.ts";
+import { sleep } from "../../util/sleep.ts";
 import { type ProgressFn, ProgressTracker } from "./progress.ts";
 import { formatReference, parseReference, type Reference, referenceName } from "./reference.ts";
 
@@ -435,16 +436,6 @@ async function ensureLabels(
   const info = await store.info(desc.digest);
   const missing = Object.entries(labels).filter(([k, v]) => info.labels[k] !== v);
   if (missing.length > 0) await store.update(desc.digest, Object.fromEntries(missing));
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
-  });
 }
 
 /**
