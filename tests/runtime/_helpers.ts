@@ -110,6 +110,8 @@ export async function exited(pid: number): Promise<boolean> {
 /** Kills what a test started and the runtime should have ended (hooks, inits, leftovers), so that a failing test cleans up after itself. */
 export function killAll(pids: number[]): void {
   for (const pid of pids) {
+    // Never a process group or everything: 0 (a pid file read empty) would kill the test runner.
+    if (!Number.isInteger(pid) || pid <= 1) continue;
     try {
       Deno.kill(pid, "SIGKILL");
     } catch {

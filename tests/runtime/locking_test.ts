@@ -27,7 +27,13 @@ async function slowPrestart(t: RuntimeTest, seconds: number): Promise<() => Prom
   const started = `${t.dir}/hook-started`;
   const hook = {
     path: "/bin/sh",
-    args: ["sh", "-c", `echo $$ > ${started}; exec sleep ${seconds}`],
+    // Written whole, then renamed: a reader never sees the file empty (a pid of 0 to kill would
+    // be the test's own process group).
+    args: [
+      "sh",
+      "-c",
+      `echo $$ > ${started}.tmp; mv ${started}.tmp ${started}; exec sleep ${seconds}`,
+    ],
   };
   await editSpec(t.bundle, (s) => (s.hooks = { prestart: [hook] }));
   return async () => {
