@@ -11,6 +11,7 @@ import { join } from "node:path";
 import {
   alive,
   descendants,
+  evictFromPageCache,
   exec,
   findProcesses,
   killPids,
@@ -25,9 +26,11 @@ export const TUG: string = new URL("../dist/tug", import.meta.url).pathname;
 /**
  * Copies the tug under test into `dir` and returns the path to run: the
  * compiled binary, or the bundle's launcher rewritten to a copy of
- * `dist/tug.js` and every chunk it imports. Other people's `make bundle`
- * replaces dist/ with new chunk names while a run goes on; the copy keeps
- * one build for the whole run. A bundle caught half-written is copied again.
+ * `dist/tug.js` and every chunk it imports, run by a copy of Deno's binary.
+ * The binary copied is dropped from the page cache (see evictFromPageCache).
+ * Other people's `make bundle` replaces dist/ with new chunk names while a
+ * run goes on; the copy keeps one build for the whole run. A bundle caught
+ * half-written is copied again.
  */
 export async function snapshotTug(dir: string): Promise<string> {
   const dist = join(TUG, "..");
@@ -35,6 +38,7 @@ export async function snapshotTug(dir: string): Promise<string> {
   const head = new TextDecoder().decode((await Deno.readFile(TUG)).subarray(0, 2));
   if (head !== "#!") {
     await Deno.copyFile(TUG, join(dir, "tug"));
+    await evictFromPageCache(join(dir, "tug"));
     return join(dir, "tug");
   }
   for (let attempt = 0;; attempt++) {
@@ -57,13 +61,22 @@ export async function snapshotTug(dir: string): Promise<string> {
       // Static imports name "./chunk.js"; dynamic ones "." + "/chunk.js" (see the Makefile).
       for (const m of text.matchAll(/["'](?:\.)?\/([\w.-]+\.js)["']/g)) queue.push(m[1]!);
     }
-    if (!missing && launcher.includes(join(dist, "tug.js"))) {
+    const deno = /exec "([^"]+)"/.exec(launcher)?.[1];
+    if (!missing && deno && launcher.includes(join(dist, "tug.js"))) {
+      // tug runs from a copy of Deno's binary, as the compiled tug is a file
+      // of its own: the pages it maps are then shared with no other process
+      // of the run (this harness runs on the original), so a PSS counts them
+      // among tug's processes only.
+      await Deno.copyFile(deno, join(dir, "deno"));
+      await Deno.chmod(join(dir, "deno"), 0o755);
+      await evictFromPageCache(join(dir, "deno"));
       await Deno.writeTextFile(
         join(dir, "tug"),
-        launcher.replaceAll(join(dist, "tug.js"), join(dir, "tug.js")),
-        {
-          mode: 0o755,
-        },
+        launcher.replaceAll(join(dist, "tug.js"), join(dir, "tug.js")).replace(
+          `exec "${deno}"`,
+          `exec "${join(dir, "deno")}"`,
+        ),
+        { mode: 0o755 },
       );
       return join(dir, "tug");
     }

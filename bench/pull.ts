@@ -28,7 +28,7 @@ import { join } from "node:path";
 import { RUN_FLAGS } from "../self.ts";
 import { startRegistry } from "../tests/registry.ts";
 import { startTugDaemon, TUG } from "./_daemon.ts";
-import { exec, sampleRss } from "./_proc.ts";
+import { evictFromPageCache, exec, sampleRss } from "./_proc.ts";
 
 const DENO = new URL("../tools/deno", import.meta.url).pathname;
 const CHILD = new URL("./_pull_child.ts", import.meta.url).pathname;
@@ -92,7 +92,34 @@ interface Containerd {
   stop(): Promise<void>;
 }
 
-async function startContainerd(dir: string): Promise<Containerd> {
+/** The paths of the containerd and ctr that a pull runs. */
+export interface CtrBinaries {
+  containerd: string;
+  ctr: string;
+}
+
+/**
+ * Copies containerd and ctr into `dir`, each dropped from the page cache:
+ * no other process of the run maps the copies, so a PSS shares their pages
+ * between the pulling pair only, as tug's own copy (snapshotTug) does for
+ * tug's CLI and daemon.
+ */
+export async function copyCtrBinaries(dir: string): Promise<CtrBinaries> {
+  await Deno.mkdir(dir, { recursive: true });
+  const copies = { containerd: join(dir, "containerd"), ctr: join(dir, "ctr") };
+  for (const [name, to] of Object.entries(copies)) {
+    const from = (await sh("sh", ["-c", `command -v ${name}`])).trim();
+    await Deno.copyFile(await Deno.realPath(from), to);
+    await Deno.chmod(to, 0o755);
+    await evictFromPageCache(to);
+  }
+  return copies;
+}
+
+async function startContainerd(
+  dir: string,
+  bins: CtrBinaries = { containerd: "containerd", ctr: "ctr" },
+): Promise<Containerd> {
   await Deno.mkdir(dir, { recursive: true });
   const socket = join(dir, "containerd.sock");
   const config = join(dir, "config.toml");
@@ -115,14 +142,14 @@ async function startContainerd(dir: string): Promise<Containerd> {
     ].join("\n"),
   );
   const log = await Deno.open(join(dir, "containerd.log"), { write: true, create: true });
-  const child = new Deno.Command("containerd", {
+  const child = new Deno.Command(bins.containerd, {
     args: ["--config", config],
     stdout: "null",
     stderr: "piped",
   }).spawn();
   child.stderr.pipeTo(log.writable).catch(() => {});
   for (let i = 0; i < 200; i++) {
-    const r = await new Deno.Command("ctr", {
+    const r = await new Deno.Command(bins.ctr, {
       args: ["--address", socket, "version"],
       stdout: "null",
       stderr: "null",
@@ -177,6 +204,8 @@ export interface DaemonPull {
   cliKiB: number;
   /** The highest RSS of the CLI and the daemon together, sampled every 5 ms. */
   bothKiB: number;
+  /** The highest PSS of the CLI and the daemon together, sampled every 20 ms. */
+  pssKiB: number;
 }
 
 /**
@@ -198,6 +227,7 @@ async function pullSampled(cmd: string, args: string[], daemonPid: number): Prom
     rssKiB: peakRssKiB(daemonPid),
     cliKiB: peaks.each.get(cli!) ?? 0,
     bothKiB: peaks.sum,
+    pssKiB: peaks.pssSum,
   };
 }
 
@@ -231,10 +261,14 @@ export async function runTugDaemon(
 }
 
 /** containerd's side: a fresh containerd and `ctr images pull --plain-http`. */
-export async function runCtr(dir: string, ref: string): Promise<DaemonPull> {
-  const cd = await startContainerd(join(dir, "containerd"));
+export async function runCtr(
+  dir: string,
+  ref: string,
+  bins: CtrBinaries = { containerd: "containerd", ctr: "ctr" },
+): Promise<DaemonPull> {
+  const cd = await startContainerd(join(dir, "containerd"), bins);
   try {
-    const r = await pullSampled("ctr", [
+    const r = await pullSampled(bins.ctr, [
       "--address",
       cd.socket,
       "images",
@@ -242,7 +276,7 @@ export async function runCtr(dir: string, ref: string): Promise<DaemonPull> {
       "--plain-http",
       ref,
     ], cd.pid);
-    const snapshots = await sh("ctr", ["--address", cd.socket, "snapshots", "ls"]);
+    const snapshots = await sh(bins.ctr, ["--address", cd.socket, "snapshots", "ls"]);
     if (snapshots.trim().split("\n").length - 1 !== LAYERS) {
       throw new Error(`containerd unpacked:\n${snapshots}`);
     }

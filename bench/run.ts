@@ -49,6 +49,7 @@ import {
   benchCgroup,
   check,
   descendants,
+  evictFromPageCache,
   exec,
   findProcesses,
   inPrivateMountNamespace,
@@ -71,7 +72,7 @@ import {
 } from "./_report.ts";
 import { ratioChart } from "./_svg.ts";
 import { type Floor, startFloor } from "./_floor.ts";
-import { buildImage, LAYERS, runCtr, runTug, runTugDaemon } from "./pull.ts";
+import { buildImage, copyCtrBinaries, LAYERS, runCtr, runTug, runTugDaemon } from "./pull.ts";
 import { benchRuntime } from "./runtime.ts";
 
 const QUICK = Deno.args.includes("--quick");
@@ -354,6 +355,7 @@ async function comparePull(
       "each through a fresh daemon: `tug images pull` and `ctr images pull` (wall time of the CLI).",
     subjects: ["tug images pull", "tug pull() in its own process", "ctr images pull"],
     anchors: ["ctr images pull"],
+    target: { anchor: "ctr images pull", ratio: 0.7 },
     notes: [
       "tug pull() in its own process: `ImageService.pull()` timed inside a process that only pulls " +
       "(bench/_pull_child.ts, from source), the figure of earlier reports.",
@@ -380,6 +382,21 @@ async function comparePull(
       "showing progress.",
     subjects: ["tug CLI + daemon", "ctr + containerd", "tug CLI", "ctr"],
     anchors: ["ctr + containerd"],
+    target: { anchor: "ctr + containerd", ratio: 1 },
+  });
+  const pss = comparison({
+    id: "pull-pss",
+    title: "memory of CLI and daemon together while pulling (PSS)",
+    unit: "MiB",
+    what:
+      "The highest sum of the pulling CLI's and its daemon's PSS (smaps_rollup, sampled every 20 ms): " +
+      "a page the two share counts once, so this is the memory the machine gives the pull. tug's CLI " +
+      "and daemon are one binary and share its pages; ctr and containerd are two. Each pair runs " +
+      "from copies of its binaries that no other process maps (for tug, of Deno's binary and the " +
+      "bundle), dropped from the page cache first; pages shared with the rest of the machine (the C " +
+      "library) count a share each.",
+    subjects: ["tug CLI + daemon", "ctr + containerd"],
+    anchors: ["ctr + containerd"],
   });
   const [pairs, warmup] = PLAN.pull as [number, number];
   try {
@@ -394,6 +411,11 @@ async function comparePull(
       `docker://${ref}`,
     ]);
     await Deno.remove(join(dir, "pull-image"), { recursive: true });
+    // Copies of their own for the pulling pairs: the PSS figure then shares
+    // the binaries' pages between each CLI and its daemon only, never with
+    // the daemons of the other comparisons.
+    const pullTug = { ...tug, tug: await snapshotTug(join(dir, "pull-tug")) };
+    const ctrBins = await copyCtrBinaries(join(dir, "pull-ctr"));
     const manifest = JSON.parse(
       await check("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${ref}`]),
     );
@@ -403,25 +425,27 @@ async function comparePull(
       const run = join(dir, `pull-${i + warmup}`);
       await Deno.mkdir(run);
       const t: Record<string, number> = {}, m: Record<string, number> = {};
-      const b: Record<string, number> = {};
+      const b: Record<string, number> = {}, p: Record<string, number> = {};
       for (const who of rotate(["tug", "ctr", "child"], i)) {
         try {
           if (who === "tug") {
-            const r = await runTugDaemon(run, ref, tug);
+            const r = await runTugDaemon(run, ref, pullTug);
             t["tug images pull"] = r.ms;
             m["tug daemon"] = r.rssKiB / 1024;
             b["tug CLI + daemon"] = r.bothKiB / 1024;
             b["tug CLI"] = r.cliKiB / 1024;
+            p["tug CLI + daemon"] = r.pssKiB / 1024;
           } else if (who === "child") {
             const r = await runTug(run, ref);
             t["tug pull() in its own process"] = r.ms;
             m["tug pulling process"] = r.rssKiB / 1024;
           } else {
-            const r = await runCtr(run, ref);
+            const r = await runCtr(run, ref, ctrBins);
             t["ctr images pull"] = r.ms;
             m["containerd"] = r.rssKiB / 1024;
             b["ctr + containerd"] = r.bothKiB / 1024;
             b["ctr"] = r.cliKiB / 1024;
+            p["ctr + containerd"] = r.pssKiB / 1024;
           }
         } catch (err) {
           const subject = { tug: "tug images pull", child: "tug pull() in its own process" }[who];
@@ -433,13 +457,14 @@ async function comparePull(
       (i < 0 ? time.warmups : time.rounds).push(t);
       (i < 0 ? rss.warmups : rss.rounds).push(m);
       (i < 0 ? both.warmups : both.rounds).push(b);
+      (i < 0 ? pss.warmups : pss.rounds).push(p);
       log(`pull ${i < 0 ? "warm-up" : `pair ${i + 1}/${pairs}`}: ${JSON.stringify(roundText(t))}`);
     }
   } catch (err) {
     recordError(time, "tug images pull", err);
     recordError(time, "ctr images pull", err);
   }
-  return [time, rss, both];
+  return [time, rss, both, pss];
 }
 
 function roundText(r: Record<string, number>): Record<string, string> {
@@ -702,6 +727,9 @@ async function versions(tugPath: string): Promise<Record<string, string>> {
 // ---------------------------------------------------------------------------
 // Main
 
+/** The anchors' programs that the runs start. */
+const ANCHOR_BINARIES = ["containerd", "ctr", "containerd-shim-runc-v2", "runc", "crun"];
+
 async function which(cmd: string): Promise<string> {
   return (await check("sh", ["-c", `command -v ${cmd}`])).trim();
 }
@@ -783,6 +811,10 @@ async function main(): Promise<number> {
   try {
     // One build of tug for the whole run (bench/runtime.ts runs dist/tug itself).
     const tug = await snapshotTug(join(tmp, "dist"));
+    // The anchors' binaries start from the page cache state tug's copy has.
+    for (const bin of ANCHOR_BINARIES) {
+      await evictFromPageCache(await Deno.realPath(await which(bin)));
+    }
     facts = { machine: await machine(), versions: await versions(tug) };
     const registry = await startRegistry();
     cleanups.push({ what: "stop the registry", fn: () => registry.stop() });
