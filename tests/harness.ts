@@ -8,7 +8,7 @@
  */
 
 import { exists } from "../util/fs.ts";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 /** The tug binary the integration tests run (built by `make bundle` or `make build`). */
 export const TUG: string = new URL("../dist/tug", import.meta.url).pathname;
@@ -209,14 +209,33 @@ export interface Leftovers {
   containers: number[];
 }
 
-function childCgroupDirs(): string[] {
+/**
+ * Cgroup directories a test in `dir` may have left in our v1 hierarchies:
+ * every test names its cgroups after its directory (`tug-test/<dir>`,
+ * `tug-test-<dir>`), so those are looked for, with any other new child of
+ * our cgroups except the `tug-…` ones of other runs (another test run's
+ * tests, a benchmark, a probe) that may share the machine.
+ */
+function childCgroupDirs(dir: string): string[] {
+  const mine = basename(dir);
   const dirs: string[] = [];
+  const subdirs = (path: string) => {
+    try {
+      return [...Deno.readDirSync(path)].filter((e) => e.isDirectory).map((e) => e.name);
+    } catch {
+      return []; // controller not mounted, or the directory went
+    }
+  };
   for (const [controller, path] of ownCgroups()) {
     if (controller === "unified") continue;
-    try {
-      for (const e of Deno.readDirSync(path)) if (e.isDirectory) dirs.push(join(path, e.name));
-    } catch {
-      // controller not mounted
+    for (const name of subdirs(path)) {
+      if (name === "tug-test") {
+        for (const sub of subdirs(join(path, name))) {
+          if (sub.startsWith(mine)) dirs.push(join(path, name, sub));
+        }
+      } else if (name.includes(mine) || !name.startsWith("tug-")) {
+        dirs.push(join(path, name));
+      }
     }
   }
   return dirs.sort();
@@ -264,7 +283,7 @@ export function mountsUnder(under: string): string[] {
 export function leftovers(dir: string): Leftovers {
   return {
     mounts: mountsUnder(dir),
-    cgroups: childCgroupDirs(),
+    cgroups: childCgroupDirs(dir),
     children: childPids(),
     containers: processesRootedUnder(dir),
   };
