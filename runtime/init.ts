@@ -539,7 +539,7 @@ function mountAt(
 /** The MS_* flags a bind remount of the mount at `target` must keep. */
 function mountFlagsOf(sys: Syscall, target: Target, destination: string): number {
   try {
-    return statfsToMountFlags(sys.statfsFlags(targetPath(target)));
+    return statfsToMountFlags(sys.statfs(targetPath(target)).flags);
   } catch (err) {
     throw named(err, "statfs", destination);
   }
