@@ -93,6 +93,11 @@ export const S_IFDIR = 0o040000;
 export const S_IFCHR = 0o020000;
 export const S_IFIFO = 0o010000;
 
+// statfs(2) f_type values, and what procfs guarantees of its root (include/linux/proc_ns.h).
+export const PROC_SUPER_MAGIC = 0x9fa0;
+/** The inode number of a procfs's root directory, and of nothing else on it. */
+export const PROC_ROOT_INO = 1n;
+
 // prctl(2) options.
 export const PR_SET_PDEATHSIG = 1;
 export const PR_SET_DUMPABLE = 4;

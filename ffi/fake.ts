@@ -26,7 +26,7 @@ import {
   S_IFMT,
   S_IFREG,
 } from "./constants.ts";
-import type { CapSets, FileStat, Syscall, WaitResult, WinSize } from "./syscall.ts";
+import type { CapSets, FileStat, StatFs, Syscall, WaitResult, WinSize } from "./syscall.ts";
 import { SyscallError } from "./syscall.ts";
 
 /** One recorded call: the Syscall method name and its arguments. */
@@ -58,6 +58,8 @@ export class FakeSyscall implements Syscall {
   }]]);
   /** Mount targets, in mount order. */
   readonly mounts: string[] = [];
+  /** The filesystem type statfs reports for a path (`/proc/self/fd/N` as the file of fd N); 0 for others. */
+  readonly fsTypes = new Map<string, number>();
   /** Open fds. */
   readonly fds = new Set<number>();
   /** Pids the fake forked and that have not been reaped. */
@@ -287,8 +289,9 @@ export class FakeSyscall implements Syscall {
     this.#reads.set(fd, queue);
     return this;
   }
+  /** Records the fd and a copy of what was written. */
   write(fd: number, buf: Uint8Array): number {
-    this.#record("write", [fd, buf.length]);
+    this.#record("write", [fd, buf.slice()]);
     return buf.length;
   }
   mkdir(path: string, mode: number): void {
@@ -324,8 +327,11 @@ export class FakeSyscall implements Syscall {
     this.#record("symlink", [target, path], path);
     this.#create(path, "symlink", { mode: S_IFLNK | 0o777, content: new Uint8Array(), target });
   }
+  /** The target of symlink `path`; for `/proc/self/fd/N`, the path the fake opened fd N on. */
   readlink(path: string): string {
     this.#record("readlink", [path], path);
+    const opened = this.#procFd(path);
+    if (opened !== path) return opened;
     const f = this.files.get(path);
     if (!f) this.#fail("readlink", "ENOENT", path);
     if (f.target === undefined) this.#fail("readlink", "EINVAL", path);
@@ -426,9 +432,9 @@ export class FakeSyscall implements Syscall {
     const makesFd = cmd === 5 /* BPF_PROG_LOAD */ || cmd === 13 /* BPF_PROG_GET_FD_BY_ID */;
     return makesFd ? this.#newFd() : 0;
   }
-  statfsFlags(path: string): number {
-    this.#record("statfsFlags", [path], path);
-    return 0;
+  statfs(path: string): StatFs {
+    this.#record("statfs", [path], path);
+    return { type: this.fsTypes.get(this.#procFd(path)) ?? 0, flags: 0 };
   }
   getpid(): number {
     this.#record("getpid", []);

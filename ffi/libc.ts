@@ -56,7 +56,7 @@ import {
   TIOCSWINSZ,
 } from "./constants.ts";
 import { forkCode } from "./fork_code.ts";
-import type { CapSets, FileStat, Syscall, WaitResult, WinSize } from "./syscall.ts";
+import type { CapSets, FileStat, StatFs, Syscall, WaitResult, WinSize } from "./syscall.ts";
 import { SyscallError } from "./syscall.ts";
 
 const SYMBOLS = {
@@ -707,10 +707,12 @@ export class LibcSyscall implements Syscall {
     const r = libc().syscall_bpf(BigInt(SYS_BPF), BigInt(cmd), attr, BigInt(attr.length));
     return check(r, "bpf", `command ${cmd}`);
   }
-  statfsFlags(path: string): number {
+  statfs(path: string): StatFs {
     const buf = new Uint8Array(120);
     check(libc().statfs(cString(path), buf), "statfs", quote(path));
-    return Number(new DataView(buf.buffer).getBigUint64(80, true));
+    // struct statfs on 64-bit Linux: f_type is the first long, f_flags at byte 80.
+    const view = new DataView(buf.buffer);
+    return { type: Number(view.getBigUint64(0, true)), flags: Number(view.getBigUint64(80, true)) };
   }
   getpid(): number {
     return libc().getpid();

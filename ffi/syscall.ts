@@ -68,6 +68,14 @@ export interface FileStat {
   mtimeNs: bigint;
 }
 
+/** The fields of statfs(2) that tug uses. */
+export interface StatFs {
+  /** The filesystem's type, a *_MAGIC number (f_type). */
+  type: number;
+  /** Mount flags, as ST_* values (f_flags). */
+  flags: number;
+}
+
 /** The result of waitpid(2). */
 export interface WaitResult {
   /** The pid that changed state, or 0 with WNOHANG when none did. */
@@ -160,8 +168,8 @@ export interface Syscall {
    * `attr`); returns the call's result (an fd for the commands that make one).
    */
   bpf(cmd: number, attr: Uint8Array): number;
-  /** statfs(2) f_flags (ST_* values) of the filesystem holding `path`. */
-  statfsFlags(path: string): number;
+  /** statfs(2) of the filesystem holding `path`. */
+  statfs(path: string): StatFs;
 
   // Processes.
   getpid(): number;

@@ -49,6 +49,8 @@ import {
   PR_SET_KEEPCAPS,
   PR_SET_NO_NEW_PRIVS,
   PR_SET_PDEATHSIG,
+  PROC_ROOT_INO,
+  PROC_SUPER_MAGIC,
   S_IFCHR,
   S_IFDIR,
   S_IFLNK,
@@ -76,8 +78,10 @@ import {
   openInRoot,
   openRoot,
   parentInRoot,
+  pathInRoot,
   type Root,
 } from "./paths.ts";
+import { procMountRefusal } from "./proc_mounts.ts";
 import { DEFAULT_DEVICES, type InitPlan, type PlannedDevice, type PlannedMount } from "./plan.ts";
 import type { State } from "./spec.ts";
 import { OCI_VERSION } from "../version.ts";
@@ -539,7 +543,7 @@ function mountAt(
 /** The MS_* flags a bind remount of the mount at `target` must keep. */
 function mountFlagsOf(sys: Syscall, target: Target, destination: string): number {
   try {
-    return statfsToMountFlags(sys.statfsFlags(targetPath(target)));
+    return statfsToMountFlags(sys.statfs(targetPath(target)).flags);
   } catch (err) {
     throw named(err, "statfs", destination);
   }
@@ -589,6 +593,54 @@ function createMountpoint(sys: Syscall, root: Root, m: PlannedMount): number {
     : createFileInRoot(root, m.destination);
 }
 
+/**
+ * Refuses mount `m` where `target`, its mount point as the lookup reached it
+ * (symlinks inside the root followed), is the container's /proc or lies
+ * inside it, as runc's checkProcMount does (see proc_mounts.ts). Closes
+ * `target` when it throws.
+ */
+function checkProcMount(
+  sys: Syscall,
+  root: Root,
+  ctx: InitContext,
+  m: PlannedMount,
+  target: number,
+): void {
+  try {
+    let resolved: string;
+    try {
+      resolved = pathInRoot(root, target);
+    } catch (err) {
+      throw named(err, undefined, m.destination);
+    }
+    const refused = procMountRefusal({
+      destination: m.destination,
+      resolved,
+      type: m.type,
+      bind: m.bind,
+      sourceIsProcfs: () => sourceIsProcfs(sys, ctx, m),
+    });
+    if (refused !== undefined) throw new Error(refused);
+  } catch (err) {
+    sys.close(target);
+    throw err;
+  }
+}
+
+/** Whether bind mount `m`'s source is on a procfs; one that is not a procfs's root is let through with a warning, as runc does. */
+function sourceIsProcfs(sys: Syscall, ctx: InitContext, m: PlannedMount): boolean {
+  if (sys.statfs(m.source).type !== PROC_SUPER_MAGIC) return false;
+  if (sys.stat(m.source, true).ino !== PROC_ROOT_INO) {
+    warn(
+      ctx,
+      `the bind mount on ${JSON.stringify(m.destination)} has a procfs source, ${
+        JSON.stringify(m.source)
+      }, that is not the root of a procfs`,
+    );
+  }
+  return true;
+}
+
 function mountOne(
   sys: Syscall,
   root: Root,
@@ -602,6 +654,7 @@ function mountOne(
     return;
   }
   const target = createMountpoint(sys, root, m);
+  checkProcMount(sys, root, ctx, m, target);
   // tmpcopyup: the directory the tmpfs is about to cover, still readable through this fd.
   let covered: number | undefined;
   try {
@@ -764,6 +817,7 @@ function mountCgroups(
   const flags = (m.flags | MS_NOSUID | MS_NODEV | MS_NOEXEC) & ~MS_BIND;
   const v2 = ctx.cgroupMounts.find((c) => c.version === 2 && c.name === "");
   const target = mkdirAllInRoot(root, m.destination);
+  checkProcMount(sys, root, ctx, m, target);
   try {
     if (!v2) mountAt(sys, "tmpfs", target, m.destination, "tmpfs", flags & ~MS_RDONLY, "mode=755");
     else if (plan.newCgroupNs) {

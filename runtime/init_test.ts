@@ -7,6 +7,7 @@ import {
   MS_BIND,
   MS_REC,
   MS_SLAVE,
+  PROC_SUPER_MAGIC,
   S_IFDIR,
 } from "../ffi/constants.ts";
 import { FakeExec, FakeExit, FakeSyscall } from "../ffi/fake.ts";
@@ -200,6 +201,61 @@ Deno.test("initContainer() reports a failure at any call to its parent and exits
       `call ${n}: execve after a failure`,
     );
   }
+});
+
+/** The sync messages the init sent its parent (fd 3). */
+function syncMessages(sys: FakeSyscall): { t: string; m?: string }[] {
+  return sys.calls.filter((c) => c.name === "write" && c.args[0] === 3)
+    .map((c) => JSON.parse(new TextDecoder().decode(c.args[1] as Uint8Array)));
+}
+
+Deno.test("initContainer() refuses a mount inside /proc before mounting anything there", async () => {
+  for (
+    const m of [
+      { destination: "/proc/sys", type: "tmpfs", source: "tmpfs" },
+      { destination: "/proc/self/attr", type: "bind", source: "/host/dir", options: ["rbind"] },
+      { destination: "/proc/fs/cgroup", type: "cgroup", source: "cgroup" },
+    ]
+  ) {
+    const sys = fakeWithRootfs();
+    sys.addFile("/host/dir", S_IFDIR | 0o755);
+    const s = spec();
+    s.mounts!.push(m);
+    const end = runInit(sys, await plan(s));
+    assert(end instanceof FakeExit, `${m.destination}: expected exit, got ${end}`);
+    assertEquals(end.code, 1);
+    assertEquals(syncMessages(sys).at(-1), {
+      t: "error",
+      m: `${JSON.stringify(m.destination)} cannot be mounted because it is inside /proc`,
+    });
+    assertEquals(sys.mounts.filter((t) => t.startsWith(`${ROOTFS}/proc/`)), [], m.destination);
+    assert(!sys.calls.some((c) => c.name === "pivotRoot"), m.destination);
+    assertEquals([...sys.fds], [], `${m.destination}: fds left open`);
+  }
+});
+
+Deno.test("initContainer() lets onto /proc only proc, or a bind of a procfs (warning unless its root)", async () => {
+  const bindProc = (source: string) =>
+    spec({ mounts: [{ destination: "/proc", type: "bind", source, options: ["rbind"] }] });
+  const sys = fakeWithRootfs();
+  sys.addFile("/host/proc", S_IFDIR | 0o555);
+  sys.fsTypes.set("/host/proc", PROC_SUPER_MAGIC);
+  assert(runInit(sys, await plan(bindProc("/host/proc"))) instanceof FakeExec);
+  assertEquals(sys.mounts.slice(2, 3), [`${ROOTFS}/proc`]);
+  assertEquals(syncMessages(sys).filter((msg) => msg.t === "warn"), [{
+    t: "warn",
+    m: 'the bind mount on "/proc" has a procfs source, "/host/proc", that is not the root of a procfs',
+  }]);
+
+  const other = fakeWithRootfs();
+  other.addFile("/host/dir", S_IFDIR | 0o755);
+  const end = runInit(other, await plan(bindProc("/host/dir")));
+  assert(end instanceof FakeExit, `expected exit, got ${end}`);
+  assertEquals(
+    syncMessages(other).at(-1)?.m,
+    '"/proc" cannot be mounted because it is not of type proc',
+  );
+  assertEquals(other.mounts.length, 2, "only / made slave and the rootfs bound");
 });
 
 Deno.test("initContainer() loads seccomp before dropping capabilities unless noNewPrivileges", async () => {

@@ -45,6 +45,8 @@ export interface Root {
   fd: number;
   /** Resolve component by component even where openat2(2) exists (set once openat2 is found missing). */
   walk: boolean;
+  /** The root's path as the kernel names it, once {@link pathInRoot} has asked. */
+  path?: string;
 }
 
 /** Options of {@link openRoot}. */
@@ -67,6 +69,24 @@ export function closeRoot(root: Root): void {
 /** The path through which the kernel reaches what `fd` is open on (for mount(2) and statfs(2)). */
 export function fdPath(fd: number): string {
   return `/proc/self/fd/${fd}`;
+}
+
+/**
+ * Where `fd`, opened inside the root, is: its path inside the root ("/" for
+ * the root itself), as the kernel names the object (readlink of its
+ * `/proc/self/fd` entry), so with every symlink the lookup followed already
+ * followed. Throws when the kernel places it outside the root.
+ */
+export function pathInRoot(root: Root, fd: number): string {
+  const { sys } = root;
+  root.path ??= sys.readlink(fdPath(root.fd));
+  const path = sys.readlink(fdPath(fd));
+  if (path === root.path) return "/";
+  const prefix = root.path === "/" ? "/" : `${root.path}/`;
+  if (!path.startsWith(prefix)) {
+    throw new Error(`${JSON.stringify(path)} is outside the container's root ${root.path}`);
+  }
+  return path.slice(prefix.length - 1);
 }
 
 /** Options of the lookups. */

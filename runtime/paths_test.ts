@@ -11,6 +11,7 @@ import {
   openInRoot,
   openRoot,
   parentInRoot,
+  pathInRoot,
   type Root,
 } from "./paths.ts";
 
@@ -122,6 +123,40 @@ Deno.test("mkdirAllInRoot() with follow false returns a symlink in the last comp
     const { dir, name } = parentInRoot(root, "/proc/x/y");
     assertEquals([typeOf(dir), name], [S_IFDIR, "y"]);
     assertEquals([...Deno.readDirSync(host)], [], "the host directory was written");
+  }));
+
+Deno.test("pathInRoot() names what a lookup reached, symlinks inside the root followed", () =>
+  withRoots(async (root, rootfs) => {
+    await Deno.mkdir(`${rootfs}/proc/sys`, { recursive: true });
+    await Deno.symlink("/proc", `${rootfs}/abs`);
+    await Deno.mkdir(`${rootfs}/d`);
+    await Deno.symlink("../../../proc/sys", `${rootfs}/d/rel`);
+    const at = (fd: number) => {
+      try {
+        return pathInRoot(root, fd);
+      } finally {
+        sys.close(fd);
+      }
+    };
+    assertEquals(at(openInRoot(root, "/")), "/");
+    assertEquals(at(mkdirAllInRoot(root, "/abs/sys")), "/proc/sys");
+    assertEquals(at(mkdirAllInRoot(root, "/d/rel/kernel")), "/proc/sys/kernel");
+    assertEquals(at(createFileInRoot(root, "/abs/cpuinfo")), "/proc/cpuinfo");
+    assertEquals(at(mkdirAllInRoot(root, "/abs", { follow: false })), "/abs");
+    // A root reached through a symlink on the host is named as the kernel names it.
+    const linked = `${rootfs}/../linked`;
+    await Deno.symlink(rootfs, linked);
+    const other = openRoot(sys, linked);
+    try {
+      const fd = mkdirAllInRoot(other, "/abs/sys");
+      try {
+        assertEquals(pathInRoot(other, fd), "/proc/sys");
+      } finally {
+        sys.close(fd);
+      }
+    } finally {
+      closeRoot(other);
+    }
   }));
 
 Deno.test("a root without openat2 (ENOSYS) walks component by component, links resolved inside it", () => {
