@@ -34,6 +34,7 @@ import {
   type GcResult,
   type Image,
   MetadataStore,
+  validateNameTarget,
 } from "./metadata/mod.ts";
 import { isIndexType, RegistryClient, type RegistryClientOptions } from "./registry/client.ts";
 import { compressionOf, decompressChunks } from "./registry/decompress.ts";
@@ -1120,6 +1121,8 @@ export class ImageService {
         content,
         ...(options.name !== undefined ? { name: options.name } : {}),
       });
+      // A name whose digest is not the image's refuses the whole import, before any unpacking.
+      for (const image of result.images) validateNameTarget(image.name, image.target);
       // Unpacked before any image is recorded: an archive whose layer is refused leaves no image
       // (its content and snapshots go with the lease).
       if (backendSn) {

@@ -213,6 +213,28 @@ test("import() of an archive whose layer is refused records no image", async ({ 
   assertEquals(images.list().map((i) => i.name), [image.name], "the source namespace keeps it");
 });
 
+test("a name with a digest that is not the image's is refused by tag() and import(), which records nothing", async ({ images, registry }) => {
+  const ref = await pushFixture(registry, "single");
+  const { image } = await images.pull(ref, { unpack: false });
+  const wrong = `${registry.host}/probe/x@sha256:${"a".repeat(64)}`;
+  const err = await assertRejects(
+    () => Promise.resolve().then(() => images.tag(ref, wrong)),
+    InvalidArgument,
+  );
+  assertStringIncludes(err.message, wrong);
+  assertStringIncludes(err.message, image.target.digest);
+  const right = images.tag(ref, `${registry.host}/probe/x@${image.target.digest}`);
+  assertEquals(right.target, image.target);
+  const tar = await images.export([image.name]);
+  const imported = assertRejects(
+    () => images.import(tar, { namespace: "other", name: wrong }),
+    InvalidArgument,
+  );
+  assertStringIncludes((await imported).message, wrong);
+  assertEquals(images.list({ namespace: "other" }), []);
+  assertEquals(images.db.leases.list("other"), []);
+});
+
 test("pull() of a blob tampered with in the registry fails with a digest error and commits nothing", async ({ images, registry }) => {
   const ref = await pushFixture(registry, "single");
   const manifest = JSON.parse(await inspectRaw(registry, ref));

@@ -64,6 +64,22 @@ function validateName(name: string): void {
   }
 }
 
+/**
+ * Throws InvalidArgument when `name` carries a digest (`repo@sha256:…`) that
+ * is not the digest of `target`: such a name would promise content it does not
+ * point at (Docker refuses digest names for tags and loads outright).
+ */
+export function validateNameTarget(name: string, target: Descriptor): void {
+  const at = name.lastIndexOf("@");
+  if (at < 0) return;
+  const digest = name.slice(at + 1);
+  if (digest !== target.digest) {
+    throw new InvalidArgument(
+      `Invalid image name ${name}: it names digest ${digest}, but the image's digest is ${target.digest}`,
+    );
+  }
+}
+
 function encodeTarget(target: Descriptor): string {
   validateDescriptor(target);
   return JSON.stringify(target);
@@ -101,6 +117,7 @@ export class ImageStore {
   create(namespace: string, image: ImageInput): Image {
     validateName(image.name);
     const target = encodeTarget(image.target);
+    validateNameTarget(image.name, image.target);
     const labels = encodeLabels(image.labels);
     return this.#sql.tx(() => {
       this.#sql.ensureNamespace(namespace);
@@ -132,6 +149,7 @@ export class ImageStore {
   /** Changes the target and/or labels of an existing image; throws NotFound. */
   update(namespace: string, update: ImageUpdate): Image {
     const target = update.target === undefined ? undefined : encodeTarget(update.target);
+    if (update.target !== undefined) validateNameTarget(update.name, update.target);
     const labels = update.labels === undefined ? undefined : encodeLabels(update.labels);
     return this.#sql.tx(() => {
       const old = this.get(namespace, update.name);

@@ -106,6 +106,35 @@ Deno.test(
 );
 
 Deno.test(
+  "a name with a digest must name the image's own digest (create, update, put)",
+  withDb((db) => {
+    const pinned = `x@${target.digest}`;
+    assertEquals(db.images.create("a", { name: pinned, target }).name, pinned);
+    const wrong = `y@${target.digest}`;
+    assertThrows(
+      () => db.images.create("a", { name: wrong, target: other }),
+      InvalidArgument,
+      `Invalid image name ${wrong}: it names digest ${target.digest}, but the image's digest is ${other.digest}`,
+    );
+    assertThrows(() => db.images.put("a", { name: wrong, target: other }), InvalidArgument, wrong);
+    assertThrows(
+      () => db.images.update("a", { name: pinned, target: other }),
+      InvalidArgument,
+      pinned,
+    );
+    assertThrows(
+      () => db.images.put("a", { name: pinned, target: other }),
+      InvalidArgument,
+      pinned,
+    );
+    assertEquals(db.images.list("a").map((i) => [i.name, i.target.digest]), [[
+      pinned,
+      target.digest,
+    ]]);
+  }),
+);
+
+Deno.test(
   "images.list() sorts by name and images.delete() removes",
   withDb((db) => {
     db.images.create("a", { name: "z:1", target });

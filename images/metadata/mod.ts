@@ -21,7 +21,13 @@
 export { type MetadataOptions, MetadataStore } from "./db.ts";
 export { type Migration, MIGRATIONS, SCHEMA_VERSION } from "./_sql.ts";
 export { type Namespace, NamespaceStore } from "./namespaces.ts";
-export { type Image, type ImageInput, ImageStore, type ImageUpdate } from "./images.ts";
+export {
+  type Image,
+  type ImageInput,
+  ImageStore,
+  type ImageUpdate,
+  validateNameTarget,
+} from "./images.ts";
 export {
   type Container,
   type ContainerInput,
