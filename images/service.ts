@@ -48,6 +48,7 @@ import {
   streamChunks,
 } from "./registry/fetch.ts";
 import {
+  configPlatform,
   defaultPlatform,
   formatPlatform,
   type PlatformMatcher,
@@ -802,11 +803,7 @@ export class ImageService {
         config,
         `config ${doc.config.digest}`,
       );
-      const have: Platform = {
-        os: typeof c.os === "string" ? c.os : "",
-        architecture: typeof c.architecture === "string" ? c.architecture : "",
-        ...(typeof c.variant === "string" && c.variant ? { variant: c.variant } : {}),
-      };
+      const have = configPlatform(c);
       if (!platformMatcher(options.platform).match(have)) {
         throw new NotFound(
           `${resolved.name} is an image for ${formatPlatform(have)}, not for ${

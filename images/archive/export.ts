@@ -11,7 +11,13 @@
 
 import { InvalidArgument, NotFound } from "../../errors.ts";
 import { parseDigest } from "../content/digest.ts";
-import { defaultPlatform, type PlatformMatcher, platformMatcher } from "../registry/platforms.ts";
+import {
+  configPlatform,
+  defaultPlatform,
+  formatPlatform,
+  type PlatformMatcher,
+  platformMatcher,
+} from "../registry/platforms.ts";
 import { familiarReference, parseReference } from "../registry/reference.ts";
 import { type ContentStore, type Descriptor, MEDIA_TYPES } from "../types.ts";
 import { TarWriter } from "./_tar.ts";
@@ -101,6 +107,10 @@ export async function exportArchive(
   return tar.readable;
 }
 
+function platformName(platforms: PlatformMatcher): string {
+  return platforms.name ?? "the platforms asked for";
+}
+
 async function makePlan(images: ExportImage[], options: ExportOptions): Promise<Plan> {
   const content = options.content;
   const dockerPlatform = options.dockerPlatform ?? platformMatcher(defaultPlatform());
@@ -152,6 +162,7 @@ async function makePlan(images: ExportImage[], options: ExportOptions): Promise<
         what,
       );
       let best: { desc: Descriptor; doc: ManifestDoc } | undefined;
+      let included = 0;
       for (const child of index.manifests ?? []) {
         if (!MANIFEST_TYPES.has(child.mediaType)) continue;
         if (options.platforms && child.platform && !options.platforms.match(child.platform)) {
@@ -164,6 +175,7 @@ async function makePlan(images: ExportImage[], options: ExportOptions): Promise<
           throw err;
         }
         const doc = await manifest(child, `a manifest of ${what}`);
+        included++;
         if (
           child.platform && dockerPlatform.match(child.platform) &&
           (!best?.desc.platform || dockerPlatform.less(child.platform, best.desc.platform))
@@ -171,9 +183,33 @@ async function makePlan(images: ExportImage[], options: ExportOptions): Promise<
           best = { desc: child, doc };
         }
       }
+      if (options.platforms && included === 0) {
+        throw new NotFound(
+          `Export images: ${what} has no manifest for ${
+            platformName(options.platforms)
+          } in the content store`,
+        );
+      }
       dockerManifest = best;
     } else if (MANIFEST_TYPES.has(image.target.mediaType)) {
-      dockerManifest = { desc: image.target, doc: await manifest(image.target, what) };
+      const doc = await manifest(image.target, what);
+      if (options.platforms) {
+        // An image without an index: its config says its platform (the check pull --platform makes).
+        const have = configPlatform(
+          parse<Record<string, unknown>>(
+            await content.readBytes(doc.config.digest),
+            `the config of ${what}`,
+          ),
+        );
+        if (!options.platforms.match(have)) {
+          throw new NotFound(
+            `Export images: ${what} is an image for ${formatPlatform(have)}, not for ${
+              platformName(options.platforms)
+            }`,
+          );
+        }
+      }
+      dockerManifest = { desc: image.target, doc };
     } else {
       throw new InvalidArgument(
         `Export images: ${what} has target media type ${image.target.mediaType}`,

@@ -4,7 +4,7 @@ import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { requires, run } from "../../tests/harness.ts";
 import { digestOf } from "../content/digest.ts";
 import { LocalContentStore } from "../content/local.ts";
-import { defaultPlatform } from "../registry/platforms.ts";
+import { defaultPlatform, formatPlatform, platformMatcher } from "../registry/platforms.ts";
 import { type ContentStore, type Descriptor, MEDIA_TYPES } from "../types.ts";
 import { buildFixtures, type Fixtures } from "./_test_fixtures.ts";
 import { exportArchive, type ExportImage, importArchive } from "./mod.ts";
@@ -250,6 +250,57 @@ Deno.test({
       assertEquals(inspect.Digest, digest);
       assertEquals(inspect.Layers.length, 2);
       assertEquals((await tarJson(path, "manifest.json"))[0].RepoTags, ["example.com/multi:1"]);
+    }),
+});
+
+Deno.test({
+  name:
+    "exportArchive() with platforms refuses an image with no manifest for them, naming the image and the platform",
+  ignore,
+  fn: () =>
+    withImage(async ({ store, image }) => {
+      const manifest = JSON.parse(
+        new TextDecoder().decode(await store.readBytes(image.target.digest)),
+      );
+      const config = JSON.parse(
+        new TextDecoder().decode(await store.readBytes(manifest.config.digest)),
+      );
+      const own = { os: config.os, architecture: config.architecture };
+      const elsewhere = {
+        os: "linux",
+        architecture: own.architecture === "arm64" ? "amd64" : "arm64",
+      };
+      const absent: Descriptor = {
+        mediaType: MEDIA_TYPES.ociManifest,
+        digest: digestOf("never pulled"),
+        size: 12,
+        platform: elsewhere,
+      };
+      const index: ExportImage = {
+        name: "example.com/multi:1",
+        target: await putJson(store, MEDIA_TYPES.ociIndex, {
+          schemaVersion: 2,
+          mediaType: MEDIA_TYPES.ociIndex,
+          manifests: [absent, { ...image.target, platform: own }],
+        }),
+      };
+      const platforms = platformMatcher(elsewhere);
+      for (
+        const [img, says] of [
+          [index, `image example.com/multi:1 has no manifest for ${formatPlatform(elsewhere)}`],
+          [image, `is an image for ${formatPlatform(own)}, not for ${formatPlatform(elsewhere)}`],
+        ] as const
+      ) {
+        const err = await assertRejects(
+          () => exportArchive([img], { content: store, platforms }),
+          NotFound,
+        );
+        assert(err.message.includes(says), err.message);
+        assert(err.message.includes(img.name), err.message);
+      }
+      // The platform that is there still exports.
+      await exportArchive([index, image], { content: store, platforms: platformMatcher(own) })
+        .then((tar) => tar.cancel());
     }),
 });
 

@@ -17,6 +17,8 @@ export interface PlatformMatcher {
   match(platform: Platform): boolean;
   /** True when `a` should be preferred over `b`. */
   less(a: Platform, b: Platform): boolean;
+  /** What it matches, for messages (`linux/arm64`). */
+  name?: string;
 }
 
 const KNOWN_OS = new Set([
@@ -211,6 +213,17 @@ function platformVector(p: Platform): Platform[] {
   return vector;
 }
 
+/** The platform an image config gives (its `os`, `architecture` and `variant`; empty when missing). */
+export function configPlatform(
+  c: { os?: unknown; architecture?: unknown; variant?: unknown },
+): Platform {
+  return {
+    os: typeof c.os === "string" ? c.os : "",
+    architecture: typeof c.architecture === "string" ? c.architecture : "",
+    ...(typeof c.variant === "string" && c.variant ? { variant: c.variant } : {}),
+  };
+}
+
 /**
  * A matcher for a machine of platform `p` (containerd's `platforms.Only`):
  * it matches `p` and what `p` can run, preferring `p`.
@@ -222,6 +235,7 @@ export function platformMatcher(p: Platform): PlatformMatcher {
     return wanted.findIndex((w) => same(w, n));
   };
   return {
+    name: formatPlatform(p),
     match: (candidate) => rank(candidate) >= 0,
     less(a, b) {
       const ra = rank(a);
