@@ -6,7 +6,7 @@
  * @module
  */
 
-import { InvalidArgument, type PullOptions } from "../mod.ts";
+import { InvalidArgument, NotFound, type PullOptions } from "../mod.ts";
 import { humanSize } from "../util/units.ts";
 import { boolFlag, type FlagSpec, type ParsedArgs, stringFlag } from "./args.ts";
 import {
@@ -281,31 +281,76 @@ const exportVerb: Verb = {
     );
     using client = connect(args);
     const platform = stringFlag(args, "platform");
-    const stream = await client.images.export(refs, platform ? { platform } : {});
+    const request = () => client.images.export(refs, platform ? { platform } : {});
     if (out === "-") {
-      await stream.pipeTo(Deno.stdout.writable, { preventClose: true });
+      await (await request()).pipeTo(Deno.stdout.writable, { preventClose: true });
       return 0;
     }
     // A regular file (or a new one) is written beside and renamed into place, so that a failed
     // export leaves no half archive; anything else (/dev/null, a FIFO, a symbolic link) is written
     // to as it is: renaming onto /dev/null would replace the device with a file.
     if (!(await isRegularOrMissing(out!))) {
+      const stream = await request();
       const file = await Deno.open(out!, { write: true });
       await stream.pipeTo(file.writable);
       return 0;
     }
     const tmp = `${out}.tug-partial`;
+    let file: Deno.FsFile;
     try {
-      const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-      await stream.pipeTo(file.writable);
+      file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new NotFound(`Export to ${out}: no such directory ${directoryOf(out!)}`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+    // Ctrl-C or SIGTERM removes the half-written file too, then exits as the signal would.
+    using _ = removeOnSignal(tmp);
+    try {
+      await (await request()).pipeTo(file.writable);
       await Deno.rename(tmp, out!);
     } catch (err) {
+      try {
+        file.close(); // still open when the request failed
+      } catch {
+        // closed by pipeTo
+      }
       await Deno.remove(tmp).catch(() => {});
       throw err;
     }
     return 0;
   },
 };
+
+/** The directory part of `path` (no node:path in the CLI: it would set up Deno's Node compatibility). */
+function directoryOf(path: string): string {
+  const slash = path.replace(/\/+$/, "").lastIndexOf("/");
+  return slash < 0 ? "." : path.slice(0, slash) || "/";
+}
+
+/** Until disposed, SIGINT or SIGTERM removes `path` and exits with 128 + the signal's number. */
+function removeOnSignal(path: string): Disposable {
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+    const handler = () => {
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // already gone
+      }
+      Deno.exit(signal === "SIGINT" ? 130 : 143);
+    };
+    Deno.addSignalListener(signal, handler);
+    return [signal, handler] as const;
+  });
+  return {
+    [Symbol.dispose]: () => {
+      for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+    },
+  };
+}
 
 /** True when `path` is a regular file (not a link to one) or does not exist. */
 async function isRegularOrMissing(path: string): Promise<boolean> {

@@ -650,3 +650,67 @@ Deno.test({
     assert(!daemon.log().includes("pull failed"), daemon.log());
   },
 });
+
+async function gone(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+Deno.test({
+  name:
+    "images export interrupted by SIGINT or SIGTERM, or refused, leaves no file and names what is wrong",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "large", { repo: "library/big" });
+    const name = "docker.io/library/big:latest";
+    await using daemon = await startDaemon({ registry });
+    await ok(daemon, ["images", "pull", "big"]);
+    await withTempDir(async (dir) => {
+      for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+        const out = join(dir, `${signal}.tar`);
+        const cli = new Deno.Command(TUG, {
+          args: ["-a", daemon.address, "images", "export", out, name],
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        await waitForSize(`${out}.tug-partial`, 1 << 20);
+        cli.kill(signal);
+        assertEquals((await cli.status).code, code, signal);
+        assert(await gone(`${out}.tug-partial`), `${signal} left the partial file`);
+        assert(await gone(out), `${signal} left the archive`);
+      }
+      // A platform the image was not pulled for (it has no index: its config says amd64 or arm64).
+      const other = Deno.build.arch === "aarch64" ? "linux/amd64" : "linux/arm64";
+      const out = join(dir, "p.tar");
+      await fails(daemon, ["images", "export", "--platform", other, out, name], other);
+      await fails(daemon, ["images", "export", "--platform", other, out, name], name);
+      assert(
+        await gone(out) && await gone(`${out}.tug-partial`),
+        "a refused export leaves no file",
+      );
+      // A missing directory is named, not the temporary file.
+      const r = await daemon.tug(["images", "export", join(dir, "nodir", "x.tar"), name]);
+      assert(r.code !== 0);
+      assertStringIncludes(r.stderr, `no such directory ${join(dir, "nodir")}`);
+      assert(!r.stderr.includes("tug-partial"), r.stderr);
+    });
+  },
+});
+
+async function waitForSize(path: string, size: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    try {
+      if ((await Deno.stat(path)).size >= size) return;
+    } catch {
+      // not yet created
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`${path} never reached ${size} bytes`);
+}
