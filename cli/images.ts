@@ -227,11 +227,18 @@ const push: Verb = {
 
 async function openInput(path: string): Promise<ReadableStream<Uint8Array>> {
   if (path === "-") return Deno.stdin.readable;
+  let file: Deno.FsFile;
   try {
-    return (await Deno.open(path)).readable;
+    file = await Deno.open(path);
   } catch (err) {
     throw new InvalidArgument(`Open ${path}: ${(err as Error).message}`, { cause: err });
   }
+  // Opening a directory succeeds; only reading it fails, inside the request: refused before sending.
+  if ((await file.stat()).isDirectory) {
+    file.close();
+    throw new InvalidArgument(`Open ${path}: is a directory, not an archive`);
+  }
+  return file.readable;
 }
 
 const importVerb: Verb = {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { ERROR_CLASSES, Internal, TugError, Unavailable } from "../errors.ts";
+import { ERROR_CLASSES, Internal, InvalidArgument, TugError, Unavailable } from "../errors.ts";
 import { type Exchange, exchange, openExchange, readBody } from "./exchange.ts";
 import { API_PREFIX, DEFAULT_ADDRESS, DEFAULT_NAMESPACE, NAMESPACE_HEADER } from "./types.ts";
 
@@ -94,6 +94,43 @@ function describeTimeout(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
+function isAbort(err: unknown): boolean {
+  return err instanceof DOMException && err.name === "AbortError";
+}
+
+/**
+ * `body` as fetch sends it, noting whether any of it was read (the request
+ * reached the daemon) and the error reading it gave, if any.
+ */
+function watchBody(body: ReadableStream<Uint8Array>): {
+  stream: ReadableStream<Uint8Array>;
+  started: boolean;
+  readError: unknown;
+} {
+  const reader = body.getReader();
+  const state = {
+    started: false,
+    readError: undefined as unknown,
+    stream: new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        state.started = true;
+        let next: ReadableStreamReadResult<Uint8Array>;
+        try {
+          next = await reader.read();
+        } catch (err) {
+          state.readError = err;
+          controller.error(err);
+          return;
+        }
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    }),
+  };
+  return state;
+}
+
 /** The HTTP transport to one daemon (see the module documentation). */
 export class Transport {
   readonly address: string;
@@ -124,6 +161,9 @@ export class Transport {
       headers.set("content-type", "application/x-tar");
       body = options.body as BodyInit;
     }
+    // A streamed body is watched: a failure once it is being sent is not a daemon out of reach.
+    const sending = options.body instanceof ReadableStream ? watchBody(options.body) : undefined;
+    if (sending) body = sending.stream;
     const { signal, timeoutSignal } = this.#signals(options.signal);
     const what = `${method} ${url.pathname}`;
     let res: Response;
@@ -136,6 +176,23 @@ export class Transport {
         ...(signal ? { signal } : {}),
       });
     } catch (err) {
+      if (sending?.readError) {
+        const cause = sending.readError;
+        throw new InvalidArgument(
+          `Read the input of ${what}: ${cause instanceof Error ? cause.message : String(cause)}`,
+          { cause },
+        );
+      }
+      if (
+        sending?.started && !timeoutSignal?.aborted && !isAbort(err) && !this.#connectError(err)
+      ) {
+        throw new Unavailable(
+          `Lost the connection to the tug daemon at ${this.address} during ${what}: it closed the connection before answering (${
+            err instanceof Error ? err.message : String(err)
+          })`,
+          { cause: err },
+        );
+      }
       throw this.#transportError(err, what, timeoutSignal);
     }
     if (res.ok) return timeoutSignal ? this.#guardBody(res, what, timeoutSignal) : res;
@@ -311,13 +368,8 @@ export class Transport {
     });
   }
 
-  #transportError(err: unknown, what: string, timeout: AbortSignal | undefined): Error {
-    if (timeout?.aborted) {
-      return new Unavailable(`Request timed out after ${describeTimeout(this.timeout)}: ${what}`, {
-        cause: err,
-      });
-    }
-    if (err instanceof DOMException && err.name === "AbortError") return err;
+  /** The error naming why the daemon's socket could not be connected to, if that is what `err` says. */
+  #connectError(err: unknown): Error | undefined {
     const message = err instanceof Error
       ? `${err.message} ${(err.cause as Error | undefined)?.message ?? ""}`
       : "";
@@ -333,6 +385,18 @@ export class Transport {
         { cause: err },
       );
     }
+    return undefined;
+  }
+
+  #transportError(err: unknown, what: string, timeout: AbortSignal | undefined): Error {
+    if (timeout?.aborted) {
+      return new Unavailable(`Request timed out after ${describeTimeout(this.timeout)}: ${what}`, {
+        cause: err,
+      });
+    }
+    if (isAbort(err)) return err as Error;
+    const connect = this.#connectError(err);
+    if (connect) return connect;
     return new Unavailable(
       `Cannot reach the tug daemon at ${this.address}: ${
         err instanceof Error ? err.message : String(err)

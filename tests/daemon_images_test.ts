@@ -714,3 +714,37 @@ async function waitForSize(path: string, size: number): Promise<void> {
   }
   throw new Error(`${path} never reached ${size} bytes`);
 }
+
+Deno.test({
+  name:
+    "images import of a directory is refused before sending; a daemon lost mid-import is not 'cannot reach'",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "single", { repo: "library/busybox" });
+    await using daemon = await startDaemon({ registry });
+    await ok(daemon, ["images", "pull", "busybox"]);
+    await withTempDir(async (dir) => {
+      await fails(daemon, ["images", "import", dir], `Open ${dir}: is a directory`);
+      const archive = join(dir, "busybox.tar");
+      await ok(daemon, ["images", "export", archive, BUSYBOX]);
+      const cli = new Deno.Command(TUG, {
+        args: ["-a", daemon.address, "-n", "other", "images", "import", "-"],
+        stdin: "piped",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const writer = cli.stdin.getWriter();
+      await writer.write((await Deno.readFile(archive)).subarray(0, 64 << 10));
+      await new Promise((r) => setTimeout(r, 500));
+      await daemon.kill9();
+      await writer.close().catch(() => {});
+      const out = await cli.output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert(out.code !== 0);
+      assertStringIncludes(stderr, "Lost the connection to the tug daemon");
+      assertStringIncludes(stderr, "/images/import");
+      assert(!stderr.includes("Cannot reach"), stderr);
+    });
+  },
+});
