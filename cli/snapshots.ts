@@ -4,6 +4,7 @@
  * @module
  */
 
+import { NotFound } from "../mod.ts";
 import { humanSize } from "../util/units.ts";
 import { boolFlag, type FlagSpec, stringFlag } from "./args.ts";
 import {
@@ -49,14 +50,24 @@ export const VERBS: Record<string, Verb> = {
     flags: [SNAPSHOTTER, JSON_FLAG],
     async run(args) {
       using client = connect(args);
-      let list = await client.snapshots.usage(options(stringFlag(args, "snapshotter")));
-      if (args.positionals.length) list = list.filter((u) => args.positionals.includes(u.name));
+      const snapshotter = stringFlag(args, "snapshotter");
+      let list = await client.snapshots.usage(options(snapshotter));
+      const wanted = args.positionals;
+      // A key that is not there is an error (as ctr's "not found"), not an empty table.
+      const missing = wanted.filter((key) => !list.some((u) => u.name === key));
+      const notFound = (key: string) =>
+        `No such snapshot ${key}${snapshotter ? ` in snapshotter ${snapshotter}` : ""}`;
+      if (missing.length === wanted.length && missing.length === 1) {
+        throw new NotFound(notFound(missing[0]!));
+      }
+      if (wanted.length) list = list.filter((u) => wanted.includes(u.name));
       if (boolFlag(args, "json")) printJson(list);
       else {printTable(
           ["KEY", "SIZE", "INODES"],
           list.map((u) => [u.name, humanSize(u.size), String(u.inodes)]),
         );}
-      return 0;
+      for (const key of missing) console.error(`tug: ${notFound(key)}`);
+      return missing.length ? 1 : 0;
     },
   },
 };

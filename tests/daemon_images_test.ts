@@ -717,7 +717,7 @@ async function waitForSize(path: string, size: number): Promise<void> {
 
 Deno.test({
   name:
-    "images import of a directory is refused before sending; a daemon lost mid-import is not 'cannot reach'",
+    "images import of a directory is refused before sending; a daemon lost mid-import is not 'cannot reach'; snapshots usage of an unknown key fails",
   ignore,
   async fn() {
     await using registry = await startRegistry();
@@ -726,6 +726,15 @@ Deno.test({
     await ok(daemon, ["images", "pull", "busybox"]);
     await withTempDir(async (dir) => {
       await fails(daemon, ["images", "import", dir], `Open ${dir}: is a directory`);
+      // snapshots usage of an unknown key fails naming it; a known one beside it is still shown.
+      await fails(daemon, ["snapshots", "usage", "nokey"], "No such snapshot nokey");
+      await fails(daemon, ["snapshots", "usage", "--json", "nokey"], "No such snapshot nokey");
+      const key = JSON.parse(await ok(daemon, ["snapshots", "usage", "--json"]))[0].name;
+      const both = await daemon.tug(["snapshots", "usage", key, "nokey"]);
+      assertEquals(both.code, 1);
+      assertStringIncludes(both.stdout, key);
+      assertStringIncludes(both.stderr, "No such snapshot nokey");
+      assertEquals(JSON.parse(await ok(daemon, ["snapshots", "usage", "--json", key])).length, 1);
       const archive = join(dir, "busybox.tar");
       await ok(daemon, ["images", "export", archive, BUSYBOX]);
       const cli = new Deno.Command(TUG, {
