@@ -125,3 +125,43 @@ Deno.test({
     assert(!idle.log().includes('msg="image service open"'), idle.log());
   },
 });
+
+Deno.test({
+  name:
+    "moving a name to another image (pull of a moved tag, tag --force, import over it) collects the old image",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "single", { repo: "library/busybox" });
+    await using daemon = await startDaemon({ registry });
+    await ok(daemon, ["images", "pull", "busybox"]);
+    const a = await target(daemon, BUSYBOX);
+
+    // The tag moves in the registry; a pull takes it over.
+    await pushFixture(registry, "layers", { repo: "library/busybox" });
+    await ok(daemon, ["images", "pull", "busybox"]);
+    const b = await target(daemon, BUSYBOX);
+    assertNotEquals(a, b);
+    await collected(daemon, a, "re-pull of a moved tag");
+
+    // tag --force over a name.
+    const old = "docker.io/library/busybox:old";
+    await pushFixture(registry, "single", { repo: "library/busybox", tag: "old" });
+    await ok(daemon, ["images", "pull", old]);
+    assertEquals(await target(daemon, old), a);
+    await ok(daemon, ["images", "tag", "--force", BUSYBOX, old]);
+    assertEquals(await target(daemon, old), b);
+    await collected(daemon, a, "tag --force");
+
+    // An import over a name.
+    const other = "docker.io/library/busybox:other";
+    await pushFixture(registry, "single", { repo: "library/busybox", tag: "other" });
+    await ok(daemon, ["images", "pull", other]);
+    const archive = join(daemon.dir, "b.tar");
+    await ok(daemon, ["images", "export", archive, BUSYBOX]);
+    await ok(daemon, ["images", "import", "--name", other, archive]);
+    assertEquals(await target(daemon, other), b);
+    await collected(daemon, a, "import over a name");
+    assert((await ok(daemon, ["content", "ls", "-q"])).includes(b), "the new image stays");
+  },
+});
