@@ -165,3 +165,62 @@ Deno.test({
     assert((await ok(daemon, ["content", "ls", "-q"])).includes(b), "the new image stays");
   },
 });
+
+Deno.test({
+  name:
+    "the ingest of an import cut off by a kill -9 is removed after the restart; a cut-off pull's stays to resume",
+  ignore,
+  async fn() {
+    await using registry = await startRegistry();
+    await pushFixture(registry, "large", { repo: "library/big" });
+    const stall = blobStall(1 << 20, false);
+    await using proxy = startProxy(registry.url, stall);
+    await using first = await startDaemon({ registry: proxy });
+    await ok(first, ["images", "pull", "big"]);
+    const archive = join(first.dir, "big.tar");
+    await ok(first, ["images", "export", archive, "docker.io/library/big:latest"]);
+    await ok(first, ["images", "rm", "--sync", "docker.io/library/big:latest"]);
+
+    // Half of the archive, then the daemon dies.
+    const bytes = await Deno.readFile(archive);
+    const cli = new Deno.Command(TUG, {
+      args: ["-a", first.address, "images", "import", "-"],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const writer = cli.stdin.getWriter();
+    await writer.write(bytes.subarray(0, bytes.length >> 1));
+    const importing = () =>
+      [...ingests(first)].some(([ref, n]) => ref.startsWith("default/import-") && n > 0);
+    await waitFor("an import ingest", () => importing() || undefined, 20_000);
+    await first.kill9();
+    await writer.abort().catch(() => {});
+    await cli.status;
+
+    // A pull cut off the same way.
+    const second = await first.restart();
+    stall.on = true;
+    const resumable = () =>
+      [...ingests(first)].some(([ref, n]) => !ref.includes("/import-") && n >= 1 << 20);
+    await killDuringPull(second, "big", resumable);
+    assert(resumable(), "the pull's ingest is there");
+
+    const third = await first.restart();
+    await waitFor("the import's ingest removed", () => importing() ? undefined : true, 10_000);
+    await waitFor(
+      "a collection",
+      () => third.log().includes('msg="garbage collected"') || undefined,
+      10_000,
+    );
+    assert(resumable(), "the pull's ingest stays, to resume");
+    assertEquals(
+      [...ingests(third).keys()].filter((r) => r.includes("/import-")),
+      [],
+    );
+    const df = JSON.parse(await ok(third, ["system", "df", "--json"]));
+    assertEquals(df.ingests.count, ingests(third).size, "only the pull's partial downloads count");
+    stall.on = false;
+    await ok(third, ["images", "pull", "big"]);
+  },
+});
