@@ -24,11 +24,22 @@ import type { GcResult, ImageService } from "../images/mod.ts";
 import { OCI_VERSION, VERSION } from "../version.ts";
 import type { Config } from "./config.ts";
 import { EventBus } from "./events.ts";
+import { exists } from "../util/fs.ts";
 import { collectSoon } from "../util/gc.ts";
+import { join } from "../util/path.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { type DaemonMetrics, daemonMetrics } from "./metrics.ts";
 
 export type { GcResult, ImageService, ShimInfo };
+
+/**
+ * A file in the root that says the image store may hold garbage no
+ * collection has seen: made when the image service opens, removed when the
+ * daemon closes cleanly with no collection pending. A daemon that finds it
+ * at start (its predecessor was killed, or stopped before a scheduled
+ * collection ran) collects in the background.
+ */
+export const GC_PENDING_FILE = "gc-pending";
 
 /** A typed name for a service one plugin provides and others use. */
 export class ServiceKey<T> {
@@ -73,6 +84,8 @@ export class DaemonContext {
   #images: Promise<ImageService> | undefined;
   #gcTimer: ReturnType<typeof setTimeout> | undefined;
   #gcRunning: Promise<unknown> = Promise.resolve();
+  #gcCancelled = false;
+  #gcFailed = false;
   #closed = false;
 
   constructor(options: DaemonContextOptions) {
@@ -106,6 +119,7 @@ export class DaemonContext {
     }
     if (!this.#images) {
       const opening = this.#openImages(this).then((images) => {
+        this.#markGcPending();
         this.#removeStaleLeases(images);
         return images;
       });
@@ -136,6 +150,31 @@ export class DaemonContext {
       });
     }
     if (removed.length > 0) this.scheduleGc();
+  }
+
+  get #gcPendingPath(): string {
+    return join(this.config.root, GC_PENDING_FILE);
+  }
+
+  #markGcPending(): void {
+    try {
+      if (!exists(this.#gcPendingPath)) Deno.writeTextFileSync(this.#gcPendingPath, "");
+    } catch (err) {
+      this.log.warn("cannot mark a collection pending", { error: String(err) });
+    }
+  }
+
+  /**
+   * At start: schedules a collection when the last daemon on this root may
+   * have left garbage ({@link GC_PENDING_FILE}). It runs in the background,
+   * `images.gc_delay` later, and opens the image service (which removes
+   * that daemon's leases first).
+   */
+  collectLeftovers(): void {
+    if (exists(this.#gcPendingPath)) {
+      this.log.debug("collecting what the last daemon may have left");
+      this.scheduleGc();
+    }
   }
 
   /** True once the image service was asked for. */
@@ -194,9 +233,15 @@ export class DaemonContext {
     const run = this.#gcRunning.catch(() => {}).then(async () => {
       const images = await this.images();
       const start = performance.now();
-      const result = await images.gc();
-      this.recordGc(result, (performance.now() - start) / 1000);
-      return result;
+      try {
+        const result = await images.gc();
+        this.recordGc(result, (performance.now() - start) / 1000);
+        this.#gcFailed = false;
+        return result;
+      } catch (err) {
+        this.#gcFailed = true;
+        throw err;
+      }
     });
     this.#gcRunning = run;
     return run;
@@ -220,9 +265,15 @@ export class DaemonContext {
     this.log.debug("garbage collected", removed);
   }
 
-  /** Begins the shutdown: aborts {@link DaemonContext.signal}, ends event subscriptions, cancels a pending GC. */
+  /**
+   * Begins the shutdown: aborts {@link DaemonContext.signal}, ends event
+   * subscriptions, cancels a pending GC (the next daemon runs it).
+   */
   shutdown(): void {
-    if (this.#gcTimer !== undefined) clearTimeout(this.#gcTimer);
+    if (this.#gcTimer !== undefined) {
+      clearTimeout(this.#gcTimer);
+      this.#gcCancelled = true;
+    }
     this.#gcTimer = undefined;
     this.#shutdown.abort(new FailedPrecondition("The daemon is shutting down"));
     this.events.close();
@@ -244,6 +295,9 @@ export class DaemonContext {
     if (this.#images) {
       const images = await this.#images.catch(() => undefined);
       await images?.close();
+      if (images && !this.#gcCancelled && !this.#gcFailed) {
+        await Deno.remove(this.#gcPendingPath).catch(() => {});
+      }
     }
   }
 }

@@ -199,6 +199,11 @@ function existing(images: ImageService, namespace: string, name: string): Image 
   }
 }
 
+/** True when a name that named `before` now names another target: the old one may be garbage. */
+function retargeted(before: Image | undefined, after: Image): boolean {
+  return before !== undefined && before.target.digest !== after.target.digest;
+}
+
 /**
  * An image service for one request: the daemon's, or (for plain HTTP, no
  * TLS verification or credentials) a view over the same stores with its own
@@ -278,6 +283,7 @@ export async function pullImage(
     });
     m.pulls.inc({ result: "success" });
     m.pullBytes.inc({}, result.stats.bytes);
+    if (retargeted(before, result.image)) ctx.scheduleGc();
     ctx.publish(namespace, before ? TOPICS.imageUpdate : TOPICS.imageCreate, {
       name: result.image.name,
       target: result.image.target.digest,
@@ -379,6 +385,7 @@ export async function tagImage(
     name: image.name,
     target: image.target.digest,
   });
+  if (retargeted(before, image)) ctx.scheduleGc();
   return (await infos(images, request.namespace, [image]))[0]!;
 }
 
@@ -393,7 +400,7 @@ export async function importImages(
 ): Promise<ImportResultInfo> {
   const images = await ctx.images();
   const { namespace } = options;
-  const before = new Set(images.list({ namespace }).map((i) => i.name));
+  const before = new Map(images.list({ namespace }).map((i) => [i.name, i]));
   // An upload that stalls would hold the daemon's shutdown up.
   const upload = passThrough(input, {
     signal: ctx.signal,
@@ -410,6 +417,7 @@ export async function importImages(
       target: image.target.digest,
     });
   }
+  if (result.images.some((i) => retargeted(before.get(i.name), i))) ctx.scheduleGc();
   ctx.log.info("imported images", {
     namespace,
     format: result.format,

@@ -216,6 +216,7 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
         .catch((err) => log.warn("sd_notify failed", { state, error: String(err) }));
     await notify("READY=1");
     collectSoon(); // what start-up alone faulted in and allocated
+    ctx.collectLeftovers(); // in the background, once serving
     log.info("serving", {
       address,
       metrics: metricsAddress,

@@ -131,6 +131,19 @@ export interface SnapshotUsage {
 }
 
 /**
+ * The ref prefix of an import's ingests. Each is named afresh
+ * (`import-<uuid>`), so nothing can resume one: garbage collection aborts
+ * them as soon as no lease holds them, while a pull's ingest (named by its
+ * digest) is kept for the grace period, to resume.
+ */
+export const IMPORT_INGEST_PREFIX = "import-";
+
+/** True for a backing ingest ref (`namespace/ref`) that no writer can ever resume. */
+export function oneShotIngest(backendRef: string): boolean {
+  return backendRef.slice(backendRef.indexOf("/") + 1).startsWith(IMPORT_INGEST_PREFIX);
+}
+
+/**
  * A snapshotter (containerd's model): `prepare` makes a writable active
  * snapshot on top of a committed parent, `view` a read-only one, `commit`
  * turns an active snapshot into a committed one with a name (a chain ID for

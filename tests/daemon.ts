@@ -47,6 +47,8 @@ export interface TestDaemonOptions {
   containersConfig?: string;
   /** Snapshotter (default overlayfs when the kernel has it, else native). */
   snapshotter?: "overlayfs" | "native";
+  /** `images.gc_delay` (default "100ms"). */
+  gcDelay?: string;
 }
 
 /** A running test daemon. */
@@ -70,9 +72,10 @@ export interface TestDaemon extends AsyncDisposable {
   kill9(): Promise<void>;
   /**
    * Starts a new daemon on this one's directory with the same options (a
-   * restart after a kill or a stop); this one's cleanup cleans it up first.
+   * restart after a kill or a stop), `changes` overriding some of them;
+   * this one's cleanup cleans it up first.
    */
-  restart(): Promise<TestDaemon>;
+  restart(changes?: Omit<TestDaemonOptions, "dir">): Promise<TestDaemon>;
   /**
    * Removes the test's containers, stops the daemon (if running) and its
    * shims, unmounts and removes what is left, and removes the directory
@@ -121,7 +124,7 @@ level = "debug"
 
 [images]
 snapshotter = "${snapshotter}"
-gc_delay = "100ms"
+gc_delay = "${options.gcDelay ?? "100ms"}"
 
 [registry]
 config_path = "${certs}"
@@ -435,8 +438,8 @@ export async function startDaemon(options: TestDaemonOptions = {}): Promise<Test
     await reading;
   };
   const restarts: TestDaemon[] = [];
-  const restart = async () => {
-    const next = await startDaemon({ ...options, dir });
+  const restart = async (changes: Omit<TestDaemonOptions, "dir"> = {}) => {
+    const next = await startDaemon({ ...options, ...changes, dir });
     restarts.push(next);
     return next;
   };

@@ -10,7 +10,7 @@ import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { killDuringPull, startDaemon } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { requires } from "./harness.ts";
-import { startProxy, startRegistry } from "./registry.ts";
+import { blobStall, startProxy, startRegistry } from "./registry.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox");
 
@@ -38,13 +38,8 @@ Deno.test({
     await using registry = await startRegistry();
     await pushFixture(registry, "large", { repo: "library/big" });
     // The proxy holds the big layer's download after 1 MiB, so the pull is surely mid-way when killed.
-    let stalling = true;
-    await using proxy = startProxy(registry.url, {
-      stallAfter: (req) =>
-        (stalling && req.method === "GET" && new URL(req.url).pathname.includes("/blobs/"))
-          ? 1 << 20
-          : undefined,
-    });
+    const stall = blobStall(1 << 20);
+    await using proxy = startProxy(registry.url, stall);
     await using first = await startDaemon({ registry: proxy });
     const dir = first.dir;
     // Killed once the big layer's first MiB is in its ingest, so the next pull has something to resume.
@@ -55,7 +50,7 @@ Deno.test({
     assert(pull.code !== 0, "the pull fails when the daemon dies");
     assertStringIncludes(pull.stderr, "tug daemon");
 
-    stalling = false;
+    stall.on = false;
     const second = await first.restart();
     assertEquals(
       (await second.tug(["images", "ls", "-q"])).stdout,

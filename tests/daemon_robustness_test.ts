@@ -26,7 +26,7 @@ import {
 } from "./daemon.ts";
 import { pushFixture } from "./fixtures/mod.ts";
 import { ownCgroups, requires } from "./harness.ts";
-import { startProxy, startRegistry } from "./registry.ts";
+import { blobStall, startProxy, startRegistry } from "./registry.ts";
 import { type TaskInfo, TugClient } from "../mod.ts";
 
 const ignore = requires("root", "tug", "registry", "skopeo", "umoci", "busybox", "cgroup1");
@@ -237,13 +237,8 @@ Deno.test({
     await using registry = await startRegistry();
     await pushFixture(registry, "busybox", { repo: "library/busybox" });
     await pushFixture(registry, "large", { repo: "library/big" });
-    let stalling = false;
-    await using proxy = startProxy(registry.url, {
-      stallAfter: (req) =>
-        stalling && req.method === "GET" && new URL(req.url).pathname.includes("/blobs/")
-          ? 1 << 20
-          : undefined,
-    });
+    const stall = blobStall(1 << 20, false);
+    await using proxy = startProxy(registry.url, stall);
     await using first = await startDaemon({ registry: proxy });
     const dir = first.dir;
     await ok(first, ["images", "pull", BUSYBOX]);
@@ -276,7 +271,7 @@ Deno.test({
     const before = await tasks(first);
     const pid = (id: string) => before.find((t) => t.id === id)!.pid;
 
-    stalling = true;
+    stall.on = true;
     const pull = await killDuringPull(first, "big");
     assertStringIncludes(pull.out, "downloading");
     assert(pull.code !== 0, "the pull fails when the daemon dies");
@@ -301,7 +296,7 @@ Deno.test({
       );
     }
 
-    stalling = false;
+    stall.on = false;
     const second = await first.restart();
     const after = await tasks(second);
     const keeps = after.find((t) => t.id === "keeps");

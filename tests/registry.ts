@@ -572,6 +572,24 @@ export interface ProxyOptions {
   hold?: (req: Request) => Promise<void> | undefined;
 }
 
+/**
+ * A `stallAfter` for {@link startProxy} that, while `on`, holds every blob
+ * download after `bytes` (a pull surely mid-way).
+ */
+export function blobStall(bytes: number, on = true): {
+  on: boolean;
+  stallAfter: (req: Request) => number | undefined;
+} {
+  const stall = {
+    on,
+    stallAfter: (req: Request) =>
+      stall.on && req.method === "GET" && new URL(req.url).pathname.includes("/blobs/")
+        ? bytes
+        : undefined,
+  };
+  return stall;
+}
+
 /** A loopback HTTP proxy in front of a registry. */
 export interface TestProxy {
   host: string;

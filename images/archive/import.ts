@@ -29,7 +29,13 @@
 import { AlreadyExists, InvalidArgument, NotFound } from "../../errors.ts";
 import { Digester, digestOf, parseDigest } from "../content/digest.ts";
 import { formatReference, parseReference } from "../registry/reference.ts";
-import { type ContentStore, type Descriptor, type Digest, MEDIA_TYPES } from "../types.ts";
+import {
+  type ContentStore,
+  type Descriptor,
+  type Digest,
+  IMPORT_INGEST_PREFIX,
+  MEDIA_TYPES,
+} from "../types.ts";
 import { concat } from "../../util/bytes.ts";
 import { decompressed, detectCompression, readTar } from "./_tar.ts";
 
@@ -235,7 +241,7 @@ class Importer {
     body: AsyncIterable<Uint8Array>,
     args: { size: number; expected: Digest | undefined },
   ): Promise<FileRec> {
-    const ref = `import-${crypto.randomUUID()}`;
+    const ref = `${IMPORT_INGEST_PREFIX}${crypto.randomUUID()}`;
     const head: Uint8Array[] = [];
     let headSize = 0;
     const keepHead = (chunk: Uint8Array) => {
@@ -304,7 +310,7 @@ class Importer {
       return { digest: file.digest, size: file.size };
     }
     this.#referenced.add(file.digest);
-    const ref = `import-${crypto.randomUUID()}`;
+    const ref = `${IMPORT_INGEST_PREFIX}${crypto.randomUUID()}`;
     try {
       const w = await this.#content.writer(ref, { expected: file.digest, total: file.data.length });
       this.#openIngests.add(ref);

@@ -9,13 +9,20 @@
  * unmarked records go, expired leases go, blobs no namespace records are
  * deleted from the content store, snapshots no namespace records are removed
  * from their snapshotter (children before parents), stale ingests no lease
- * holds are aborted.
+ * holds are aborted (an import's at once: nothing can resume it).
  *
  * @module
  */
 
 import { NotFound } from "../../errors.ts";
-import type { ContentStore, Digest, IngestStatus, SnapshotInfo, Snapshotter } from "../types.ts";
+import {
+  type ContentStore,
+  type Digest,
+  type IngestStatus,
+  oneShotIngest,
+  type SnapshotInfo,
+  type Snapshotter,
+} from "../types.ts";
 import { allRoots, type ChildrenCache, contentKey, markFully, snapshotKey } from "./_graph.ts";
 import type { MetadataStore } from "./db.ts";
 
@@ -66,8 +73,9 @@ export async function collectGarbage(db: MetadataStore, options: GcOptions): Pro
   const cache: ChildrenCache = new Map();
   const ingestStatus = new Map<string, IngestStatus>();
   for (const s of await options.content.listIngests()) ingestStatus.set(s.ref, s);
+  // An import's ingest no lease holds is dead at once (nothing can resume it).
   const stale = (s: IngestStatus | undefined) =>
-    s === undefined || now.getTime() - s.updatedAt.getTime() >= grace;
+    s === undefined || oneShotIngest(s.ref) || now.getTime() - s.updatedAt.getTime() >= grace;
   let leasedIngests = new Set<string>();
 
   const result: GcResult = {

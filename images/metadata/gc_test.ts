@@ -244,6 +244,34 @@ Deno.test("collectGarbage() aborts stale ingests no lease holds and keeps the ot
   });
 });
 
+Deno.test("collectGarbage() aborts an import's ingest no lease holds at once, a pull's after the grace period", async () => {
+  await withEnv(async ({ db, backend }) => {
+    db.leases.create("default", { id: "import" });
+    const leased = db.contentStore("default", backend, { lease: "import" });
+    const plain = db.contentStore("default", backend);
+    for (
+      const [store, ref] of [[leased, "import-live"], [plain, "import-dead"], [
+        plain,
+        "layer-sha256:1",
+      ]] as const
+    ) {
+      const w = await store.writer(ref);
+      await w.write(enc.encode("partial"));
+      await w.close();
+    }
+    // An import ingest written outside the metadata store (its record lost) goes too.
+    const orphan = await backend.writer("default/import-orphan");
+    await orphan.write(enc.encode("partial"));
+    await orphan.close();
+    const result = await collectGarbage(db, { content: backend });
+    assertEquals(result.ingests.sort(), ["default/import-dead", "default/import-orphan"]);
+    assertEquals((await plain.listIngests()).map((i) => i.ref).sort(), [
+      "import-live",
+      "layer-sha256:1",
+    ]);
+  });
+});
+
 Deno.test("collectGarbage() does not remove a blob committed while it runs under a lease", async () => {
   await withEnv(async ({ db, backend }) => {
     db.leases.create("default", { id: "pull" });
