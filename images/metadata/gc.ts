@@ -62,6 +62,15 @@ export interface GcResult {
 export const INGEST_GRACE_PERIOD = 24 * 60 * 60 * 1000;
 
 /**
+ * True when ingest `s`, which no lease holds, may be aborted at `now`: an
+ * import's at once (nothing can resume it), a pull's once its last write is
+ * `grace` milliseconds old.
+ */
+export function ingestAbandoned(s: IngestStatus, now: Date, grace: number): boolean {
+  return oneShotIngest(s.ref) || now.getTime() - s.updatedAt.getTime() >= grace;
+}
+
+/**
  * Collects garbage across every namespace of `db` (see the module
  * documentation). Safe to run while pulls and other writes go on: a write
  * through a namespaced view holds a lock that the sweep of the backing
@@ -73,9 +82,7 @@ export async function collectGarbage(db: MetadataStore, options: GcOptions): Pro
   const cache: ChildrenCache = new Map();
   const ingestStatus = new Map<string, IngestStatus>();
   for (const s of await options.content.listIngests()) ingestStatus.set(s.ref, s);
-  // An import's ingest no lease holds is dead at once (nothing can resume it).
-  const stale = (s: IngestStatus | undefined) =>
-    s === undefined || oneShotIngest(s.ref) || now.getTime() - s.updatedAt.getTime() >= grace;
+  const stale = (s: IngestStatus | undefined) => s === undefined || ingestAbandoned(s, now, grace);
   let leasedIngests = new Set<string>();
 
   const result: GcResult = {

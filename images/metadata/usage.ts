@@ -7,10 +7,10 @@
  */
 
 import { NotFound } from "../../errors.ts";
-import { type ContentStore, oneShotIngest, type Snapshotter } from "../types.ts";
+import type { ContentStore, Snapshotter } from "../types.ts";
 import { allRoots, type ChildrenCache, imageRoots, mark, markFully, type State } from "./_graph.ts";
 import type { MetadataStore } from "./db.ts";
-import { INGEST_GRACE_PERIOD } from "./gc.ts";
+import { INGEST_GRACE_PERIOD, ingestAbandoned } from "./gc.ts";
 
 /** Disk usage of one image. */
 export interface ImageUsage {
@@ -177,9 +177,7 @@ export async function diskUsage(
       ingests.count++;
       ingests.size += s.offset;
       const leased = leasedIngests.has(`${ing.namespace}\0${ing.ref}`);
-      if (!leased && (oneShotIngest(s.ref) || now.getTime() - s.updatedAt.getTime() >= grace)) {
-        staleIngests += s.offset;
-      }
+      if (!leased && ingestAbandoned(s, now, grace)) staleIngests += s.offset;
     }
   }
   const recordedElsewhere = new Set<string>();
