@@ -94,10 +94,6 @@ function describeTimeout(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
-function isAbort(err: unknown): boolean {
-  return err instanceof DOMException && err.name === "AbortError";
-}
-
 /**
  * `body` as fetch sends it, noting whether any of it was read (the request
  * reached the daemon) and the error reading it gave, if any.
@@ -183,17 +179,7 @@ export class Transport {
           { cause },
         );
       }
-      if (
-        sending?.started && !timeoutSignal?.aborted && !isAbort(err) && !this.#connectError(err)
-      ) {
-        throw new Unavailable(
-          `Lost the connection to the tug daemon at ${this.address} during ${what}: it closed the connection before answering (${
-            err instanceof Error ? err.message : String(err)
-          })`,
-          { cause: err },
-        );
-      }
-      throw this.#transportError(err, what, timeoutSignal);
+      throw this.#transportError(err, what, timeoutSignal, sending?.started);
     }
     if (res.ok) return timeoutSignal ? this.#guardBody(res, what, timeoutSignal) : res;
     throw await answerError(res.status, () => res.json(), what);
@@ -368,8 +354,23 @@ export class Transport {
     });
   }
 
-  /** The error naming why the daemon's socket could not be connected to, if that is what `err` says. */
-  #connectError(err: unknown): Error | undefined {
+  /**
+   * Why a request failed before its answer came: timed out, given up, the
+   * socket not there, or, once the request's body was being sent
+   * (`bodySent`), the daemon lost during it.
+   */
+  #transportError(
+    err: unknown,
+    what: string,
+    timeout: AbortSignal | undefined,
+    bodySent = false,
+  ): Error {
+    if (timeout?.aborted) {
+      return new Unavailable(`Request timed out after ${describeTimeout(this.timeout)}: ${what}`, {
+        cause: err,
+      });
+    }
+    if (err instanceof DOMException && err.name === "AbortError") return err;
     const message = err instanceof Error
       ? `${err.message} ${(err.cause as Error | undefined)?.message ?? ""}`
       : "";
@@ -385,24 +386,16 @@ export class Transport {
         { cause: err },
       );
     }
-    return undefined;
-  }
-
-  #transportError(err: unknown, what: string, timeout: AbortSignal | undefined): Error {
-    if (timeout?.aborted) {
-      return new Unavailable(`Request timed out after ${describeTimeout(this.timeout)}: ${what}`, {
-        cause: err,
-      });
+    const reason = err instanceof Error ? err.message : String(err);
+    if (bodySent) {
+      return new Unavailable(
+        `Lost the connection to the tug daemon at ${this.address} during ${what}: it closed the connection before answering (${reason})`,
+        { cause: err },
+      );
     }
-    if (isAbort(err)) return err as Error;
-    const connect = this.#connectError(err);
-    if (connect) return connect;
-    return new Unavailable(
-      `Cannot reach the tug daemon at ${this.address}: ${
-        err instanceof Error ? err.message : String(err)
-      }`,
-      { cause: err },
-    );
+    return new Unavailable(`Cannot reach the tug daemon at ${this.address}: ${reason}`, {
+      cause: err,
+    });
   }
 
   /** Closes the connection pool. */
