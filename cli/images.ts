@@ -7,6 +7,7 @@
  */
 
 import { InvalidArgument, NotFound, type PullOptions } from "../mod.ts";
+import { dirname } from "../util/path.ts";
 import { humanSize } from "../util/units.ts";
 import { boolFlag, type FlagSpec, type ParsedArgs, stringFlag } from "./args.ts";
 import {
@@ -308,7 +309,7 @@ const exportVerb: Verb = {
       file = await Deno.open(tmp, { write: true, create: true, truncate: true });
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
-        throw new NotFound(`Export to ${out}: no such directory ${directoryOf(out!)}`, {
+        throw new NotFound(`Export to ${out}: no such directory ${dirname(out!)}`, {
           cause: err,
         });
       }
@@ -331,12 +332,6 @@ const exportVerb: Verb = {
     return 0;
   },
 };
-
-/** The directory part of `path` (no node:path in the CLI: it would set up Deno's Node compatibility). */
-function directoryOf(path: string): string {
-  const slash = path.replace(/\/+$/, "").lastIndexOf("/");
-  return slash < 0 ? "." : path.slice(0, slash) || "/";
-}
 
 /** Until disposed, SIGINT or SIGTERM removes `path` and exits with 128 + the signal's number. */
 function removeOnSignal(path: string): Disposable {
