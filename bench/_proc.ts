@@ -116,6 +116,11 @@ export async function check(
   return out.stdout;
 }
 
+/** The path of program `cmd` found on PATH; throws when there is none. */
+export async function which(cmd: string): Promise<string> {
+  return (await check("sh", ["-c", `command -v ${cmd}`])).trim();
+}
+
 /** Wall time of a command in milliseconds; throws when it fails. */
 export async function timed(
   cmd: string,

@@ -28,7 +28,7 @@ import { join } from "node:path";
 import { RUN_FLAGS } from "../self.ts";
 import { startRegistry } from "../tests/registry.ts";
 import { startTugDaemon, TUG } from "./_daemon.ts";
-import { evictFromPageCache, exec, sampleRss } from "./_proc.ts";
+import { evictFromPageCache, exec, sampleRss, which } from "./_proc.ts";
 
 const DENO = new URL("../tools/deno", import.meta.url).pathname;
 const CHILD = new URL("./_pull_child.ts", import.meta.url).pathname;
@@ -108,8 +108,7 @@ export async function copyCtrBinaries(dir: string): Promise<CtrBinaries> {
   await Deno.mkdir(dir, { recursive: true });
   const copies = { containerd: join(dir, "containerd"), ctr: join(dir, "ctr") };
   for (const [name, to] of Object.entries(copies)) {
-    const from = (await sh("sh", ["-c", `command -v ${name}`])).trim();
-    await Deno.copyFile(await Deno.realPath(from), to);
+    await Deno.copyFile(await Deno.realPath(await which(name)), to);
     await Deno.chmod(to, 0o755);
     await evictFromPageCache(to);
   }

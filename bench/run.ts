@@ -61,6 +61,7 @@ import {
   sleep,
   unmountUnder,
   versionOf,
+  which,
 } from "./_proc.ts";
 import {
   type Comparison,
@@ -729,10 +730,6 @@ async function versions(tugPath: string): Promise<Record<string, string>> {
 
 /** The anchors' programs that the runs start. */
 const ANCHOR_BINARIES = ["containerd", "ctr", "containerd-shim-runc-v2", "runc", "crun"];
-
-async function which(cmd: string): Promise<string> {
-  return (await check("sh", ["-c", `command -v ${cmd}`])).trim();
-}
 
 async function main(): Promise<number> {
   await inPrivateMountNamespace(new URL(import.meta.url));
